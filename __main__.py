@@ -1,0 +1,85 @@
+"""tfserving-gke: one TF Serving experiment on GKE per Pulumi stack.
+
+settings -> experiment design -> cluster -> image -> serving workload -> outputs.
+Every decision is made (and every bad setting rejected) before the first resource.
+"""
+
+import pulumi
+
+from infra.build_context import write_build_context
+from infra.components.cluster import ClusterArgs, GkeCluster
+from infra.components.image import ImageArgs, ServingImage
+from infra.components.workload import ServingWorkload
+from infra.errors import ConfigError, ModelSourceError
+from infra.experiment import design_experiment
+from infra.manifests import render_manifests
+from infra.model import inspect_local_model
+from infra.naming import cluster_name, cost_labels, node_service_account_id, repository_id
+from infra.settings import PROJECT_DIR
+from infra.stack_config import settings_from_pulumi
+from infra.tfserving import GRPC_PORT, REST_PORT, model_status_path
+
+try:
+    settings = settings_from_pulumi()
+    design = design_experiment(settings)
+    model = inspect_local_model(
+        PROJECT_DIR / settings.model_source, settings.model_name, settings.model_version
+    )
+    context = write_build_context(model, settings.tf_serving_version, PROJECT_DIR)
+except (ConfigError, ModelSourceError) as error:
+    raise pulumi.RunError(str(error)) from None
+
+for warning in (*design.warnings, *model.warnings):
+    pulumi.log.warn(warning)
+labels = cost_labels(settings.project, settings.stack, settings.experiment)
+
+cluster = GkeCluster(
+    "cluster",
+    ClusterArgs(
+        gcp_project=settings.gcp_project,
+        cluster_name=cluster_name(settings.stack),
+        location=settings.cluster_location,
+        release_channel=settings.release_channel,
+        node_service_account_id=node_service_account_id(settings.stack),
+        machine_type=design.shape.machine_type,
+        node_count=settings.node_count,
+        spot=settings.spot,
+        disk_type=settings.disk_type,
+        disk_size_gb=settings.disk_size_gb,
+        labels=labels,
+    ),
+)
+image = ServingImage(
+    "image",
+    ImageArgs(
+        gcp_project=settings.gcp_project,
+        region=settings.region,
+        repository_id=repository_id(settings.stack),
+        image_repository=settings.model_name.lower(),
+        image_tag=context.image_tag,
+        context_dir=context.directory.as_posix(),
+        labels=labels,
+    ),
+    reader_service_account_email=cluster.node_service_account_email,
+)
+workload = ServingWorkload(
+    "serving", render_manifests(design, image.repo_digest), provider=cluster.provider
+)
+
+status_path = model_status_path(settings.model_name)
+pulumi.export("experiment", settings.experiment)
+pulumi.export("machineType", design.shape.machine_type)
+pulumi.export("nodeCount", design.nodes_total)
+pulumi.export("replicas", design.replicas)
+pulumi.export("clusterName", cluster.cluster_name)
+pulumi.export("kubeconfig", cluster.kubeconfig)
+pulumi.export("imageDigest", image.repo_digest)
+pulumi.export("modelSha256", model.sha256)
+pulumi.export("restEndpoint", workload.service_ip.apply(lambda ip: f"http://{ip}:{REST_PORT}"))
+pulumi.export("grpcEndpoint", workload.service_ip.apply(lambda ip: f"{ip}:{GRPC_PORT}"))
+pulumi.export(
+    "modelStatusCurl",
+    workload.service_ip.apply(lambda ip: f"curl -sS http://{ip}:{REST_PORT}{status_path}"),
+)
+pulumi.export("costUsdPerHour", round(design.cost.usd_per_hour, 4))
+pulumi.export("costUsdPerMonth", round(design.cost.usd_per_month, 2))

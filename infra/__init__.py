@@ -1,0 +1,1 @@
+"""tfserving-gke: TensorFlow Serving experiments on GKE, declared with Pulumi."""

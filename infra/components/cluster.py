@@ -1,0 +1,197 @@
+"""The GKE cluster, its serving node pool, the nodes' identity, and a Kubernetes provider."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_gcp as gcp
+import pulumi_kubernetes as k8s
+
+from infra.naming import NODE_POOL_NAME
+
+# What nodes need and no more: write logs and metrics, and read the image (granted on
+# the repository itself by the image component).
+NODE_ROLES = (
+    "roles/logging.logWriter",
+    "roles/monitoring.metricWriter",
+    "roles/monitoring.viewer",
+    "roles/stackdriver.resourceMetadata.writer",
+)
+REQUIRED_APIS = ("container.googleapis.com", "artifactregistry.googleapis.com")
+CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+
+
+@dataclass(frozen=True)
+class ClusterArgs:
+    """Decided values for the cluster; nothing here is computed by the component."""
+
+    gcp_project: str
+    cluster_name: str
+    location: str
+    release_channel: str
+    node_service_account_id: str
+    machine_type: str
+    node_count: int
+    spot: bool
+    disk_type: str
+    disk_size_gb: int
+    labels: dict[str, str]
+
+
+def _kubeconfig(name: str, endpoint: str, ca_certificate: str) -> str:
+    """A kubeconfig that authenticates with gke-gcloud-auth-plugin (no static credentials)."""
+    context = f"gke_{name}"
+    return json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": context,
+                    "cluster": {
+                        "server": f"https://{endpoint}",
+                        "certificate-authority-data": ca_certificate,
+                    },
+                }
+            ],
+            "contexts": [{"name": context, "context": {"cluster": context, "user": context}}],
+            "current-context": context,
+            "users": [
+                {
+                    "name": context,
+                    "user": {
+                        "exec": {
+                            "apiVersion": "client.authentication.k8s.io/v1beta1",
+                            "command": "gke-gcloud-auth-plugin",
+                            "installHint": "Install gke-gcloud-auth-plugin: "
+                            "gcloud components install gke-gcloud-auth-plugin",
+                            "provideClusterInfo": True,
+                        }
+                    },
+                }
+            ],
+        }
+    )
+
+
+class GkeCluster(pulumi.ComponentResource):
+    """A hardened zonal (or regional) GKE cluster with one E2 serving node pool."""
+
+    kubeconfig: pulumi.Output[str]
+    provider: k8s.Provider
+    node_service_account_email: pulumi.Output[str]
+    cluster_name: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("tfserving-gke:infra:GkeCluster", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+
+        apis = [
+            gcp.projects.Service(
+                f"{name}-api-{api.split('.')[0]}",
+                project=args.gcp_project,
+                service=api,
+                # Other stacks in the project use the API too: never switch it off on destroy.
+                disable_on_destroy=False,
+                opts=child,
+            )
+            for api in REQUIRED_APIS
+        ]
+        after_apis = pulumi.ResourceOptions(parent=self, depends_on=apis)
+
+        node_account = gcp.serviceaccount.Account(
+            f"{name}-nodes",
+            project=args.gcp_project,
+            account_id=args.node_service_account_id,
+            display_name=f"GKE nodes of {args.cluster_name} (tfserving-gke)",
+            opts=child,
+        )
+        self.node_service_account_email = node_account.email
+        role_bindings = [
+            gcp.projects.IAMMember(
+                f"{name}-nodes-{role.split('/')[1].replace('.', '-')}",
+                project=args.gcp_project,
+                role=role,
+                member=node_account.email.apply(lambda email: f"serviceAccount:{email}"),
+                opts=child,
+            )
+            for role in NODE_ROLES
+        ]
+
+        node_config_common = {
+            "service_account": node_account.email,
+            "oauth_scopes": [CLOUD_PLATFORM_SCOPE],
+            "shielded_instance_config": {
+                "enable_secure_boot": True,
+                "enable_integrity_monitoring": True,
+            },
+            "workload_metadata_config": {"mode": "GKE_METADATA"},
+            "metadata": {"disable-legacy-endpoints": "true"},
+        }
+        cluster = gcp.container.Cluster(
+            name,
+            project=args.gcp_project,
+            name=args.cluster_name,
+            location=args.location,
+            # The default pool only exists while the cluster is created.
+            initial_node_count=1,
+            remove_default_node_pool=True,
+            node_config=node_config_common,
+            deletion_protection=False,
+            release_channel={"channel": args.release_channel},
+            workload_identity_config={"workload_pool": f"{args.gcp_project}.svc.id.goog"},
+            # Dataplane V2 enforces NetworkPolicy.
+            datapath_provider="ADVANCED_DATAPATH",
+            networking_mode="VPC_NATIVE",
+            ip_allocation_policy={},
+            enable_shielded_nodes=True,
+            cost_management_config={"enabled": True},
+            resource_labels=args.labels,
+            opts=pulumi.ResourceOptions.merge(
+                after_apis, pulumi.ResourceOptions(ignore_changes=["nodeConfig"])
+            ),
+        )
+        self.cluster_name = cluster.name
+
+        node_pool = gcp.container.NodePool(
+            f"{name}-{NODE_POOL_NAME}",
+            project=args.gcp_project,
+            name=NODE_POOL_NAME,
+            cluster=cluster.name,
+            location=cluster.location,
+            node_count=args.node_count,
+            node_config={
+                **node_config_common,
+                "machine_type": args.machine_type,
+                "disk_type": args.disk_type,
+                "disk_size_gb": args.disk_size_gb,
+                "image_type": "COS_CONTAINERD",
+                "spot": args.spot,
+                "labels": args.labels,
+                "resource_labels": args.labels,
+            },
+            management={"auto_repair": True, "auto_upgrade": True},
+            upgrade_settings={"max_surge": 1, "max_unavailable": 0},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=role_bindings),
+        )
+
+        self.kubeconfig = pulumi.Output.secret(
+            pulumi.Output.all(
+                cluster.name, cluster.endpoint, cluster.master_auth.cluster_ca_certificate
+            ).apply(lambda parts: _kubeconfig(parts[0], parts[1], parts[2]))
+        )
+        self.provider = k8s.Provider(
+            f"{name}-k8s",
+            kubeconfig=self.kubeconfig,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[node_pool]),
+        )
+        self.register_outputs(
+            {
+                "cluster_name": self.cluster_name,
+                "node_service_account_email": self.node_service_account_email,
+            }
+        )

@@ -1,0 +1,98 @@
+"""The Artifact Registry repository and the TF Serving image with the model baked in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_docker as docker
+import pulumi_gcp as gcp
+
+# Keep the last few images for rollbacks; delete the rest and anything untagged.
+KEEP_RECENT_VERSIONS = 5
+
+
+@dataclass(frozen=True)
+class ImageArgs:
+    """Decided values for the image: where it goes and what it is built from."""
+
+    gcp_project: str
+    region: str
+    repository_id: str
+    image_repository: str
+    image_tag: str
+    context_dir: str
+    labels: dict[str, str]
+
+
+def registry_host(region: str) -> str:
+    return f"{region}-docker.pkg.dev"
+
+
+class ServingImage(pulumi.ComponentResource):
+    """Builds the serving image, pushes it, and exposes its reference by digest."""
+
+    image_name: pulumi.Output[str]
+    repo_digest: pulumi.Output[str]
+
+    def __init__(
+        self,
+        name: str,
+        args: ImageArgs,
+        reader_service_account_email: pulumi.Input[str],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("tfserving-gke:infra:ServingImage", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+
+        repository = gcp.artifactregistry.Repository(
+            f"{name}-repository",
+            project=args.gcp_project,
+            location=args.region,
+            repository_id=args.repository_id,
+            format="DOCKER",
+            description="TF Serving images of one tfserving-gke stack",
+            labels=args.labels,
+            cleanup_policy_dry_run=False,
+            cleanup_policies=[
+                {"id": "keep-recent", "action": "KEEP",
+                 "most_recent_versions": {"keep_count": KEEP_RECENT_VERSIONS}},
+                {"id": "delete-untagged", "action": "DELETE",
+                 "condition": {"tag_state": "UNTAGGED"}},
+            ],
+            opts=child,
+        )
+        gcp.artifactregistry.RepositoryIamMember(
+            f"{name}-node-reader",
+            project=args.gcp_project,
+            location=args.region,
+            repository=repository.repository_id,
+            role="roles/artifactregistry.reader",
+            member=pulumi.Output.from_input(reader_service_account_email).apply(
+                lambda email: f"serviceAccount:{email}"
+            ),
+            opts=child,
+        )
+
+        host = registry_host(args.region)
+        token = gcp.organizations.get_client_config_output().access_token
+        image = docker.Image(
+            f"{name}-serving",
+            image_name=repository.repository_id.apply(
+                lambda repo: f"{host}/{args.gcp_project}/{repo}/"
+                f"{args.image_repository}:{args.image_tag}"
+            ),
+            build=docker.DockerBuildArgs(
+                context=args.context_dir,
+                dockerfile=f"{args.context_dir}/Dockerfile",
+                platform="linux/amd64",
+            ),
+            registry=docker.RegistryArgs(
+                server=host, username="oauth2accesstoken", password=pulumi.Output.secret(token)
+            ),
+            skip_push=False,
+            opts=child,
+        )
+        self.image_name = image.image_name
+        self.repo_digest = image.repo_digest
+        self.register_outputs({"image_name": self.image_name, "repo_digest": self.repo_digest})

@@ -1,0 +1,62 @@
+"""The serving workload in the cluster: every object comes from infra.manifests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from infra.manifests import WorkloadManifests
+
+
+def _fields(manifest: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in manifest.items() if key not in ("apiVersion", "kind")}
+
+
+class ServingWorkload(pulumi.ComponentResource):
+    """Namespace, config, Deployment, Service, PodDisruptionBudget and NetworkPolicy."""
+
+    service_ip: pulumi.Output[str]
+
+    def __init__(
+        self,
+        name: str,
+        manifests: WorkloadManifests,
+        provider: k8s.Provider,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("tfserving-gke:infra:ServingWorkload", name, None, opts)
+        on_cluster = pulumi.ResourceOptions(parent=self, provider=provider)
+
+        namespace = k8s.core.v1.Namespace(
+            f"{name}-namespace", **_fields(manifests.namespace), opts=on_cluster
+        )
+        in_namespace = pulumi.ResourceOptions.merge(
+            on_cluster, pulumi.ResourceOptions(depends_on=[namespace])
+        )
+        configmap = k8s.core.v1.ConfigMap(
+            f"{name}-config", **_fields(manifests.configmap), opts=in_namespace
+        )
+        k8s.apps.v1.Deployment(
+            f"{name}-deployment",
+            **_fields(manifests.deployment),
+            opts=pulumi.ResourceOptions.merge(
+                in_namespace, pulumi.ResourceOptions(depends_on=[configmap])
+            ),
+        )
+        service = k8s.core.v1.Service(
+            f"{name}-service", **_fields(manifests.service), opts=in_namespace
+        )
+        k8s.policy.v1.PodDisruptionBudget(
+            f"{name}-pdb", **_fields(manifests.poddisruptionbudget), opts=in_namespace
+        )
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-network-policy", **_fields(manifests.networkpolicy), opts=in_namespace
+        )
+        self.service_ip = service.status.apply(
+            lambda status: status.load_balancer.ingress[0].ip
+            if status and status.load_balancer and status.load_balancer.ingress
+            else ""
+        )
+        self.register_outputs({"service_ip": self.service_ip})

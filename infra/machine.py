@@ -1,0 +1,191 @@
+"""E2 machine shapes, GKE node allocatable resources and TF Serving pod sizing.
+
+Pure functions over the facts in infra/data/e2.yaml and infra/data/gke.yaml.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from infra.data import load
+from infra.errors import ConfigError
+
+MIB_PER_GIB = 1024
+
+
+@dataclass(frozen=True)
+class MachineShape:
+    """One E2 machine type and what it offers."""
+
+    machine_type: str
+    vcpus: int
+    memory_mib: int
+    custom: bool
+    shared_core: bool
+    billed_vcpus: float
+
+    @property
+    def memory_gib(self) -> float:
+        return self.memory_mib / MIB_PER_GIB
+
+
+@dataclass(frozen=True)
+class Resources:
+    """CPU in millicores and memory in MiB."""
+
+    cpu_m: int
+    memory_mib: int
+
+    def __str__(self) -> str:
+        return f"{self.cpu_m}m CPU / {self.memory_mib} MiB"
+
+
+def predefined_machine_type(vcpus: int, memory_gib: float) -> str | None:
+    """The predefined E2 type with exactly this shape, if any."""
+    for family, spec in load("e2")["predefined"].items():
+        if vcpus in spec["vcpus"] and memory_gib == vcpus * spec["gib_per_vcpu"]:
+            return f"{family}-{vcpus}"
+    return None
+
+
+def check_custom_shape(vcpus: int, memory_mib: int, setting: str) -> None:
+    """Raise ConfigError unless (vcpus, memory) is a valid custom E2 shape."""
+    limits = load("e2")["custom"]
+    lo, hi, step = limits["min_vcpus"], limits["max_vcpus"], limits["vcpu_step"]
+    if not (lo <= vcpus <= hi and vcpus % step == 0):
+        raise ConfigError(
+            setting,
+            f"{vcpus} vCPUs is not an E2 shape: custom E2 takes {lo} to {hi} vCPUs in steps "
+            f"of {step}. Pick one of those, or set machineType to a predefined type.",
+        )
+    min_mib = math.ceil(vcpus * limits["min_gib_per_vcpu"] * MIB_PER_GIB)
+    max_mib = int(vcpus * limits["max_gib_per_vcpu"] * MIB_PER_GIB)
+    mem_step = limits["memory_step_mib"]
+    if not (min_mib <= memory_mib <= max_mib) or memory_mib % mem_step:
+        raise ConfigError(
+            setting,
+            f"{memory_mib / MIB_PER_GIB:g} GB with {vcpus} vCPUs is not an E2 shape: memory "
+            f"must be {min_mib / MIB_PER_GIB:g} to {max_mib / MIB_PER_GIB:g} GB "
+            f"({limits['min_gib_per_vcpu']:g} to {limits['max_gib_per_vcpu']:g} GB per vCPU) "
+            f"in multiples of {mem_step} MB.",
+        )
+
+
+def shape_from_size(vcpus: int, memory_gb: int) -> MachineShape:
+    """Predefined E2 type when one matches exactly, else e2-custom-<vcpus>-<MB>."""
+    memory_mib = memory_gb * MIB_PER_GIB
+    predefined = predefined_machine_type(vcpus, memory_gb)
+    if predefined:
+        return MachineShape(predefined, vcpus, memory_mib, False, False, float(vcpus))
+    check_custom_shape(vcpus, memory_mib, "nodeVcpus/nodeMemoryGb")
+    return MachineShape(f"e2-custom-{vcpus}-{memory_mib}", vcpus, memory_mib, True, False, vcpus)
+
+
+_CUSTOM = re.compile(r"^e2-custom-(\d+)-(\d+)$")
+_PREDEFINED = re.compile(r"^(e2-(?:standard|highmem|highcpu))-(\d+)$")
+
+
+def parse_machine_type(machine_type: str) -> MachineShape:
+    """Shape of an explicit E2 machine type name; ConfigError for anything else."""
+    e2 = load("e2")
+    if machine_type in e2["shared_core"]:
+        spec = e2["shared_core"][machine_type]
+        memory_mib = int(spec["memory_gib"] * MIB_PER_GIB)
+        # Shared-core E2 types expose 2 vCPUs to the guest whatever fraction is billed.
+        return MachineShape(machine_type, 2, memory_mib, False, True, float(spec["billed_vcpus"]))
+    if match := _CUSTOM.match(machine_type):
+        vcpus, memory_mib = int(match[1]), int(match[2])
+        check_custom_shape(vcpus, memory_mib, "machineType")
+        return MachineShape(machine_type, vcpus, memory_mib, True, False, float(vcpus))
+    if match := _PREDEFINED.match(machine_type):
+        family, vcpus = match[1], int(match[2])
+        spec = e2["predefined"][family]
+        if vcpus in spec["vcpus"]:
+            memory_mib = vcpus * spec["gib_per_vcpu"] * MIB_PER_GIB
+            return MachineShape(machine_type, vcpus, memory_mib, False, False, float(vcpus))
+    families = ", ".join(
+        f"{family}-{{{','.join(map(str, spec['vcpus']))}}}"
+        for family, spec in e2["predefined"].items()
+    )
+    raise ConfigError(
+        "machineType",
+        f"{machine_type!r} is not an E2 machine type. Use one of {families}, "
+        f"{', '.join(e2['shared_core'])}, or e2-custom-<vcpus>-<memory MB> "
+        "(e.g. e2-custom-4-8192); or leave it empty and set nodeVcpus and nodeMemoryGb.",
+    )
+
+
+def resolve_machine(machine_type: str, vcpus: int, memory_gb: int) -> MachineShape:
+    """An explicit machineType wins; otherwise the shape comes from vCPUs and memory."""
+    if machine_type:
+        return parse_machine_type(machine_type)
+    return shape_from_size(vcpus, memory_gb)
+
+
+def _tiered_reservation(amount: float, tiers: list[dict[str, float | None]], key: str) -> float:
+    reserved, floor = 0.0, 0.0
+    for tier in tiers:
+        ceiling = tier[key]
+        top = amount if ceiling is None else min(amount, ceiling)
+        if top > floor:
+            reserved += (top - floor) * float(tier["fraction"] or 0)
+        if ceiling is None or amount <= ceiling:
+            break
+        floor = ceiling
+    return reserved
+
+
+def node_allocatable(shape: MachineShape) -> Resources:
+    """CPU and memory GKE leaves to pods on one node of this shape."""
+    rules = load("gke")["allocatable"]
+    if shape.shared_core:
+        cpu_m = shape.vcpus * 1000 - int(rules["shared_core_cpu_reserved_m"])
+    else:
+        reserved_cores = _tiered_reservation(shape.vcpus, rules["cpu_reserved_tiers"], "up_to_cores")
+        cpu_m = shape.vcpus * 1000 - round(reserved_cores * 1000)
+    if shape.memory_mib < MIB_PER_GIB:
+        reserved_mib = float(rules["memory_small_machine_reserved_mib"])
+    else:
+        reserved_gib = _tiered_reservation(
+            shape.memory_gib, rules["memory_reserved_tiers"], "up_to_gib"
+        )
+        reserved_mib = reserved_gib * MIB_PER_GIB
+    memory_mib = math.floor(shape.memory_mib - reserved_mib - rules["eviction_threshold_mib"])
+    return Resources(cpu_m, memory_mib)
+
+
+def system_daemonset_requests() -> Resources:
+    """What GKE's own DaemonSets request on every node (kept in infra/data/gke.yaml)."""
+    spec = load("gke")["system_daemonsets"]
+    return Resources(int(spec["cpu_m"]), int(spec["memory_mib"]))
+
+
+def serving_pod_requests(shape: MachineShape, pods_per_node: int) -> Resources:
+    """Requests for each TF Serving pod: an equal share of what the node has left.
+
+    Raises ConfigError, with the numbers, when a share is below the smallest useful pod.
+    """
+    allocatable = node_allocatable(shape)
+    system = system_daemonset_requests()
+    free = Resources(allocatable.cpu_m - system.cpu_m, allocatable.memory_mib - system.memory_mib)
+    # Round the shares down to 10m and 1 MiB so pods always fit beside the DaemonSets.
+    share = Resources(
+        (free.cpu_m // pods_per_node) // 10 * 10, free.memory_mib // pods_per_node
+    )
+    minimum = load("gke")["min_serving_pod"]
+    if share.cpu_m < minimum["cpu_m"] or share.memory_mib < minimum["memory_mib"]:
+        raise ConfigError(
+            "podsPerNode",
+            f"{pods_per_node} pods do not fit on {shape.machine_type}: it allocates "
+            f"{allocatable} to pods, GKE's DaemonSets take {system}, leaving {free}, so "
+            f"{share} per pod, below the TF Serving minimum of {minimum['cpu_m']}m CPU / "
+            f"{minimum['memory_mib']} MiB. Lower podsPerNode or pick a larger machine.",
+        )
+    return share
+
+
+def pod_cpu_cores(shape: MachineShape, pods_per_node: int) -> int:
+    """Whole CPUs one pod can use: the node's vCPUs split between its pods (at least 1)."""
+    return max(1, shape.vcpus // pods_per_node)

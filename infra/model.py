@@ -1,0 +1,102 @@
+"""Model sources: check a SavedModel and lay it out as TF Serving expects.
+
+TF Serving loads `<base>/<name>/<numeric version>/saved_model.pb` (+ variables/). A source
+directory may hold saved_model.pb at its root (served as `modelVersion`) or numeric
+version directories that each hold one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from infra.errors import ModelSourceError
+
+SAVED_MODEL_FILE = "saved_model.pb"
+VARIABLES_DIR = "variables"
+
+
+@dataclass(frozen=True)
+class ModelArtifact:
+    """A checked model: its files by destination path under /models/<name>/, and a digest."""
+
+    name: str
+    source: str
+    versions: tuple[int, ...]
+    files: tuple[tuple[str, Path], ...]
+    sha256: str
+    size_bytes: int
+    warnings: tuple[str, ...]
+
+
+def _regular_files(root: Path) -> list[Path]:
+    files = []
+    for path in sorted(root.rglob("*")):
+        if path.is_symlink():
+            raise ModelSourceError(
+                f"{path}: symbolic links are not accepted in a model directory; copy the "
+                "file in instead."
+            )
+        if path.is_file():
+            files.append(path)
+        elif not path.is_dir():
+            raise ModelSourceError(f"{path}: not a regular file or directory.")
+    return files
+
+
+def _version_dirs(root: Path) -> dict[int, Path] | None:
+    """Numeric version directories of root, None when saved_model.pb sits at the root."""
+    if (root / SAVED_MODEL_FILE).is_file():
+        return None
+    subdirs = [child for child in root.iterdir() if child.is_dir()]
+    numeric = {int(child.name): child for child in subdirs if child.name.isdigit()}
+    if not numeric:
+        raise ModelSourceError(
+            f"{root}: no {SAVED_MODEL_FILE} at its root nor in numeric version directories "
+            f"(expected {root}/{SAVED_MODEL_FILE} or {root}/1/{SAVED_MODEL_FILE})."
+        )
+    others = sorted(child.name for child in subdirs if not child.name.isdigit())
+    if others:
+        raise ModelSourceError(
+            f"{root}: directories {others} sit next to version directories "
+            f"{sorted(numeric)}; TF Serving only understands numeric version names."
+        )
+    missing = sorted(v for v, path in numeric.items() if not (path / SAVED_MODEL_FILE).is_file())
+    if missing:
+        raise ModelSourceError(f"{root}: version directories {missing} have no {SAVED_MODEL_FILE}.")
+    return numeric
+
+
+def inspect_local_model(source: Path, name: str, default_version: int) -> ModelArtifact:
+    """Check a local SavedModel directory and map its files to /models/<name>/<version>/."""
+    if not source.is_dir():
+        raise ModelSourceError(f"{source}: not a directory holding a SavedModel.")
+    versions = _version_dirs(source)
+    layout = versions if versions is not None else {default_version: source}
+    files: list[tuple[str, Path]] = []
+    warnings = []
+    for version, version_dir in sorted(layout.items()):
+        if not (version_dir / VARIABLES_DIR).is_dir():
+            warnings.append(
+                f"version {version} has no {VARIABLES_DIR}/ directory: fine for a model "
+                "without variables, otherwise it will fail to load."
+            )
+        for path in _regular_files(version_dir):
+            files.append((f"{version}/{path.relative_to(version_dir).as_posix()}", path))
+    digest = hashlib.sha256()
+    size = 0
+    for destination, path in files:
+        content = path.read_bytes()
+        size += len(content)
+        digest.update(f"{destination}\0{len(content)}\0".encode())
+        digest.update(content)
+    return ModelArtifact(
+        name=name,
+        source=str(source),
+        versions=tuple(sorted(layout)),
+        files=tuple(files),
+        sha256=digest.hexdigest(),
+        size_bytes=size,
+        warnings=tuple(warnings),
+    )

@@ -1,0 +1,296 @@
+"""Show a stack plan: as text for people, as manifests for kubectl, as plan.json for tools.
+
+plan.json (schema "tfserving-gke/plan/v1") is read by later tooling (pull-request diffs);
+change its shape only with a new schema version. Its keys:
+  schema, stack, project, experiment
+  settings:   {<key>: {"value": ..., "source": "default" | "preset <name>" | "stack"}}
+  summary:    machine type, nodes, pods, requests vs allocatable, threads, batching
+  cost:       catalogue, region, lines [{item, quantity, usd_per_hour, usd_per_month}],
+              usd_per_hour, usd_per_month, gke_free_tier_credit_usd_per_month
+  warnings:   [str]
+  resources:  [{type, name, parent, custom, inputs}] in declaration order (parent is the
+              parent's "type::name", "" for the stack)
+  outputs:    the stack outputs
+  manifests:  [file names written beside plan.json]
+  placeholders: {placeholder: what the real value will be}
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from infra.experiment import ExperimentDesign
+from infra.manifests import MANIFEST_ORDER
+from infra.plan.mocks import PLACEHOLDERS, DeclaredResource
+from infra.plan.run import StackPlan
+from infra.pricing import CostEstimate, hours_per_month
+from infra.settings import DEFAULT
+
+SCHEMA = "tfserving-gke/plan/v1"
+KUBERNETES_PREFIX = "kubernetes:"
+
+
+def _short(urn: str) -> str:
+    """`type::name` of a URN, as shown in the tree and in plan.json."""
+    if not urn:
+        return ""
+    parts = urn.split("::")
+    return f"{parts[-2].split('$')[-1]}::{parts[-1]}"
+
+
+def summary(design: ExperimentDesign) -> dict[str, Any]:
+    s, server = design.settings, design.server
+    return {
+        "machine_type": design.shape.machine_type,
+        "custom_machine": design.shape.custom,
+        "node_vcpus": design.shape.vcpus,
+        "node_memory_gib": round(design.shape.memory_gib, 2),
+        "nodes": design.nodes_total,
+        "cluster_location": s.cluster_location,
+        "regional": s.regional,
+        "spot": s.spot,
+        "pods_per_node": s.pods_per_node,
+        "replicas": design.replicas,
+        "node_allocatable": {"cpu_m": design.node_allocatable.cpu_m,
+                             "memory_mib": design.node_allocatable.memory_mib},
+        "system_daemonsets": {"cpu_m": design.system_daemonsets.cpu_m,
+                              "memory_mib": design.system_daemonsets.memory_mib},
+        "pod_requests": {"cpu_m": design.pod_requests.cpu_m,
+                         "memory_mib": design.pod_requests.memory_mib},
+        "tensorflow_intra_op_parallelism": server.intra_op_parallelism,
+        "tensorflow_inter_op_parallelism": server.inter_op_parallelism,
+        "rest_api_num_threads": server.rest_api_num_threads,
+        "grpc_max_threads": server.grpc_max_threads,
+        "batching": None if server.batching is None else {
+            "max_batch_size": server.batching.max_batch_size,
+            "batch_timeout_micros": server.batching.batch_timeout_micros,
+            "max_enqueued_batches": server.batching.max_enqueued_batches,
+            "num_batch_threads": server.batching.num_batch_threads,
+            "allowed_batch_sizes": list(server.batching.allowed_batch_sizes),
+            "pad_variable_length_inputs": server.batching.pad_variable_length_inputs,
+        },
+        "exposure": s.exposure,
+        "load_balancer_source_ranges": list(s.load_balancer_source_ranges),
+        "model": {"name": s.model_name, "source": s.model_source},
+        "tf_serving_version": s.tf_serving_version,
+    }
+
+
+def cost_json(cost: CostEstimate) -> dict[str, Any]:
+    return {
+        "catalogue": cost.catalogue,
+        "as_of": cost.as_of,
+        "region": cost.region,
+        "hours_per_month": hours_per_month(),
+        "lines": [
+            {"item": line.item, "quantity": line.quantity,
+             "usd_per_hour": round(line.usd_per_hour, 6),
+             "usd_per_month": round(line.usd_per_month, 2)}
+            for line in cost.lines
+        ],
+        "usd_per_hour": round(cost.usd_per_hour, 6),
+        "usd_per_month": round(cost.usd_per_month, 2),
+        "gke_free_tier_credit_usd_per_month": cost.free_tier_credit_usd_per_month,
+    }
+
+
+def kubernetes_manifests(plan: StackPlan) -> list[tuple[str, dict[str, Any]]]:
+    """(file name, object) for every Kubernetes object the program declared, in order."""
+    manifests = []
+    kube = sorted(
+        (r for r in plan.recording.resources
+         if r.custom and r.type.startswith(KUBERNETES_PREFIX)),
+        key=lambda r: MANIFEST_ORDER.index(str(r.inputs["kind"]).lower()),
+    )
+    for index, resource in enumerate(kube, start=1):
+        obj = ordered(resource.inputs)
+        manifests.append((f"{index:02d}-{obj['kind'].lower()}-{obj['metadata']['name']}.yaml", obj))
+    return manifests
+
+
+def _resource_json(resource: DeclaredResource) -> dict[str, Any]:
+    return {
+        "type": resource.type,
+        "name": resource.name,
+        "parent": _short(resource.parent),
+        "custom": resource.custom,
+        "inputs": resource.inputs,
+    }
+
+
+def plan_json(plan: StackPlan) -> dict[str, Any]:
+    settings = plan.settings
+    return {
+        "schema": SCHEMA,
+        "stack": plan.stack,
+        "project": settings.project,
+        "experiment": settings.experiment,
+        "settings": {
+            key: {"value": _plain(settings.value_of(key)), "source": source}
+            for key, source in sorted(settings.sources.items())
+        },
+        "summary": summary(plan.design),
+        "cost": cost_json(plan.design.cost),
+        "warnings": list(plan.warnings),
+        "resources": [
+            _resource_json(r) for r in sorted(plan.recording.resources, key=lambda r: r.urn)
+        ],
+        "outputs": ordered(plan.recording.stack_outputs),
+        "manifests": [name for name, _ in kubernetes_manifests(plan)],
+        "placeholders": PLACEHOLDERS,
+    }
+
+
+FIRST_KEYS = ("apiVersion", "kind", "metadata", "name", "namespace")
+
+
+def ordered(value: Any) -> Any:
+    """Keys in a stable, readable order: apiVersion, kind, metadata, name first, then A-Z."""
+    if isinstance(value, dict):
+        keys = sorted(value, key=lambda k: (FIRST_KEYS.index(k) if k in FIRST_KEYS else 99, k))
+        return {key: ordered(value[key]) for key in keys}
+    if isinstance(value, list):
+        return [ordered(item) for item in value]
+    return value
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def write_plan(plan: StackPlan, out_dir: Path) -> Path:
+    """Write <out_dir>/<stack>/ with one YAML file per manifest and plan.json."""
+    target = out_dir / plan.stack
+    target.mkdir(parents=True, exist_ok=True)
+    for stale in target.glob("*.yaml"):
+        stale.unlink()
+    for name, obj in kubernetes_manifests(plan):
+        text = yaml.safe_dump(obj, sort_keys=False, default_flow_style=False)
+        (target / name).write_text(f"---\n{text}", encoding="utf-8")
+    (target / "plan.json").write_text(
+        json.dumps(plan_json(plan), indent=2, sort_keys=False) + "\n", encoding="utf-8"
+    )
+    return target
+
+
+def resource_tree(plan: StackPlan) -> list[str]:
+    """The declared resources as an indented tree under the stack."""
+    children: dict[str, list[DeclaredResource]] = {}
+    for resource in plan.recording.resources:
+        children.setdefault(_short(resource.parent), []).append(resource)
+    lines = [f"pulumi:pulumi:Stack  {plan.settings.project}-{plan.stack}"]
+
+    def walk(key: str, indent: str) -> None:
+        kids = children.get(key, [])
+        for position, resource in enumerate(sorted(kids, key=lambda r: (r.type, r.name))):
+            last = position == len(kids) - 1
+            lines.append(f"{indent}{'└─ ' if last else '├─ '}{resource.type}  {resource.name}")
+            walk(f"{resource.type}::{resource.name}", indent + ("   " if last else "│  "))
+
+    stack_key = next((k for k in children if k.startswith("pulumi:pulumi:Stack::")), "")
+    walk(stack_key, "")
+    return lines
+
+
+def _resources_text(r: dict[str, int]) -> str:
+    return f"{r['cpu_m']}m CPU / {r['memory_mib']} MiB"
+
+
+def describe(plan: StackPlan) -> str:
+    """The plan of one stack for a terminal."""
+    s, d = plan.settings, plan.design
+    info = summary(d)
+    batching = info["batching"]
+    shape = f"{d.shape.machine_type} ({d.shape.vcpus} vCPU, {d.shape.memory_gib:g} GiB"
+    shape += ", custom E2)" if d.shape.custom else ")"
+    lines = [
+        f"Stack {plan.stack}: experiment {s.experiment}, GCP project {s.gcp_project}",
+        "",
+        f"Resources ({len(plan.recording.resources)})",
+        *("  " + line for line in resource_tree(plan)),
+        "",
+        "Experiment",
+        f"  machine type      {shape}",
+        f"  nodes             {d.nodes_total} in {s.cluster_location}"
+        f"{' (regional)' if s.regional else ' (zonal)'}, {'spot' if s.spot else 'on-demand'}",
+        f"  node allocatable  {_resources_text(info['node_allocatable'])}"
+        f" (GKE DaemonSets take {_resources_text(info['system_daemonsets'])})",
+        f"  serving pods      {d.replicas} ({s.pods_per_node} per node), each requesting "
+        f"{_resources_text(info['pod_requests'])}",
+        f"  threads           intra-op {d.server.intra_op_parallelism}, inter-op "
+        f"{d.server.inter_op_parallelism}, REST {d.server.rest_api_num_threads}, "
+        f"gRPC {d.server.grpc_max_threads}",
+        "  batching          "
+        + ("off" if batching is None else ", ".join(
+            f"{key} {value}" for key, value in batching.items() if value not in ([], False))),
+        f"  model             {s.model_name} from {s.model_source}, "
+        f"tensorflow/serving:{s.tf_serving_version}",
+        f"  exposure          {s.exposure} load balancer, gRPC 8500 and REST 8501"
+        + (f", from {', '.join(s.load_balancer_source_ranges)}"
+           if s.load_balancer_source_ranges else ""),
+        "",
+        f"Cost (USD, price catalogue {d.cost.catalogue}, {d.cost.region})",
+    ]
+    for line in d.cost.lines:
+        lines.append(
+            f"  {line.item:<44} {line.usd_per_hour:>9.4f}/h {line.usd_per_month:>9.2f}/month"
+        )
+    lines.append(
+        f"  {'total':<44} {d.cost.usd_per_hour:>9.4f}/h {d.cost.usd_per_month:>9.2f}/month"
+    )
+    if d.cost.free_tier_credit_usd_per_month:
+        lines.append(
+            f"  (the GKE free tier credits {d.cost.free_tier_credit_usd_per_month:.2f}/month: "
+            "one zonal cluster per billing account pays no management fee)"
+        )
+    lines += ["", "Settings not at their default"]
+    changed = [(k, src) for k, src in sorted(s.sources.items()) if src != DEFAULT]
+    lines += [f"  {key} = {_plain(s.value_of(key))!r}  ({src})" for key, src in changed] or [
+        "  (none)"
+    ]
+    if plan.warnings:
+        lines += ["", "Warnings", *(f"  - {warning}" for warning in plan.warnings)]
+    lines += ["", "Outputs (placeholders in capitals are known only after deploy)"]
+    lines += [f"  {key}: {value}" for key, value in ordered(plan.recording.stack_outputs).items()]
+    return "\n".join(lines)
+
+
+MATRIX_COLUMNS = (
+    "stack", "machine type", "nodes", "pods", "pod requests", "intra", "inter",
+    "batching", "USD/h", "USD/month",
+)
+
+
+def matrix(plans: list[StackPlan]) -> str:
+    """Every planned experiment side by side, as a Markdown table."""
+    rows = []
+    for plan in plans:
+        d = plan.design
+        batching = d.server.batching
+        rows.append((
+            plan.stack,
+            d.shape.machine_type + (" (spot)" if d.settings.spot else ""),
+            str(d.nodes_total),
+            f"{d.replicas} ({d.settings.pods_per_node}/node)",
+            f"{d.pod_requests.cpu_m}m / {d.pod_requests.memory_mib}Mi",
+            str(d.server.intra_op_parallelism),
+            str(d.server.inter_op_parallelism),
+            "off" if batching is None else
+            f"{batching.max_batch_size}/{batching.num_batch_threads} thr",
+            f"{d.cost.usd_per_hour:.4f}",
+            f"{d.cost.usd_per_month:.2f}",
+        ))
+    widths = [max(len(col), *(len(row[i]) for row in rows)) for i, col in enumerate(MATRIX_COLUMNS)]
+
+    def line(cells: tuple[str, ...]) -> str:
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
+
+    return "\n".join([
+        line(MATRIX_COLUMNS),
+        "|" + "|".join("-" * (w + 2) for w in widths) + "|",
+        *(line(row) for row in rows),
+    ])

@@ -1,0 +1,141 @@
+"""Run the real Pulumi program offline, under the SDK's mocks, for one stack."""
+
+from __future__ import annotations
+
+import json
+import logging
+import runpy
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import yaml
+from pulumi.runtime import settings as runtime_settings
+from pulumi.runtime.stack import run_in_stack
+from pulumi.runtime.sync_await import _sync_await
+
+from infra.errors import ConfigError
+from infra.experiment import ExperimentDesign, design_experiment
+from infra.plan.mocks import PlanMocks, Recording, RecordingMonitor
+from infra.settings import (
+    EXPERIMENTS_DIR,
+    PROJECT_DIR,
+    Settings,
+    available_presets,
+    load_declarations,
+    project_name,
+    resolve_settings,
+)
+from infra.stack_config import keys_set_in_stack_file, stack_file
+
+PLACEHOLDER_GCP_PROJECT = "your-gcp-project"
+PROGRAM = PROJECT_DIR / "__main__.py"
+
+
+@dataclass(frozen=True)
+class StackPlan:
+    """What `pulumi up` would declare for one stack, and the decisions behind it."""
+
+    stack: str
+    settings: Settings
+    design: ExperimentDesign
+    recording: Recording
+    warnings: tuple[str, ...]
+
+
+def known_stacks() -> list[str]:
+    """Stacks with a Pulumi.<stack>.yaml, then every preset without one."""
+    with_files = sorted(
+        path.name.removeprefix("Pulumi.").removesuffix(".yaml")
+        for path in PROJECT_DIR.glob("Pulumi.*.yaml")
+    )
+    return with_files + [name for name in available_presets() if name not in with_files]
+
+
+def stack_config(stack: str) -> tuple[dict[str, Any], str]:
+    """The stack's config as the engine would pass it (declared defaults merged), and its
+    GCP project."""
+    project = project_name()
+    path = stack_file(stack)
+    if not path.is_file() and not (EXPERIMENTS_DIR / f"{stack}.yaml").is_file():
+        raise ConfigError(
+            "stack",
+            f"{stack!r} has neither a Pulumi.{stack}.yaml nor an experiments/{stack}.yaml "
+            f"preset. Known stacks: {', '.join(known_stacks())}.",
+        )
+    raw: dict[str, Any] = {}
+    if path.is_file():
+        with path.open(encoding="utf-8") as handle:
+            raw = (yaml.safe_load(handle) or {}).get("config") or {}
+    values = {key: decl.default for key, decl in load_declarations().items()}
+    for key, value in raw.items():
+        short = key.removeprefix(f"{project}:")
+        if ":" not in short:
+            values[short] = value
+    gcp_project = str(raw.get("gcp:project") or "")
+    return values, gcp_project
+
+
+def _as_config_string(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)
+    return str(value)
+
+
+def plan_stack(stack: str) -> StackPlan:
+    """Resolve settings, then run __main__.py under mocks and record every resource."""
+    project = project_name()
+    values, gcp_project = stack_config(stack)
+    warnings = []
+    if not gcp_project:
+        gcp_project = PLACEHOLDER_GCP_PROJECT
+        warnings.append(
+            f"gcp:project is not set for stack {stack}; the plan uses {gcp_project!r}. "
+            "Before `pulumi up`: pulumi config set gcp:project <your-project-id>"
+        )
+    # The same resolution the program does, so bad settings fail here with their message.
+    settings = resolve_settings(
+        stack=stack,
+        gcp_project=gcp_project,
+        config=values,
+        explicit_keys=keys_set_in_stack_file(stack, project),
+    )
+    design = design_experiment(settings)
+
+    recording = Recording()
+    plan_mocks = PlanMocks(gcp_project)
+    program_log = _WarningCollector()
+    pulumi.runtime.set_mocks(
+        plan_mocks,
+        project=project,
+        stack=stack,
+        preview=False,
+        logger=program_log.logger,
+        monitor=RecordingMonitor(plan_mocks, recording),
+    )
+    pulumi.runtime.set_all_config(
+        {f"{project}:{key}": _as_config_string(value) for key, value in values.items()}
+        | {"gcp:project": gcp_project}
+    )
+    # set_mocks made a root stack already; the program gets its own, as under the CLI.
+    runtime_settings.ROOT.set(None)
+    try:
+        _sync_await(run_in_stack(lambda: runpy.run_path(str(PROGRAM), run_name="__main__")))
+    except pulumi.RunError as error:
+        raise ConfigError("program", str(error)) from None
+    return StackPlan(stack, settings, design, recording, (*warnings, *program_log.warnings))
+
+
+class _WarningCollector(logging.Handler):
+    """Keeps the warnings the program logs with pulumi.log.warn, in order."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.warnings: list[str] = []
+        self.logger = logging.Logger("tfserving-gke.plan", logging.WARNING)
+        self.logger.addHandler(self)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.warnings.append(record.getMessage())

@@ -1,0 +1,364 @@
+"""Settings: parsed once, at the edge, into one immutable typed object.
+
+Three layers, later wins: the defaults declared in Pulumi.yaml, the experiment preset
+(experiments/<name>.yaml), and the stack's own config. Every value remembers the layer
+it came from, so the plan can show it. Nothing else in the program reads Pulumi config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from infra.errors import ConfigError
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+PROJECT_FILE = PROJECT_DIR / "Pulumi.yaml"
+EXPERIMENTS_DIR = PROJECT_DIR / "experiments"
+NO_PRESET = "none"
+
+DEFAULT = "default"
+STACK = "stack"
+
+RELEASE_CHANNELS = ("RAPID", "REGULAR", "STABLE", "EXTENDED")
+DISK_TYPES = ("pd-standard", "pd-balanced", "pd-ssd")
+EXPOSURES = ("internal", "external")
+MIN_DISK_GB = 10
+MAX_NODE_COUNT = 100
+
+_ZONE = re.compile(r"^([a-z]+-[a-z]+\d+)-[a-z]$")
+_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_VERSION = re.compile(r"^\d+\.\d+\.\d+$")
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """One setting as Pulumi.yaml declares it."""
+
+    key: str
+    type: str
+    default: Any
+    description: str
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of one stack, validated. Field names are the config keys in snake_case."""
+
+    project: str
+    stack: str
+    gcp_project: str
+    experiment: str
+    zone: str
+    regional: bool
+    release_channel: str
+    machine_type: str
+    node_vcpus: int
+    node_memory_gb: int
+    node_count: int
+    spot: bool
+    disk_type: str
+    disk_size_gb: int
+    pods_per_node: int
+    replicas: int
+    model_name: str
+    model_source: str
+    model_version: int
+    tf_serving_version: str
+    tensorflow_intra_op_parallelism: int
+    tensorflow_inter_op_parallelism: int
+    rest_api_num_threads: int
+    enable_batching: bool
+    max_batch_size: int
+    batch_timeout_micros: int
+    max_enqueued_batches: int
+    num_batch_threads: int
+    allowed_batch_sizes: tuple[int, ...]
+    pad_variable_length_inputs: bool
+    namespace: str
+    exposure: str
+    load_balancer_source_ranges: tuple[str, ...]
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def region(self) -> str:
+        match = _ZONE.match(self.zone)
+        assert match, "zone is validated on load"
+        return match[1]
+
+    @property
+    def cluster_location(self) -> str:
+        return self.region if self.regional else self.zone
+
+    def value_of(self, key: str) -> Any:
+        """The value of a setting by its config key (camelCase)."""
+        return getattr(self, snake_case(key))
+
+
+def snake_case(key: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower()
+
+
+def load_declarations(project_file: Path = PROJECT_FILE) -> dict[str, Declaration]:
+    """Every setting declared in Pulumi.yaml's config section."""
+    with project_file.open(encoding="utf-8") as handle:
+        project = yaml.safe_load(handle)
+    return {
+        key: Declaration(key, spec["type"], spec.get("default"), " ".join(spec["description"].split()))
+        for key, spec in project["config"].items()
+    }
+
+
+def project_name(project_file: Path = PROJECT_FILE) -> str:
+    with project_file.open(encoding="utf-8") as handle:
+        return str(yaml.safe_load(handle)["name"])
+
+
+def available_presets() -> list[str]:
+    return sorted(path.stem for path in EXPERIMENTS_DIR.glob("*.yaml"))
+
+
+def load_preset(name: str, declarations: Mapping[str, Declaration]) -> dict[str, Any]:
+    """The settings of experiments/<name>.yaml, checked against the declarations."""
+    path = EXPERIMENTS_DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise ConfigError(
+            "experiment",
+            f"no preset named {name!r}. Presets: {', '.join(available_presets())}. "
+            f'Use one of these, or "{NO_PRESET}" for no preset.',
+        )
+    with path.open(encoding="utf-8") as handle:
+        preset = yaml.safe_load(handle) or {}
+    values: dict[str, Any] = preset.get("settings") or {}
+    unknown = sorted(set(values) - set(declarations))
+    if unknown:
+        raise ConfigError("experiment", f"preset {path.name} sets undeclared settings {unknown}.")
+    return values
+
+
+def _coerce(declaration: Declaration, raw: Any) -> Any:
+    """A config value (string from Pulumi, or native from YAML) as its declared type."""
+    key, kind = declaration.key, declaration.type
+    if kind == "string":
+        if isinstance(raw, (dict, list)):
+            raise ConfigError(key, f"expected a string, got {raw!r}.")
+        return str(raw)
+    if kind == "boolean":
+        if isinstance(raw, bool):
+            return raw
+        if str(raw).lower() in ("true", "false"):
+            return str(raw).lower() == "true"
+        raise ConfigError(key, f"expected true or false, got {raw!r}.")
+    if kind == "integer":
+        if isinstance(raw, bool):
+            raise ConfigError(key, f"expected a whole number, got {raw!r}.")
+        try:
+            return int(str(raw).strip())
+        except ValueError:
+            raise ConfigError(key, f"expected a whole number, got {raw!r}.") from None
+    if kind == "array":
+        items = raw
+        if isinstance(raw, str):
+            try:
+                items = json.loads(raw)
+            except json.JSONDecodeError:
+                raise ConfigError(
+                    key, f"expected a list (e.g. [\"a\", \"b\"] as JSON), got {raw!r}."
+                ) from None
+        if not isinstance(items, list):
+            raise ConfigError(key, f"expected a list, got {raw!r}.")
+        return tuple(items)
+    raise ConfigError(key, f"Pulumi.yaml declares unsupported type {kind!r}.")
+
+
+def resolve_settings(
+    *,
+    stack: str,
+    gcp_project: str,
+    config: Mapping[str, Any],
+    explicit_keys: set[str],
+    declarations: Mapping[str, Declaration] | None = None,
+) -> Settings:
+    """Layer defaults, preset and stack config into validated Settings.
+
+    `config` holds the project's config values as Pulumi passes them (declared defaults
+    already merged in); `explicit_keys` are the keys the stack itself sets.
+    """
+    decls = declarations if declarations is not None else load_declarations()
+    unknown = sorted(set(config) - set(decls))
+    if unknown:
+        raise ConfigError(
+            unknown[0], f"is not a setting of this project. Settings: {', '.join(sorted(decls))}."
+        )
+    stack_set = {key for key in config if key in explicit_keys or _differs(decls[key], config[key])}
+
+    experiment = str(config["experiment"]) if "experiment" in stack_set else ""
+    preset_name = experiment or (stack if (EXPERIMENTS_DIR / f"{stack}.yaml").is_file() else "")
+    if preset_name == NO_PRESET:
+        preset_name = ""
+    preset = load_preset(preset_name, decls) if preset_name else {}
+
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for key, decl in decls.items():
+        if key in stack_set:
+            raw, source = config[key], STACK
+        elif key in preset:
+            raw, source = preset[key], f"preset {preset_name}"
+        else:
+            raw, source = decl.default, DEFAULT
+        values[snake_case(key)] = _coerce(decl, raw)
+        sources[key] = source
+    values["experiment"] = preset_name or NO_PRESET
+    if not gcp_project:
+        raise ConfigError(
+            "gcp:project", "is not set. Run `pulumi config set gcp:project <your-project-id>`."
+        )
+    settings = Settings(
+        project=project_name(), stack=stack, gcp_project=gcp_project, sources=sources, **values
+    )
+    return dataclasses.replace(settings, warnings=tuple(validate(settings)))
+
+
+def _differs(declaration: Declaration, value: Any) -> bool:
+    try:
+        return bool(_coerce(declaration, value) != _coerce(declaration, declaration.default))
+    except ConfigError:
+        return True
+
+
+def validate(settings: Settings) -> list[str]:
+    """Raise ConfigError for the first invalid setting; return warnings for risky ones."""
+    s = settings
+    warnings: list[str] = []
+    if not _ZONE.match(s.zone):
+        raise ConfigError("zone", f"{s.zone!r} is not a zone name; expected e.g. us-central1-a.")
+    _one_of("releaseChannel", s.release_channel, RELEASE_CHANNELS)
+    _one_of("diskType", s.disk_type, DISK_TYPES)
+    _one_of("exposure", s.exposure, EXPOSURES)
+    _at_least("nodeCount", s.node_count, 1, MAX_NODE_COUNT)
+    _at_least("diskSizeGb", s.disk_size_gb, MIN_DISK_GB, 65536)
+    _at_least("podsPerNode", s.pods_per_node, 1, 110)
+    _at_least("replicas", s.replicas, 0, 10000)
+    _at_least("modelVersion", s.model_version, 1, 2**63 - 1)
+    for key in (
+        "tensorflowIntraOpParallelism",
+        "tensorflowInterOpParallelism",
+        "restApiNumThreads",
+        "maxEnqueuedBatches",
+        "numBatchThreads",
+        "batchTimeoutMicros",
+    ):
+        _at_least(key, s.value_of(key), 0, 1_000_000_000)
+    _at_least("maxBatchSize", s.max_batch_size, 1, 1_000_000)
+    if not _MODEL_NAME.match(s.model_name):
+        raise ConfigError(
+            "modelName",
+            f"{s.model_name!r} cannot name a model in TF Serving URLs; use letters, digits, "
+            "'_', '-' and '.', starting with a letter or digit.",
+        )
+    if not s.model_source.strip():
+        raise ConfigError("modelSource", "is empty; set it to a SavedModel directory.")
+    if not _VERSION.match(s.tf_serving_version):
+        raise ConfigError(
+            "tfServingVersion",
+            f"{s.tf_serving_version!r} is not a pinned release; use a version tag such as "
+            "2.20.0 (never latest, so every build is reproducible).",
+        )
+    if not _DNS_LABEL.match(s.namespace):
+        raise ConfigError(
+            "namespace",
+            f"{s.namespace!r} is not a Kubernetes namespace name (lower-case letters, digits "
+            "and '-', at most 63 characters).",
+        )
+    _check_batch_sizes(s)
+    warnings += _check_source_ranges(s)
+    if not s.enable_batching:
+        ignored = [
+            key
+            for key in ("maxBatchSize", "batchTimeoutMicros", "maxEnqueuedBatches",
+                        "numBatchThreads", "allowedBatchSizes", "padVariableLengthInputs")
+            if s.sources[key] != DEFAULT
+        ]
+        if ignored:
+            warnings.append(
+                f"enableBatching is false, so {', '.join(ignored)} have no effect; set "
+                "enableBatching true to use them."
+            )
+    if s.regional:
+        warnings.append(
+            "regional is true: nodeCount nodes run in each zone of the region (about 3x the "
+            "node cost) and the GKE free-tier credit does not apply."
+        )
+    if s.spot:
+        warnings.append(
+            "spot is true: nodes can be preempted at any time; fine for dev, not for "
+            "latency experiments."
+        )
+    return warnings
+
+
+def _one_of(key: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(key, f"{value!r} is not allowed; use one of {', '.join(allowed)}.")
+
+
+def _at_least(key: str, value: int, low: int, high: int) -> None:
+    if not low <= value <= high:
+        raise ConfigError(key, f"{value} is out of range; allowed {low} to {high}.")
+
+
+def _check_batch_sizes(s: Settings) -> None:
+    sizes = list(s.allowed_batch_sizes)
+    if not sizes:
+        return
+    if not all(isinstance(size, int) and not isinstance(size, bool) and size > 0 for size in sizes):
+        raise ConfigError(
+            "allowedBatchSizes", f"{sizes} must hold positive whole numbers only."
+        )
+    if any(later <= earlier for earlier, later in zip(sizes, sizes[1:], strict=False)):
+        raise ConfigError(
+            "allowedBatchSizes",
+            f"{sizes} must be strictly increasing, or TF Serving fails to load the model.",
+        )
+    if sizes[-1] != s.max_batch_size:
+        raise ConfigError(
+            "allowedBatchSizes",
+            f"the last entry ({sizes[-1]}) must equal maxBatchSize ({s.max_batch_size}), or "
+            f"TF Serving fails to load the model. End the list with {s.max_batch_size} or "
+            "change maxBatchSize.",
+        )
+
+
+def _check_source_ranges(s: Settings) -> list[str]:
+    for cidr in s.load_balancer_source_ranges:
+        try:
+            ipaddress.ip_network(str(cidr), strict=True)
+        except ValueError as error:
+            raise ConfigError(
+                "loadBalancerSourceRanges",
+                f"{cidr!r} is not a CIDR range ({error}); write e.g. 203.0.113.7/32.",
+            ) from None
+    if s.exposure == "external" and not s.load_balancer_source_ranges:
+        raise ConfigError(
+            "loadBalancerSourceRanges",
+            "is empty but exposure is external, which would open gRPC and REST to the whole "
+            "internet. Set the ranges allowed in, e.g. `pulumi config set --path "
+            "'loadBalancerSourceRanges[0]' 203.0.113.7/32`, or use exposure internal.",
+        )
+    if any(ipaddress.ip_network(str(c)).prefixlen == 0 for c in s.load_balancer_source_ranges):
+        return [
+            "loadBalancerSourceRanges admits the whole internet (a /0 range): anyone can "
+            "send requests to the model."
+        ]
+    return []

@@ -1,0 +1,108 @@
+"""TF Serving's command line and config files, from decided values.
+
+Names follow TF Serving's own flags and proto fields so users can map ours to theirs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+GRPC_PORT = 8500
+REST_PORT = 8501
+MODEL_BASE_DIR = "/models"
+CONFIG_DIR = "/etc/tfs-config"
+BATCHING_FILE = "batching_config.txt"
+MONITORING_FILE = "monitoring_config.txt"
+METRICS_PATH = "/monitoring/prometheus/metrics"
+SERVER_BINARY = "/usr/bin/tensorflow_model_server"
+
+
+@dataclass(frozen=True)
+class BatchingParameters:
+    """BatchingParameters fields (tensorflow_serving/servables/tensorflow/session_bundle_config.proto)."""
+
+    max_batch_size: int
+    batch_timeout_micros: int
+    max_enqueued_batches: int
+    num_batch_threads: int
+    allowed_batch_sizes: tuple[int, ...] = ()
+    pad_variable_length_inputs: bool = False
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    """Every flag value the server runs with."""
+
+    model_name: str
+    intra_op_parallelism: int
+    inter_op_parallelism: int
+    rest_api_num_threads: int
+    grpc_max_threads: int
+    batching: BatchingParameters | None
+
+
+def model_base_path(model_name: str) -> str:
+    """--model_base_path: the directory holding the model's numeric version directories."""
+    return f"{MODEL_BASE_DIR}/{model_name}"
+
+
+def batching_parameters_text(params: BatchingParameters) -> str:
+    """The batching_parameters_file in protobuf text format."""
+    lines = [
+        f"max_batch_size {{ value: {params.max_batch_size} }}",
+        f"batch_timeout_micros {{ value: {params.batch_timeout_micros} }}",
+        f"max_enqueued_batches {{ value: {params.max_enqueued_batches} }}",
+        f"num_batch_threads {{ value: {params.num_batch_threads} }}",
+    ]
+    lines += [f"allowed_batch_sizes: {size}" for size in params.allowed_batch_sizes]
+    if params.pad_variable_length_inputs:
+        lines.append("pad_variable_length_inputs: true")
+    return "\n".join(lines) + "\n"
+
+
+def monitoring_config_text() -> str:
+    """The monitoring_config_file: Prometheus metrics on the REST port."""
+    return f'prometheus_config {{\n  enable: true\n  path: "{METRICS_PATH}"\n}}\n'
+
+
+def config_files(options: ServerOptions) -> dict[str, str]:
+    """Files mounted at CONFIG_DIR, by file name."""
+    files = {MONITORING_FILE: monitoring_config_text()}
+    if options.batching:
+        files[BATCHING_FILE] = batching_parameters_text(options.batching)
+    return files
+
+
+def config_files_sha256(files: dict[str, str]) -> str:
+    """A digest of the config files' names and contents, to roll pods when they change."""
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        digest.update(f"{name}\0{files[name]}\0".encode())
+    return digest.hexdigest()
+
+
+def server_args(options: ServerOptions) -> list[str]:
+    """tensorflow_model_server flags, all explicit (thread counts default to the host's CPUs)."""
+    args = [
+        f"--port={GRPC_PORT}",
+        f"--rest_api_port={REST_PORT}",
+        f"--model_name={options.model_name}",
+        f"--model_base_path={model_base_path(options.model_name)}",
+        f"--tensorflow_intra_op_parallelism={options.intra_op_parallelism}",
+        f"--tensorflow_inter_op_parallelism={options.inter_op_parallelism}",
+        f"--rest_api_num_threads={options.rest_api_num_threads}",
+        f"--grpc_max_threads={options.grpc_max_threads}",
+        f"--monitoring_config_file={CONFIG_DIR}/{MONITORING_FILE}",
+    ]
+    if options.batching:
+        args += [
+            "--enable_batching=true",
+            f"--batching_parameters_file={CONFIG_DIR}/{BATCHING_FILE}",
+        ]
+    return args
+
+
+def model_status_path(model_name: str) -> str:
+    """REST path whose 200 answer means the model is loaded and AVAILABLE."""
+    return f"/v1/models/{model_name}"
