@@ -6,13 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
+from infra.docs import README, render_readme
 from infra.errors import ConfigError, ModelSourceError
+from infra.plan.render import describe, matrix, write_plan
+from infra.plan.run import known_stacks, plan_stack
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from infra.plan.render import describe, matrix, write_plan
-    from infra.plan.run import known_stacks, plan_stack
-
     stacks = known_stacks() if args.all else [args.stack or "dev"]
     plans = []
     for stack in stacks:
@@ -36,8 +36,6 @@ def _plan(args: argparse.Namespace) -> int:
 
 
 def _docs(args: argparse.Namespace) -> int:
-    from infra.docs import README, render_readme
-
     current = README.read_text(encoding="utf-8")
     updated = render_readme(current)
     if args.write:

@@ -54,7 +54,7 @@ class ExperimentDesign:
 
 
 def design_experiment(settings: Settings) -> ExperimentDesign:
-    """Resolve machine shape, pod sizing, thread counts, batching and cost; reject what can't fit."""
+    """Resolve machine shape, pod sizing, threads, batching and cost; reject what can't fit."""
     s = settings
     shape = resolve_machine(s.machine_type, s.node_vcpus, s.node_memory_gb)
     pod_requests = serving_pod_requests(shape, s.pods_per_node)
@@ -88,13 +88,13 @@ def design_experiment(settings: Settings) -> ExperimentDesign:
     # A free slot lets a new pod start before an old one stops; without one, replace in place.
     rollout = RolloutStrategy(1, 0) if slots > replicas else RolloutStrategy(0, 1)
     cost = estimate_cost(
-        shape,
-        nodes_total,
-        s.region,
-        s.spot,
-        s.regional,
-        s.disk_type,
-        s.disk_size_gb,
+        shape=shape,
+        node_count_total=nodes_total,
+        region=s.region,
+        spot=s.spot,
+        regional_cluster=s.regional,
+        disk_type=s.disk_type,
+        disk_size_gb=s.disk_size_gb,
         external_ip=s.exposure == "external",
     )
     return ExperimentDesign(

@@ -143,7 +143,9 @@ def node_allocatable(shape: MachineShape) -> Resources:
     if shape.shared_core:
         cpu_m = shape.vcpus * 1000 - int(rules["shared_core_cpu_reserved_m"])
     else:
-        reserved_cores = _tiered_reservation(shape.vcpus, rules["cpu_reserved_tiers"], "up_to_cores")
+        reserved_cores = _tiered_reservation(
+            shape.vcpus, rules["cpu_reserved_tiers"], "up_to_cores"
+        )
         cpu_m = shape.vcpus * 1000 - round(reserved_cores * 1000)
     if shape.memory_mib < MIB_PER_GIB:
         reserved_mib = float(rules["memory_small_machine_reserved_mib"])
@@ -171,9 +173,7 @@ def serving_pod_requests(shape: MachineShape, pods_per_node: int) -> Resources:
     system = system_daemonset_requests()
     free = Resources(allocatable.cpu_m - system.cpu_m, allocatable.memory_mib - system.memory_mib)
     # Round the shares down to 10m and 1 MiB so pods always fit beside the DaemonSets.
-    share = Resources(
-        (free.cpu_m // pods_per_node) // 10 * 10, free.memory_mib // pods_per_node
-    )
+    share = Resources((free.cpu_m // pods_per_node) // 10 * 10, free.memory_mib // pods_per_node)
     minimum = load("gke")["min_serving_pod"]
     if share.cpu_m < minimum["cpu_m"] or share.memory_mib < minimum["memory_mib"]:
         raise ConfigError(

@@ -137,9 +137,7 @@ def render_manifests(design: ExperimentDesign, image: Any) -> WorkloadManifests:
             },
         },
     }
-    service_annotations = (
-        {INTERNAL_LB_ANNOTATION: "Internal"} if s.exposure == "internal" else {}
-    )
+    service_annotations = {INTERNAL_LB_ANNOTATION: "Internal"} if s.exposure == "internal" else {}
     service_spec: dict[str, Any] = {
         "type": "LoadBalancer",
         "selector": selector_labels(design),

@@ -75,6 +75,7 @@ def node_usd_per_hour(
 
 
 def estimate_cost(
+    *,
     shape: MachineShape,
     node_count_total: int,
     region: str,
@@ -91,7 +92,9 @@ def estimate_cost(
     disk_rate = prices["disk_gb_month"][disk_type] / hours_per_month()
     kind = "spot " if spot else ""
     lines = [
-        CostLine(f"{kind}{shape.machine_type} nodes", node_count_total, node_count_total * node_rate),
+        CostLine(
+            f"{kind}{shape.machine_type} nodes", node_count_total, node_count_total * node_rate
+        ),
         CostLine(
             f"{disk_type} boot disks, {disk_size_gb} GB each",
             node_count_total,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import itertools
 import json
 import re
 from collections.abc import Mapping
@@ -114,7 +115,9 @@ def load_declarations(project_file: Path = PROJECT_FILE) -> dict[str, Declaratio
     with project_file.open(encoding="utf-8") as handle:
         project = yaml.safe_load(handle)
     return {
-        key: Declaration(key, spec["type"], spec.get("default"), " ".join(spec["description"].split()))
+        key: Declaration(
+            key, spec["type"], spec.get("default"), " ".join(spec["description"].split())
+        )
         for key, spec in project["config"].items()
     }
 
@@ -173,7 +176,7 @@ def _coerce(declaration: Declaration, raw: Any) -> Any:
                 items = json.loads(raw)
             except json.JSONDecodeError:
                 raise ConfigError(
-                    key, f"expected a list (e.g. [\"a\", \"b\"] as JSON), got {raw!r}."
+                    key, f'expected a list (e.g. ["a", "b"] as JSON), got {raw!r}.'
                 ) from None
         if not isinstance(items, list):
             raise ConfigError(key, f"expected a list, got {raw!r}.")
@@ -286,8 +289,14 @@ def validate(settings: Settings) -> list[str]:
     if not s.enable_batching:
         ignored = [
             key
-            for key in ("maxBatchSize", "batchTimeoutMicros", "maxEnqueuedBatches",
-                        "numBatchThreads", "allowedBatchSizes", "padVariableLengthInputs")
+            for key in (
+                "maxBatchSize",
+                "batchTimeoutMicros",
+                "maxEnqueuedBatches",
+                "numBatchThreads",
+                "allowedBatchSizes",
+                "padVariableLengthInputs",
+            )
             if s.sources[key] != DEFAULT
         ]
         if ignored:
@@ -323,10 +332,8 @@ def _check_batch_sizes(s: Settings) -> None:
     if not sizes:
         return
     if not all(isinstance(size, int) and not isinstance(size, bool) and size > 0 for size in sizes):
-        raise ConfigError(
-            "allowedBatchSizes", f"{sizes} must hold positive whole numbers only."
-        )
-    if any(later <= earlier for earlier, later in zip(sizes, sizes[1:], strict=False)):
+        raise ConfigError("allowedBatchSizes", f"{sizes} must hold positive whole numbers only.")
+    if any(later <= earlier for earlier, later in itertools.pairwise(sizes)):
         raise ConfigError(
             "allowedBatchSizes",
             f"{sizes} must be strictly increasing, or TF Serving fails to load the model.",

@@ -31,11 +31,7 @@ def settings_from_pulumi() -> Settings:
     stack = pulumi.get_stack()
     project = project_name()
     config = pulumi.Config()
-    values = {
-        key: value
-        for key in load_declarations()
-        if (value := config.get(key)) is not None
-    }
+    values = {key: value for key in load_declarations() if (value := config.get(key)) is not None}
     return resolve_settings(
         stack=stack,
         gcp_project=pulumi.Config("gcp").get("project") or "",

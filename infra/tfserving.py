@@ -20,7 +20,7 @@ SERVER_BINARY = "/usr/bin/tensorflow_model_server"
 
 @dataclass(frozen=True)
 class BatchingParameters:
-    """BatchingParameters fields (tensorflow_serving/servables/tensorflow/session_bundle_config.proto)."""
+    """TF Serving's BatchingParameters (servables/tensorflow/session_bundle_config.proto)."""
 
     max_batch_size: int
     batch_timeout_micros: int

@@ -16,13 +16,13 @@ import argparse
 import shutil
 from pathlib import Path
 
-import tensorflow as tf  # type: ignore[import-not-found, unused-ignore]
+import tensorflow as tf
 
 NUM_CLASSES = 10
 IMAGE_SIZE = 224
 
 
-class TinyClassifier(tf.Module):  # type: ignore[misc, unused-ignore]
+class TinyClassifier(tf.Module):  # type: ignore[misc]
     """Channel means -> dense layer -> softmax, with deterministic weights."""
 
     def __init__(self) -> None:
@@ -31,7 +31,7 @@ class TinyClassifier(tf.Module):  # type: ignore[misc, unused-ignore]
         self.kernel = tf.Variable(weights, name="kernel")
         self.bias = tf.Variable(tf.linspace(0.0, 0.1, NUM_CLASSES), name="bias")
 
-    @tf.function(  # type: ignore[untyped-decorator, unused-ignore]
+    @tf.function(  # type: ignore[untyped-decorator]
         input_signature=[
             tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE, 3], tf.float32, name="image_input")
         ]

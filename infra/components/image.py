@@ -55,10 +55,16 @@ class ServingImage(pulumi.ComponentResource):
             labels=args.labels,
             cleanup_policy_dry_run=False,
             cleanup_policies=[
-                {"id": "keep-recent", "action": "KEEP",
-                 "most_recent_versions": {"keep_count": KEEP_RECENT_VERSIONS}},
-                {"id": "delete-untagged", "action": "DELETE",
-                 "condition": {"tag_state": "UNTAGGED"}},
+                {
+                    "id": "keep-recent",
+                    "action": "KEEP",
+                    "most_recent_versions": {"keep_count": KEEP_RECENT_VERSIONS},
+                },
+                {
+                    "id": "delete-untagged",
+                    "action": "DELETE",
+                    "condition": {"tag_state": "UNTAGGED"},
+                },
             ],
             opts=child,
         )
@@ -79,8 +85,9 @@ class ServingImage(pulumi.ComponentResource):
         image = docker.Image(
             f"{name}-serving",
             image_name=repository.repository_id.apply(
-                lambda repo: f"{host}/{args.gcp_project}/{repo}/"
-                f"{args.image_repository}:{args.image_tag}"
+                lambda repo: (
+                    f"{host}/{args.gcp_project}/{repo}/{args.image_repository}:{args.image_tag}"
+                )
             ),
             build=docker.DockerBuildArgs(
                 context=args.context_dir,

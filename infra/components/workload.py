@@ -14,6 +14,11 @@ def _fields(manifest: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in manifest.items() if key not in ("apiVersion", "kind")}
 
 
+def _load_balancer_ip(status: Any) -> str:
+    ingress = status.load_balancer.ingress if status and status.load_balancer else None
+    return str(ingress[0].ip) if ingress else ""
+
+
 class ServingWorkload(pulumi.ComponentResource):
     """Namespace, config, Deployment, Service, PodDisruptionBudget and NetworkPolicy."""
 
@@ -55,8 +60,10 @@ class ServingWorkload(pulumi.ComponentResource):
             f"{name}-network-policy", **_fields(manifests.networkpolicy), opts=in_namespace
         )
         self.service_ip = service.status.apply(
-            lambda status: status.load_balancer.ingress[0].ip
-            if status and status.load_balancer and status.load_balancer.ingress
-            else ""
+            lambda status: (
+                status.load_balancer.ingress[0].ip
+                if status and status.load_balancer and status.load_balancer.ingress
+                else ""
+            )
         )
         self.register_outputs({"service_ip": self.service_ip})

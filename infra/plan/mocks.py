@@ -28,8 +28,8 @@ PLACEHOLDERS = {
         "registry digest the push returns"
     ),
 }
-_SECRET_SIG = rpc._special_sig_key  # noqa: SLF001 - the wire marker of a secret value
-_SECRET_VALUE = rpc._special_secret_sig  # noqa: SLF001
+_SECRET_SIG = rpc._special_sig_key
+_SECRET_VALUE = rpc._special_secret_sig
 
 
 @dataclass
@@ -89,7 +89,9 @@ class PlanMocks(pulumi.runtime.Mocks):
                 "masterAuth": {"clusterCaCertificate": "CLUSTER_CA_CERTIFICATE"},
             }
         elif kind == "gcp:serviceaccount/account:Account":
-            state["email"] = f"{args.inputs['accountId']}@{self.gcp_project}.iam.gserviceaccount.com"
+            state["email"] = (
+                f"{args.inputs['accountId']}@{self.gcp_project}.iam.gserviceaccount.com"
+            )
         elif kind == "docker:index/image:Image":
             repository = str(args.inputs["imageName"]).rsplit(":", 1)[0]
             digest = build_context_digest(args.inputs["build"]["context"])
@@ -98,10 +100,12 @@ class PlanMocks(pulumi.runtime.Mocks):
             state["status"] = {"loadBalancer": {"ingress": [{"ip": "LOAD_BALANCER_IP"}]}}
         return f"{args.name}-id", state
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
+    def call(
+        self, args: pulumi.runtime.MockCallArgs
+    ) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         if args.token == "gcp:organizations/getClientConfig:getClientConfig":
-            return {"accessToken": "ACCESS_TOKEN", "project": self.gcp_project}
-        return {}
+            return {"accessToken": "ACCESS_TOKEN", "project": self.gcp_project}, []
+        return {}, []
 
 
 class RecordingMonitor(mocks.MockMonitor):
@@ -112,7 +116,7 @@ class RecordingMonitor(mocks.MockMonitor):
         self.recording = recording
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
-        response = super().RegisterResource(request)
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
         if request.type != "pulumi:pulumi:Stack":
             self.recording.resources.append(
                 DeclaredResource(
@@ -130,4 +134,4 @@ class RecordingMonitor(mocks.MockMonitor):
         if request.urn.split("::")[-2].endswith("pulumi:pulumi:Stack"):
             outputs = rpc.deserialize_properties(request.outputs, keep_internal=False)
             self.recording.stack_outputs = _redact(outputs)
-        return super().RegisterResourceOutputs(request)
+        return super().RegisterResourceOutputs(request)  # type: ignore[no-untyped-call]

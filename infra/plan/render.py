@@ -55,17 +55,25 @@ def summary(design: ExperimentDesign) -> dict[str, Any]:
         "spot": s.spot,
         "pods_per_node": s.pods_per_node,
         "replicas": design.replicas,
-        "node_allocatable": {"cpu_m": design.node_allocatable.cpu_m,
-                             "memory_mib": design.node_allocatable.memory_mib},
-        "system_daemonsets": {"cpu_m": design.system_daemonsets.cpu_m,
-                              "memory_mib": design.system_daemonsets.memory_mib},
-        "pod_requests": {"cpu_m": design.pod_requests.cpu_m,
-                         "memory_mib": design.pod_requests.memory_mib},
+        "node_allocatable": {
+            "cpu_m": design.node_allocatable.cpu_m,
+            "memory_mib": design.node_allocatable.memory_mib,
+        },
+        "system_daemonsets": {
+            "cpu_m": design.system_daemonsets.cpu_m,
+            "memory_mib": design.system_daemonsets.memory_mib,
+        },
+        "pod_requests": {
+            "cpu_m": design.pod_requests.cpu_m,
+            "memory_mib": design.pod_requests.memory_mib,
+        },
         "tensorflow_intra_op_parallelism": server.intra_op_parallelism,
         "tensorflow_inter_op_parallelism": server.inter_op_parallelism,
         "rest_api_num_threads": server.rest_api_num_threads,
         "grpc_max_threads": server.grpc_max_threads,
-        "batching": None if server.batching is None else {
+        "batching": None
+        if server.batching is None
+        else {
             "max_batch_size": server.batching.max_batch_size,
             "batch_timeout_micros": server.batching.batch_timeout_micros,
             "max_enqueued_batches": server.batching.max_enqueued_batches,
@@ -87,9 +95,12 @@ def cost_json(cost: CostEstimate) -> dict[str, Any]:
         "region": cost.region,
         "hours_per_month": hours_per_month(),
         "lines": [
-            {"item": line.item, "quantity": line.quantity,
-             "usd_per_hour": round(line.usd_per_hour, 6),
-             "usd_per_month": round(line.usd_per_month, 2)}
+            {
+                "item": line.item,
+                "quantity": line.quantity,
+                "usd_per_hour": round(line.usd_per_hour, 6),
+                "usd_per_month": round(line.usd_per_month, 2),
+            }
             for line in cost.lines
         ],
         "usd_per_hour": round(cost.usd_per_hour, 6),
@@ -102,8 +113,7 @@ def kubernetes_manifests(plan: StackPlan) -> list[tuple[str, dict[str, Any]]]:
     """(file name, object) for every Kubernetes object the program declared, in order."""
     manifests = []
     kube = sorted(
-        (r for r in plan.recording.resources
-         if r.custom and r.type.startswith(KUBERNETES_PREFIX)),
+        (r for r in plan.recording.resources if r.custom and r.type.startswith(KUBERNETES_PREFIX)),
         key=lambda r: MANIFEST_ORDER.index(str(r.inputs["kind"]).lower()),
     )
     for index, resource in enumerate(kube, start=1):
@@ -225,13 +235,21 @@ def describe(plan: StackPlan) -> str:
         f"{d.server.inter_op_parallelism}, REST {d.server.rest_api_num_threads}, "
         f"gRPC {d.server.grpc_max_threads}",
         "  batching          "
-        + ("off" if batching is None else ", ".join(
-            f"{key} {value}" for key, value in batching.items() if value not in ([], False))),
+        + (
+            "off"
+            if batching is None
+            else ", ".join(
+                f"{key} {value}" for key, value in batching.items() if value not in ([], False)
+            )
+        ),
         f"  model             {s.model_name} from {s.model_source}, "
         f"tensorflow/serving:{s.tf_serving_version}",
         f"  exposure          {s.exposure} load balancer, gRPC 8500 and REST 8501"
-        + (f", from {', '.join(s.load_balancer_source_ranges)}"
-           if s.load_balancer_source_ranges else ""),
+        + (
+            f", from {', '.join(s.load_balancer_source_ranges)}"
+            if s.load_balancer_source_ranges
+            else ""
+        ),
         "",
         f"Cost (USD, price catalogue {d.cost.catalogue}, {d.cost.region})",
     ]
@@ -260,8 +278,16 @@ def describe(plan: StackPlan) -> str:
 
 
 MATRIX_COLUMNS = (
-    "stack", "machine type", "nodes", "pods", "pod requests", "intra", "inter",
-    "batching", "USD/h", "USD/month",
+    "stack",
+    "machine type",
+    "nodes",
+    "pods",
+    "pod requests",
+    "intra",
+    "inter",
+    "batching",
+    "USD/h",
+    "USD/month",
 )
 
 
@@ -271,26 +297,31 @@ def matrix(plans: list[StackPlan]) -> str:
     for plan in plans:
         d = plan.design
         batching = d.server.batching
-        rows.append((
-            plan.stack,
-            d.shape.machine_type + (" (spot)" if d.settings.spot else ""),
-            str(d.nodes_total),
-            f"{d.replicas} ({d.settings.pods_per_node}/node)",
-            f"{d.pod_requests.cpu_m}m / {d.pod_requests.memory_mib}Mi",
-            str(d.server.intra_op_parallelism),
-            str(d.server.inter_op_parallelism),
-            "off" if batching is None else
-            f"{batching.max_batch_size}/{batching.num_batch_threads} thr",
-            f"{d.cost.usd_per_hour:.4f}",
-            f"{d.cost.usd_per_month:.2f}",
-        ))
+        rows.append(
+            (
+                plan.stack,
+                d.shape.machine_type + (" (spot)" if d.settings.spot else ""),
+                str(d.nodes_total),
+                f"{d.replicas} ({d.settings.pods_per_node}/node)",
+                f"{d.pod_requests.cpu_m}m / {d.pod_requests.memory_mib}Mi",
+                str(d.server.intra_op_parallelism),
+                str(d.server.inter_op_parallelism),
+                "off"
+                if batching is None
+                else f"{batching.max_batch_size}/{batching.num_batch_threads} thr",
+                f"{d.cost.usd_per_hour:.4f}",
+                f"{d.cost.usd_per_month:.2f}",
+            )
+        )
     widths = [max(len(col), *(len(row[i]) for row in rows)) for i, col in enumerate(MATRIX_COLUMNS)]
 
     def line(cells: tuple[str, ...]) -> str:
         return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
 
-    return "\n".join([
-        line(MATRIX_COLUMNS),
-        "|" + "|".join("-" * (w + 2) for w in widths) + "|",
-        *(line(row) for row in rows),
-    ])
+    return "\n".join(
+        [
+            line(MATRIX_COLUMNS),
+            "|" + "|".join("-" * (w + 2) for w in widths) + "|",
+            *(line(row) for row in rows),
+        ]
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import runpy
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,10 +85,16 @@ def _as_config_string(value: Any) -> str:
     return str(value)
 
 
-def plan_stack(stack: str) -> StackPlan:
-    """Resolve settings, then run __main__.py under mocks and record every resource."""
+def plan_stack(stack: str, overrides: Mapping[str, Any] | None = None) -> StackPlan:
+    """Resolve settings, then run __main__.py under mocks and record every resource.
+
+    `overrides` act as extra stack config (as `pulumi config set` would add).
+    """
     project = project_name()
     values, gcp_project = stack_config(stack)
+    extra = dict(overrides or {})
+    gcp_project = str(extra.pop("gcp:project", gcp_project))
+    values |= extra
     warnings = []
     if not gcp_project:
         gcp_project = PLACEHOLDER_GCP_PROJECT
@@ -100,7 +107,7 @@ def plan_stack(stack: str) -> StackPlan:
         stack=stack,
         gcp_project=gcp_project,
         config=values,
-        explicit_keys=keys_set_in_stack_file(stack, project),
+        explicit_keys=keys_set_in_stack_file(stack, project) | set(extra),
     )
     design = design_experiment(settings)
 
@@ -121,8 +128,12 @@ def plan_stack(stack: str) -> StackPlan:
     )
     # set_mocks made a root stack already; the program gets its own, as under the CLI.
     runtime_settings.ROOT.set(None)
+
+    def program() -> None:
+        runpy.run_path(str(PROGRAM), run_name="__main__")
+
     try:
-        _sync_await(run_in_stack(lambda: runpy.run_path(str(PROGRAM), run_name="__main__")))
+        _sync_await(run_in_stack(program))
     except pulumi.RunError as error:
         raise ConfigError("program", str(error)) from None
     return StackPlan(stack, settings, design, recording, (*warnings, *program_log.warnings))

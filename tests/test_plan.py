@@ -1,0 +1,289 @@
+"""The real program under the Pulumi SDK mocks: every shipped stack, its manifests and
+resources, checked with Kubernetes' own schemas."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from infra.data import load
+from infra.plan.render import SCHEMA, describe, matrix, write_plan
+from infra.plan.run import StackPlan, known_stacks
+from tests.conftest import PlanFn, container, manifest, resource_inputs
+
+REFERENCE_EXPERIMENTS = {
+    # stack: (machine type, nodes, inter-op, intra-op, batching)
+    **{f"2vcpu-4gb-interop{i}": ("e2-custom-2-4096", 8, i, 2, False) for i in (2, 4, 8)},
+    **{f"4vcpu-8gb-interop{i}": ("e2-custom-4-8192", 4, i, 4, False) for i in (2, 4, 8)},
+    **{f"8vcpu-16gb-interop{i}": ("e2-custom-8-16384", 2, i, 8, False) for i in (2, 4, 8)},
+    **{f"8vcpu-64gb-interop{i}": ("e2-highmem-8", 2, i, 8, False) for i in (2, 4, 8)},
+    **{f"8vcpu-64gb-interop{i}-batch": ("e2-highmem-8", 2, i, 8, True) for i in (2, 4, 8)},
+}
+
+
+def test_every_reference_experiment_and_dev_is_shipped() -> None:
+    assert set(known_stacks()) == {*REFERENCE_EXPERIMENTS, "dev"}
+
+
+@pytest.mark.parametrize("stack", sorted(REFERENCE_EXPERIMENTS))
+def test_reference_experiment_plans_as_the_reference_ran_it(
+    shipped_plans: dict[str, StackPlan], stack: str
+) -> None:
+    machine_type, nodes, inter_op, intra_op, batching = REFERENCE_EXPERIMENTS[stack]
+    plan = shipped_plans[stack]
+    pools = resource_inputs(plan, "gcp:container/nodePool:NodePool")
+    assert [(p["nodeConfig"]["machineType"], p["nodeCount"]) for p in pools] == [
+        (machine_type, nodes)
+    ]
+    deployment = manifest(plan, "Deployment")
+    assert deployment["spec"]["replicas"] == nodes
+    args = container(plan)["args"]
+    assert f"--tensorflow_inter_op_parallelism={inter_op}" in args
+    assert f"--tensorflow_intra_op_parallelism={intra_op}" in args
+    assert ("--enable_batching=true" in args) is batching
+    if batching:
+        batching_file = manifest(plan, "ConfigMap")["data"]["batching_config.txt"]
+        assert batching_file.splitlines() == [
+            "max_batch_size { value: 128 }",
+            "batch_timeout_micros { value: 0 }",
+            "max_enqueued_batches { value: 2 }",
+            "num_batch_threads { value: 2 }",
+        ]
+
+
+@pytest.mark.parametrize("version", load("gke")["kubernetes_versions"])
+def test_written_manifests_pass_strict_kubernetes_schemas(
+    shipped_plans: dict[str, StackPlan], tmp_path: Path, version: str
+) -> None:
+    checked = 0
+    for plan in shipped_plans.values():
+        target = write_plan(plan, tmp_path)
+        for path in sorted(target.glob("*.yaml")):
+            for obj in yaml.safe_load_all(path.read_text(encoding="utf-8")):
+                kubernetes_validate.validate(obj, version, strict=True)
+                checked += 1
+    assert checked == 6 * len(shipped_plans)
+
+
+def test_strict_schema_check_catches_a_misspelt_field() -> None:
+    bad = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "x", "lables": {}}}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(bad, "1.34.0", strict=True)
+
+
+def test_deployment_runs_the_image_by_digest(shipped_plans: dict[str, StackPlan]) -> None:
+    plan = shipped_plans["dev"]
+    image = container(plan)["image"]
+    built = resource_inputs(plan, "docker:index/image:Image")[0]["imageName"]
+    assert image.startswith(built.rsplit(":", 1)[0] + "@sha256:")
+    assert plan.recording.stack_outputs["imageDigest"] == image
+    assert container(plan)["imagePullPolicy"] == "IfNotPresent"
+
+
+def test_pods_run_hardened(shipped_plans: dict[str, StackPlan]) -> None:
+    plan = shipped_plans["8vcpu-16gb-interop4"]
+    pod = manifest(plan, "Deployment")["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    security = container(plan)["securityContext"]
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    namespace = manifest(plan, "Namespace")
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+def test_one_pod_per_node_is_enforced_and_sized_from_allocatable(
+    shipped_plans: dict[str, StackPlan],
+) -> None:
+    plan = shipped_plans["8vcpu-16gb-interop4"]
+    pod = manifest(plan, "Deployment")["spec"]["template"]["spec"]
+    rule = pod["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert rule[0]["topologyKey"] == "kubernetes.io/hostname"
+    assert container(plan)["resources"] == {
+        "requests": {"cpu": "7510m", "memory": "13109Mi"},
+        "limits": {"memory": "13109Mi"},
+    }
+    strategy = manifest(plan, "Deployment")["spec"]["strategy"]["rollingUpdate"]
+    assert strategy == {"maxSurge": 0, "maxUnavailable": 1}
+
+
+def test_several_pods_per_node_spread_and_surge_into_free_slots(plan: PlanFn) -> None:
+    result = plan("8vcpu-16gb-interop4", podsPerNode=2, replicas=3)
+    pod = manifest(result, "Deployment")["spec"]["template"]["spec"]
+    assert "affinity" not in pod
+    assert pod["topologySpreadConstraints"][0]["whenUnsatisfiable"] == "DoNotSchedule"
+    strategy = manifest(result, "Deployment")["spec"]["strategy"]["rollingUpdate"]
+    assert strategy == {"maxSurge": 1, "maxUnavailable": 0}
+
+
+def test_probes_watch_the_model_status_endpoint(shipped_plans: dict[str, StackPlan]) -> None:
+    served = container(shipped_plans["dev"])
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert served[probe]["httpGet"] == {"path": "/v1/models/tiny_classifier", "port": "http"}
+
+
+def test_batching_change_rolls_pods(plan: PlanFn) -> None:
+    before = plan("8vcpu-64gb-interop4-batch")
+    after = plan("8vcpu-64gb-interop4-batch", numBatchThreads=8)
+    old_template = manifest(before, "Deployment")["spec"]["template"]
+    new_template = manifest(after, "Deployment")["spec"]["template"]
+    assert old_template["metadata"]["annotations"] != new_template["metadata"]["annotations"]
+    old_volume = old_template["spec"]["volumes"][0]["configMap"]["name"]
+    new_volume = new_template["spec"]["volumes"][0]["configMap"]["name"]
+    assert old_volume != new_volume
+    assert manifest(after, "ConfigMap")["metadata"]["name"] == new_volume
+    assert (
+        "num_batch_threads { value: 8 }"
+        in manifest(after, "ConfigMap")["data"]["batching_config.txt"]
+    )
+
+
+def test_service_is_internal_by_default(shipped_plans: dict[str, StackPlan]) -> None:
+    service = manifest(shipped_plans["dev"], "Service")
+    assert service["metadata"]["annotations"] == {
+        "networking.gke.io/load-balancer-type": "Internal"
+    }
+    assert service["spec"]["type"] == "LoadBalancer"
+    assert [(p["name"], p["port"]) for p in service["spec"]["ports"]] == [
+        ("grpc", 8500),
+        ("http", 8501),
+    ]
+    assert "loadBalancerSourceRanges" not in service["spec"]
+
+
+def test_external_service_admits_only_the_allowlist(plan: PlanFn) -> None:
+    result = plan(exposure="external", loadBalancerSourceRanges='["203.0.113.7/32"]')
+    service = manifest(result, "Service")
+    assert service["metadata"].get("annotations", {}) == {}
+    assert service["spec"]["loadBalancerSourceRanges"] == ["203.0.113.7/32"]
+    assert "external IPv4 address" in [line.item for line in result.design.cost.lines]
+
+
+def test_network_policy_admits_only_the_serving_ports(shipped_plans: dict[str, StackPlan]) -> None:
+    policy = manifest(shipped_plans["dev"], "NetworkPolicy")["spec"]
+    assert policy["policyTypes"] == ["Ingress", "Egress"]
+    assert policy["ingress"] == [
+        {"ports": [{"port": 8500, "protocol": "TCP"}, {"port": 8501, "protocol": "TCP"}]}
+    ]
+    assert policy["egress"] == []
+
+
+def test_disruption_budget_never_blocks_a_drain(shipped_plans: dict[str, StackPlan]) -> None:
+    pdb = manifest(shipped_plans["dev"], "PodDisruptionBudget")
+    assert pdb["spec"]["maxUnavailable"] == 1
+
+
+def test_cluster_is_zonal_hardened_and_destroyable(shipped_plans: dict[str, StackPlan]) -> None:
+    plan = shipped_plans["8vcpu-16gb-interop4"]
+    (cluster,) = resource_inputs(plan, "gcp:container/cluster:Cluster")
+    assert cluster["location"] == "us-central1-a"
+    assert cluster["deletionProtection"] is False
+    assert cluster["removeDefaultNodePool"] is True
+    assert cluster["releaseChannel"] == {"channel": "REGULAR"}
+    assert cluster["workloadIdentityConfig"] == {"workloadPool": "your-gcp-project.svc.id.goog"}
+    assert cluster["datapathProvider"] == "ADVANCED_DATAPATH"
+    assert cluster["resourceLabels"]["experiment"] == "8vcpu-16gb-interop4"
+    (pool,) = resource_inputs(plan, "gcp:container/nodePool:NodePool")
+    node = pool["nodeConfig"]
+    assert (
+        node["serviceAccount"]
+        == "tfs-nodes-8vcpu-16gb-interop4@your-gcp-project.iam.gserviceaccount.com"
+    )
+    assert node["workloadMetadataConfig"] == {"mode": "GKE_METADATA"}
+    assert node["shieldedInstanceConfig"]["enableIntegrityMonitoring"] is True
+    assert node["metadata"] == {"disable-legacy-endpoints": "true"}
+    assert pool["management"] == {"autoRepair": True, "autoUpgrade": True}
+    assert pool["upgradeSettings"] == {"maxSurge": 1, "maxUnavailable": 0}
+    assert node["spot"] is False
+
+
+def test_node_identity_is_least_privilege(shipped_plans: dict[str, StackPlan]) -> None:
+    plan = shipped_plans["dev"]
+    roles = sorted(m["role"] for m in resource_inputs(plan, "gcp:projects/iAMMember:IAMMember"))
+    assert roles == [
+        "roles/logging.logWriter",
+        "roles/monitoring.metricWriter",
+        "roles/monitoring.viewer",
+        "roles/stackdriver.resourceMetadata.writer",
+    ]
+    (reader,) = resource_inputs(
+        plan, "gcp:artifactregistry/repositoryIamMember:RepositoryIamMember"
+    )
+    assert reader["role"] == "roles/artifactregistry.reader"
+    assert reader["repository"] == "tfserving-dev"
+
+
+def test_image_goes_to_artifact_registry_with_a_short_lived_token(
+    shipped_plans: dict[str, StackPlan],
+) -> None:
+    plan = shipped_plans["dev"]
+    (image,) = resource_inputs(plan, "docker:index/image:Image")
+    assert image["imageName"].startswith("us-central1-docker.pkg.dev/your-gcp-project/")
+    assert image["build"]["platform"] == "linux/amd64"
+    assert not Path(image["build"]["context"]).is_absolute()
+    assert image["registry"] == "[secret]"
+    (repository,) = resource_inputs(plan, "gcp:artifactregistry/repository:Repository")
+    assert repository["format"] == "DOCKER"
+    assert {p["id"] for p in repository["cleanupPolicies"]} == {"keep-recent", "delete-untagged"}
+
+
+def test_plan_json_has_the_documented_shape(
+    shipped_plans: dict[str, StackPlan], tmp_path: Path
+) -> None:
+    target = write_plan(shipped_plans["8vcpu-64gb-interop4-batch"], tmp_path)
+    data = json.loads((target / "plan.json").read_text(encoding="utf-8"))
+    assert data["schema"] == SCHEMA
+    assert list(data) == [
+        "schema",
+        "stack",
+        "project",
+        "experiment",
+        "settings",
+        "summary",
+        "cost",
+        "warnings",
+        "resources",
+        "outputs",
+        "manifests",
+        "placeholders",
+    ]
+    assert data["settings"]["enableBatching"] == {
+        "value": True,
+        "source": "preset 8vcpu-64gb-interop4-batch",
+    }
+    assert data["settings"]["zone"] == {"value": "us-central1-a", "source": "default"}
+    assert data["summary"]["batching"]["num_batch_threads"] == 2
+    assert data["cost"]["usd_per_month"] == round(data["cost"]["usd_per_hour"] * 730, 2)
+    assert sorted(data["manifests"]) == sorted(p.name for p in target.glob("*.yaml"))
+    assert {r["type"] for r in data["resources"]} >= {
+        "gcp:container/cluster:Cluster",
+        "kubernetes:apps/v1:Deployment",
+    }
+    assert any("numBatchThreads 2 is below the pod's 8 CPUs" in w for w in data["warnings"])
+
+
+def test_text_plan_shows_summary_cost_and_outputs(shipped_plans: dict[str, StackPlan]) -> None:
+    text = describe(shipped_plans["dev"])
+    assert "machine type      e2-medium (2 vCPU, 4 GiB)" in text
+    assert "serving pods      1 (1 per node), each requesting 540m CPU / 2460 MiB" in text
+    assert "GKE cluster management fee" in text
+    assert (
+        "modelStatusCurl: curl -sS http://LOAD_BALANCER_IP:8501/v1/models/tiny_classifier" in text
+    )
+    assert "kubeconfig: [secret]" in text
+
+
+def test_matrix_lists_every_stack_with_its_cost(shipped_plans: dict[str, StackPlan]) -> None:
+    table = matrix(list(shipped_plans.values()))
+    lines = table.splitlines()
+    assert len(lines) == 2 + len(shipped_plans)
+    row = next(line for line in lines if line.startswith("| 8vcpu-16gb-interop4 "))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[1:4] == ["e2-custom-8-16384", "2", "2 (1/node)"]
+    assert cells[-1] == f"{shipped_plans['8vcpu-16gb-interop4'].design.cost.usd_per_month:.2f}"
