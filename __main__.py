@@ -61,6 +61,7 @@ image = ServingImage(
         labels=labels,
     ),
     reader_service_account_email=cluster.node_service_account_email,
+    required_services=cluster.project_services,
 )
 workload = ServingWorkload(
     "serving", render_manifests(design, image.repo_digest), provider=cluster.provider

@@ -287,3 +287,30 @@ def test_matrix_lists_every_stack_with_its_cost(shipped_plans: dict[str, StackPl
     cells = [cell.strip() for cell in row.strip("|").split("|")]
     assert cells[1:4] == ["e2-custom-8-16384", "2", "2 (1/node)"]
     assert cells[-1] == f"{shipped_plans['8vcpu-16gb-interop4'].design.cost.usd_per_month:.2f}"
+
+
+def test_repository_waits_for_the_artifact_registry_api(
+    shipped_plans: dict[str, StackPlan],
+) -> None:
+    plan = shipped_plans["dev"]
+    (repository,) = [
+        r
+        for r in plan.recording.resources
+        if r.type == "gcp:artifactregistry/repository:Repository"
+    ]
+    assert any("artifactregistry" in urn for urn in repository.dependencies)
+
+
+def test_destroy_removes_the_load_balancer_before_the_cluster(
+    shipped_plans: dict[str, StackPlan],
+) -> None:
+    # Pulumi deletes dependents first: the Service is on the Kubernetes provider, which
+    # depends on the cluster and node pool, so the Service (and its forwarding rule) goes
+    # before them.
+    plan = shipped_plans["dev"]
+    by_type = {r.type: r for r in plan.recording.resources}
+    service = by_type["kubernetes:core/v1:Service"]
+    provider = by_type["pulumi:providers:kubernetes"]
+    assert service.provider == provider.urn
+    assert by_type["gcp:container/cluster:Cluster"].urn in provider.dependencies
+    assert by_type["gcp:container/nodePool:NodePool"].urn in provider.dependencies

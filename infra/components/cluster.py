@@ -79,6 +79,7 @@ def _kubeconfig(name: str, endpoint: str, ca_certificate: str) -> str:
 class GkeCluster(pulumi.ComponentResource):
     """A hardened zonal (or regional) GKE cluster with one E2 serving node pool."""
 
+    project_services: list[pulumi.Resource]
     kubeconfig: pulumi.Output[str]
     provider: k8s.Provider
     node_service_account_email: pulumi.Output[str]
@@ -101,6 +102,7 @@ class GkeCluster(pulumi.ComponentResource):
             )
             for api in REQUIRED_APIS
         ]
+        self.project_services = list(apis)
         after_apis = pulumi.ResourceOptions(parent=self, depends_on=apis)
 
         node_account = gcp.serviceaccount.Account(

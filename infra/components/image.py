@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -40,6 +41,7 @@ class ServingImage(pulumi.ComponentResource):
         name: str,
         args: ImageArgs,
         reader_service_account_email: pulumi.Input[str],
+        required_services: Sequence[pulumi.Resource] = (),
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("tfserving-gke:infra:ServingImage", name, None, opts)
@@ -66,7 +68,8 @@ class ServingImage(pulumi.ComponentResource):
                     "condition": {"tag_state": "UNTAGGED"},
                 },
             ],
-            opts=child,
+            # The Artifact Registry API must be on before the repository can exist.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(required_services)),
         )
         gcp.artifactregistry.RepositoryIamMember(
             f"{name}-node-reader",

@@ -42,6 +42,8 @@ class DeclaredResource:
     parent: str
     custom: bool
     inputs: dict[str, Any]
+    dependencies: list[str]
+    provider: str
 
 
 @dataclass
@@ -126,6 +128,9 @@ class RecordingMonitor(mocks.MockMonitor):
                     parent=request.parent,
                     custom=bool(request.custom),
                     inputs=_redact(rpc.deserialize_properties(request.object, keep_internal=False)),
+                    dependencies=sorted(request.dependencies),
+                    # "<provider urn>::<provider id>"; empty for the default provider.
+                    provider=request.provider.rsplit("::", 1)[0],
                 )
             )
         return response
