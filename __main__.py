@@ -13,19 +13,23 @@ from infra.components.workload import ServingWorkload
 from infra.errors import ConfigError, ModelSourceError
 from infra.experiment import design_experiment
 from infra.manifests import render_manifests
-from infra.model import inspect_local_model
+from infra.model_source import resolve_model
 from infra.naming import cluster_name, cost_labels, node_service_account_id, repository_id
 from infra.settings import PROJECT_DIR
-from infra.stack_config import settings_from_pulumi
+from infra.stack_config import model_request, settings_from_pulumi
 from infra.tfserving import GRPC_PORT, REST_PORT, model_status_path
 
 try:
-    settings = settings_from_pulumi()
+    settings, fetch = settings_from_pulumi()
     design = design_experiment(settings)
-    model = inspect_local_model(
-        PROJECT_DIR / settings.model_source, settings.model_name, settings.model_version
+    model = resolve_model(model_request(settings), fetch)
+    context = write_build_context(
+        settings.model_name,
+        model,
+        settings.tf_serving_version,
+        settings.tf_serving_variant,
+        PROJECT_DIR,
     )
-    context = write_build_context(model, settings.tf_serving_version, PROJECT_DIR)
 except (ConfigError, ModelSourceError) as error:
     raise pulumi.RunError(str(error)) from None
 
@@ -75,7 +79,10 @@ pulumi.export("replicas", design.replicas)
 pulumi.export("clusterName", cluster.cluster_name)
 pulumi.export("kubeconfig", cluster.kubeconfig)
 pulumi.export("imageDigest", image.repo_digest)
+pulumi.export("modelSource", model.source)
+pulumi.export("modelReleaseTag", model.release_tag)
 pulumi.export("modelSha256", model.sha256)
+pulumi.export("modelVersions", list(model.artifact.versions) if model.artifact else [])
 pulumi.export("restEndpoint", workload.service_ip.apply(lambda ip: f"http://{ip}:{REST_PORT}"))
 pulumi.export("grpcEndpoint", workload.service_ip.apply(lambda ip: f"{ip}:{GRPC_PORT}"))
 pulumi.export(

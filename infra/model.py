@@ -32,11 +32,12 @@ class ModelArtifact:
 
 def _regular_files(root: Path) -> list[Path]:
     files = []
+    inside = root.resolve()
     for path in sorted(root.rglob("*")):
-        if path.is_symlink():
+        if path.is_symlink() and not path.resolve().is_relative_to(inside):
             raise ModelSourceError(
-                f"{path}: symbolic links are not accepted in a model directory; copy the "
-                "file in instead."
+                f"{path}: symbolic link pointing outside the model directory; copy the file "
+                "in instead."
             )
         if path.is_file():
             files.append(path)

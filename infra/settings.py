@@ -25,11 +25,15 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 PROJECT_FILE = PROJECT_DIR / "Pulumi.yaml"
 EXPERIMENTS_DIR = PROJECT_DIR / "experiments"
 NO_PRESET = "none"
+# Read at the edge (infra.stack_config) straight into the fetch environment, never into
+# Settings, so they cannot reach the plan, outputs or logs.
+SECRET_SETTINGS = frozenset({"githubToken"})
 
 DEFAULT = "default"
 STACK = "stack"
 
 RELEASE_CHANNELS = ("RAPID", "REGULAR", "STABLE", "EXTENDED")
+VARIANTS = ("cpu", "gpu")
 DISK_TYPES = ("pd-standard", "pd-balanced", "pd-ssd")
 EXPOSURES = ("internal", "external")
 MIN_DISK_GB = 10
@@ -39,6 +43,10 @@ _ZONE = re.compile(r"^([a-z]+-[a-z]+\d+)-[a-z]$")
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _VERSION = re.compile(r"^\d+\.\d+\.\d+$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_SAFE_API_URL = re.compile(
+    r"^(https://[^/\s]+|http://(127\.\d+\.\d+\.\d+|localhost)(:\d+)?)(/\S*)?$"
+)
 
 
 @dataclass(frozen=True)
@@ -73,8 +81,12 @@ class Settings:
     replicas: int
     model_name: str
     model_source: str
+    model_sha256: str
     model_version: int
+    model_max_download_mb: int
+    github_api_url: str
     tf_serving_version: str
+    tf_serving_variant: str
     tensorflow_intra_op_parallelism: int
     tensorflow_inter_op_parallelism: int
     rest_api_num_threads: int
@@ -214,6 +226,8 @@ def resolve_settings(
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for key, decl in decls.items():
+        if key in SECRET_SETTINGS:
+            continue
         if key in stack_set:
             raw, source = config[key], STACK
         elif key in preset:
@@ -249,6 +263,20 @@ def validate(settings: Settings) -> list[str]:
     _one_of("releaseChannel", s.release_channel, RELEASE_CHANNELS)
     _one_of("diskType", s.disk_type, DISK_TYPES)
     _one_of("exposure", s.exposure, EXPOSURES)
+    _one_of("tfServingVariant", s.tf_serving_variant, VARIANTS)
+    _at_least("modelMaxDownloadMb", s.model_max_download_mb, 1, 1024 * 1024)
+    if s.model_sha256 and not _SHA256.match(s.model_sha256.lower().removeprefix("sha256:")):
+        raise ConfigError(
+            "modelSha256",
+            f"{s.model_sha256!r} is not a sha256 digest: 64 hex characters, optionally "
+            "prefixed with sha256:.",
+        )
+    if not _SAFE_API_URL.match(s.github_api_url):
+        raise ConfigError(
+            "githubApiUrl",
+            f"{s.github_api_url!r} must be an https:// URL (plain http only for 127.0.0.1 or "
+            "localhost), e.g. https://api.github.com.",
+        )
     _at_least("nodeCount", s.node_count, 1, MAX_NODE_COUNT)
     _at_least("diskSizeGb", s.disk_size_gb, MIN_DISK_GB, 65536)
     _at_least("podsPerNode", s.pods_per_node, 1, 110)
@@ -308,6 +336,11 @@ def validate(settings: Settings) -> list[str]:
         warnings.append(
             "regional is true: nodeCount nodes run in each zone of the region (about 3x the "
             "node cost) and the GKE free-tier credit does not apply."
+        )
+    if s.tf_serving_variant == "gpu":
+        warnings.append(
+            "tfServingVariant is gpu, but E2 nodes have no GPU: the larger -gpu image will "
+            "serve on the CPU. GPU node pools are not supported yet."
         )
     if s.spot:
         warnings.append(

@@ -1,40 +1,113 @@
-"""The edge where Pulumi config enters the program: the only reader of pulumi.Config."""
+"""The edge where Pulumi config and the environment enter the program.
+
+The only reader of pulumi.Config and of environment variables.
+"""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pulumi
 import yaml
 
-from infra.settings import PROJECT_DIR, Settings, load_declarations, project_name, resolve_settings
+from infra.errors import ConfigError
+from infra.model_source import FetchEnvironment, ModelRequest
+from infra.settings import (
+    PROJECT_DIR,
+    SECRET_SETTINGS,
+    Settings,
+    load_declarations,
+    project_name,
+    resolve_settings,
+)
+
+# Set by the offline plan: resolve model sources from the cache only, never the network.
+OFFLINE_ENV = "TFSERVING_GKE_OFFLINE"
+TOKEN_ENVS = ("GITHUB_TOKEN", "GH_TOKEN")
 
 
 def stack_file(stack: str, project_dir: Path = PROJECT_DIR) -> Path:
     return project_dir / f"Pulumi.{stack}.yaml"
 
 
-def keys_set_in_stack_file(stack: str, project: str, project_dir: Path = PROJECT_DIR) -> set[str]:
-    """Project settings the stack's own file sets (so a preset cannot override them)."""
+def _stack_file_config(stack: str, project_dir: Path) -> dict[str, Any]:
     path = stack_file(stack, project_dir)
     if not path.is_file():
-        return set()
+        return {}
     with path.open(encoding="utf-8") as handle:
         config: dict[str, Any] = (yaml.safe_load(handle) or {}).get("config") or {}
+    return config
+
+
+def keys_set_in_stack_file(stack: str, project: str, project_dir: Path = PROJECT_DIR) -> set[str]:
+    """Project settings the stack's own file sets (so a preset cannot override them).
+
+    Also refuses secret settings stored in plain text there.
+    """
     prefix = f"{project}:"
-    return {key.removeprefix(prefix) for key in config if ":" not in key.removeprefix(prefix)}
+    keys = set()
+    for key, value in _stack_file_config(stack, project_dir).items():
+        short = key.removeprefix(prefix)
+        if ":" in short:
+            continue
+        if short in SECRET_SETTINGS and not (isinstance(value, dict) and "secure" in value):
+            raise ConfigError(
+                short,
+                f"is stored in plain text in Pulumi.{stack}.yaml. Remove it and run "
+                f"`pulumi config set --secret {short} <value>`.",
+            )
+        keys.add(short)
+    return keys
 
 
-def settings_from_pulumi() -> Settings:
-    """Settings of the stack being deployed, from its Pulumi config."""
+def fetch_environment(
+    github_api_url: str,
+    max_download_mb: int,
+    secret_token: str = "",
+    environ: Mapping[str, str] = os.environ,
+) -> FetchEnvironment:
+    """How model sources are fetched: the token (setting, else GITHUB_TOKEN/GH_TOKEN),
+    network permission and caps."""
+    token = secret_token or next((environ[name] for name in TOKEN_ENVS if environ.get(name)), "")
+    return FetchEnvironment(
+        project_dir=PROJECT_DIR,
+        github_api_url=github_api_url,
+        token=token,
+        offline=environ.get(OFFLINE_ENV) == "1",
+        max_download_bytes=max_download_mb * 1024 * 1024,
+    )
+
+
+def model_request(settings: Settings) -> ModelRequest:
+    return ModelRequest(
+        source=settings.model_source,
+        name=settings.model_name,
+        default_version=settings.model_version,
+        pinned_sha256=settings.model_sha256,
+    )
+
+
+def settings_from_pulumi() -> tuple[Settings, FetchEnvironment]:
+    """Settings of the stack being deployed, and how to fetch its model."""
     stack = pulumi.get_stack()
     project = project_name()
     config = pulumi.Config()
-    values = {key: value for key in load_declarations() if (value := config.get(key)) is not None}
-    return resolve_settings(
+    declared = load_declarations()
+    values = {
+        key: value
+        for key in declared
+        if key not in SECRET_SETTINGS and (value := config.get(key)) is not None
+    }
+    settings = resolve_settings(
         stack=stack,
         gcp_project=pulumi.Config("gcp").get("project") or "",
         config=values,
         explicit_keys=keys_set_in_stack_file(stack, project),
     )
+    fetch = fetch_environment(
+        settings.github_api_url, settings.model_max_download_mb, config.get("githubToken") or ""
+    )
+    return settings, fetch

@@ -12,6 +12,7 @@ import pytest
 from infra.build_context import image_tag, render_dockerfile, write_build_context
 from infra.errors import ModelSourceError
 from infra.model import inspect_local_model
+from infra.model_source import FetchEnvironment, ModelRequest, ResolvedModel, resolve_model
 from tests.conftest import ROOT
 
 TINY_MODEL = ROOT / "models" / "tiny_classifier"
@@ -60,7 +61,7 @@ def test_missing_variables_is_a_warning(tmp_path: Path) -> None:
         ),
         (
             lambda root: (saved_model(root), (root / "link").symlink_to("/etc/hostname")),
-            "symbolic links are not accepted",
+            "symbolic link pointing outside the model directory",
         ),
     ],
 )
@@ -73,22 +74,38 @@ def test_unservable_layouts_are_refused_with_the_reason(
         inspect_local_model(root, "model", 1)
 
 
-def test_same_model_same_digest_different_model_different_image(tmp_path: Path) -> None:
-    one = inspect_local_model(saved_model(tmp_path / "a", content=b"one"), "m", 1)
-    again = inspect_local_model(saved_model(tmp_path / "b", content=b"one"), "m", 1)
-    two = inspect_local_model(saved_model(tmp_path / "c", content=b"two"), "m", 1)
+def local(path: Path, project_dir: Path = ROOT) -> ResolvedModel:
+    return resolve_model(ModelRequest(str(path), "m", 1), FetchEnvironment(project_dir=project_dir))
+
+
+def test_same_model_same_image_different_model_different_image(tmp_path: Path) -> None:
+    one = local(saved_model(tmp_path / "a" / "m", content=b"one").parent)
+    again = local(saved_model(tmp_path / "b" / "m", content=b"one").parent)
+    two = local(saved_model(tmp_path / "c" / "m", content=b"two").parent)
     assert one.sha256 == again.sha256
-    assert image_tag(one) == image_tag(again)
-    assert render_dockerfile(one, "2.20.0") == render_dockerfile(again, "2.20.0")
+    assert image_tag("m", one) == image_tag("m", again)
+    assert write_build_context("m", one, "2.20.0", "cpu", tmp_path) == write_build_context(
+        "m", again, "2.20.0", "cpu", tmp_path
+    )
     assert one.sha256 != two.sha256
-    assert image_tag(one) != image_tag(two)
+    assert image_tag("m", one) != image_tag("m", two)
+    assert write_build_context("m", one, "2.20.0", "cpu", tmp_path) != write_build_context(
+        "m", two, "2.20.0", "cpu", tmp_path
+    )
+
+
+def test_image_tag_names_model_release_and_short_sha() -> None:
+    model = local(TINY_MODEL)
+    assert image_tag("tiny_classifier", model) == f"tiny_classifier-local-{model.sha256[:12]}"
 
 
 def test_dockerfile_pins_the_base_and_runs_as_non_root() -> None:
-    model = inspect_local_model(TINY_MODEL, "tiny_classifier", 1)
-    dockerfile = render_dockerfile(model, "2.20.0")
+    model = local(TINY_MODEL)
+    dockerfile = render_dockerfile("tiny_classifier", model, "2.20.0", "cpu")
     assert "FROM tensorflow/serving:2.20.0\n" in dockerfile
     assert dockerfile.rstrip().splitlines()[-1] == "USER 1000:1000"
+    gpu = render_dockerfile("tiny_classifier", model, "2.20.0", "gpu")
+    assert "FROM tensorflow/serving:2.20.0-gpu\n" in gpu
 
 
 def hadolint(dockerfile: Path) -> subprocess.CompletedProcess[str]:
@@ -103,8 +120,7 @@ def hadolint(dockerfile: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_generated_dockerfile_is_clean_under_hadolint(tmp_path: Path) -> None:
-    model = inspect_local_model(TINY_MODEL, "tiny_classifier", 1)
-    context = write_build_context(model, "2.20.0", tmp_path)
+    context = write_build_context("tiny_classifier", local(TINY_MODEL), "2.20.0", "cpu", tmp_path)
     result = hadolint(tmp_path / context.directory / "Dockerfile")
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -118,17 +134,20 @@ def test_hadolint_flags_an_unpinned_base(tmp_path: Path) -> None:
 
 
 def test_build_context_holds_only_the_model_and_is_reused(tmp_path: Path) -> None:
-    model = inspect_local_model(TINY_MODEL, "tiny_classifier", 1)
-    context = write_build_context(model, "2.20.0", tmp_path)
+    model = local(TINY_MODEL)
+    assert model.artifact is not None
+    context = write_build_context("tiny_classifier", model, "2.20.0", "cpu", tmp_path)
     root = tmp_path / context.directory
     files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
     assert ".dockerignore" in files and "Dockerfile" in files
     assert {f for f in files if f.startswith("models/")} == {
-        f"models/tiny_classifier/{destination}" for destination, _ in model.files
+        f"models/tiny_classifier/{destination}" for destination, _ in model.artifact.files
     }
     assert (root / ".dockerignore").read_text(encoding="utf-8").splitlines()[1:] == [
         "*",
         "!models/",
     ]
-    assert write_build_context(model, "2.20.0", tmp_path) == context
-    assert write_build_context(model, "2.19.1", tmp_path).directory != context.directory
+    again = write_build_context("tiny_classifier", model, "2.20.0", "cpu", tmp_path)
+    assert again == context
+    other = write_build_context("tiny_classifier", model, "2.19.1", "cpu", tmp_path)
+    assert other.directory != context.directory

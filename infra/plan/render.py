@@ -83,7 +83,7 @@ def summary(design: ExperimentDesign) -> dict[str, Any]:
         },
         "exposure": s.exposure,
         "load_balancer_source_ranges": list(s.load_balancer_source_ranges),
-        "model": {"name": s.model_name, "source": s.model_source},
+        "model": {"name": s.model_name, "source": s.model_source},  # resolved: see outputs
         "tf_serving_version": s.tf_serving_version,
     }
 
@@ -208,6 +208,16 @@ def resource_tree(plan: StackPlan) -> list[str]:
     return lines
 
 
+def _resolution(plan: StackPlan) -> str:
+    outputs = plan.recording.stack_outputs
+    if not outputs.get("modelSha256"):
+        return "not resolved offline (see warnings)"
+    versions = ", ".join(str(v) for v in outputs.get("modelVersions") or [])
+    return (
+        f"{outputs['modelReleaseTag']}, sha256 {outputs['modelSha256'][:16]}…, versions {versions}"
+    )
+
+
 def _resources_text(r: dict[str, int]) -> str:
     return f"{r['cpu_m']}m CPU / {r['memory_mib']} MiB"
 
@@ -244,8 +254,9 @@ def describe(plan: StackPlan) -> str:
                 f"{key} {value}" for key, value in batching.items() if value not in ([], False)
             )
         ),
-        f"  model             {s.model_name} from {s.model_source}, "
-        f"tensorflow/serving:{s.tf_serving_version}",
+        f"  model             {s.model_name} from {s.model_source}: {_resolution(plan)}",
+        f"  image             FROM tensorflow/serving:{s.tf_serving_version}"
+        f"{'-gpu' if s.tf_serving_variant == 'gpu' else ''}",
         f"  exposure          {s.exposure} load balancer, gRPC 8500 and REST 8501"
         + (
             f", from {', '.join(s.load_balancer_source_ranges)}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import runpy
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,13 +22,14 @@ from infra.plan.mocks import PlanMocks, Recording, RecordingMonitor
 from infra.settings import (
     EXPERIMENTS_DIR,
     PROJECT_DIR,
+    SECRET_SETTINGS,
     Settings,
     available_presets,
     load_declarations,
     project_name,
     resolve_settings,
 )
-from infra.stack_config import keys_set_in_stack_file, stack_file
+from infra.stack_config import OFFLINE_ENV, keys_set_in_stack_file, stack_file
 
 PLACEHOLDER_GCP_PROJECT = "your-gcp-project"
 PROGRAM = PROJECT_DIR / "__main__.py"
@@ -71,7 +73,8 @@ def stack_config(stack: str) -> tuple[dict[str, Any], str]:
     values = {key: decl.default for key, decl in load_declarations().items()}
     for key, value in raw.items():
         short = key.removeprefix(f"{project}:")
-        if ":" not in short:
+        # Secrets stay encrypted: the offline plan never needs them (it fetches nothing).
+        if ":" not in short and short not in SECRET_SETTINGS:
             values[short] = value
     gcp_project = str(raw.get("gcp:project") or "")
     return values, gcp_project
@@ -132,10 +135,17 @@ def plan_stack(stack: str, overrides: Mapping[str, Any] | None = None) -> StackP
     def program() -> None:
         runpy.run_path(str(PROGRAM), run_name="__main__")
 
+    previous = os.environ.get(OFFLINE_ENV)
+    os.environ[OFFLINE_ENV] = "1"
     try:
         _sync_await(run_in_stack(program))
     except pulumi.RunError as error:
         raise ConfigError("program", str(error)) from None
+    finally:
+        if previous is None:
+            os.environ.pop(OFFLINE_ENV, None)
+        else:
+            os.environ[OFFLINE_ENV] = previous
     return StackPlan(stack, settings, design, recording, (*warnings, *program_log.warnings))
 
 
