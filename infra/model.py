@@ -46,7 +46,7 @@ def _regular_files(root: Path) -> list[Path]:
     return files
 
 
-def _version_dirs(root: Path) -> dict[int, Path] | None:
+def _version_dirs(root: Path, shown: str) -> dict[int, Path] | None:
     """Numeric version directories of root, None when saved_model.pb sits at the root."""
     if (root / SAVED_MODEL_FILE).is_file():
         return None
@@ -54,26 +54,34 @@ def _version_dirs(root: Path) -> dict[int, Path] | None:
     numeric = {int(child.name): child for child in subdirs if child.name.isdigit()}
     if not numeric:
         raise ModelSourceError(
-            f"{root}: no {SAVED_MODEL_FILE} at its root nor in numeric version directories "
-            f"(expected {root}/{SAVED_MODEL_FILE} or {root}/1/{SAVED_MODEL_FILE})."
+            f"{shown}: no {SAVED_MODEL_FILE} at its root nor in numeric version directories "
+            f"(expected {SAVED_MODEL_FILE} or 1/{SAVED_MODEL_FILE} there)."
         )
     others = sorted(child.name for child in subdirs if not child.name.isdigit())
     if others:
         raise ModelSourceError(
-            f"{root}: directories {others} sit next to version directories "
+            f"{shown}: directories {others} sit next to version directories "
             f"{sorted(numeric)}; TF Serving only understands numeric version names."
         )
     missing = sorted(v for v, path in numeric.items() if not (path / SAVED_MODEL_FILE).is_file())
     if missing:
-        raise ModelSourceError(f"{root}: version directories {missing} have no {SAVED_MODEL_FILE}.")
+        raise ModelSourceError(
+            f"{shown}: version directories {missing} have no {SAVED_MODEL_FILE}."
+        )
     return numeric
 
 
-def inspect_local_model(source: Path, name: str, default_version: int) -> ModelArtifact:
-    """Check a local SavedModel directory and map its files to /models/<name>/<version>/."""
+def inspect_local_model(
+    source: Path, name: str, default_version: int, shown: str = ""
+) -> ModelArtifact:
+    """Check a local SavedModel directory and map its files to /models/<name>/<version>/.
+
+    `shown` names the directory in messages (default: its path).
+    """
+    shown = shown or str(source)
     if not source.is_dir():
-        raise ModelSourceError(f"{source}: not a directory holding a SavedModel.")
-    versions = _version_dirs(source)
+        raise ModelSourceError(f"{shown}: not a directory holding a SavedModel.")
+    versions = _version_dirs(source, shown)
     layout = versions if versions is not None else {default_version: source}
     files: list[tuple[str, Path]] = []
     warnings = []

@@ -58,10 +58,11 @@ class FetchEnvironment:
     max_download_bytes: int = 4096 * 1024 * 1024
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     limits: ExtractionLimits = field(default_factory=ExtractionLimits)
+    cache_dir: Path | None = None  # default: build/cache in the project
 
     @property
     def cache(self) -> Path:
-        return self.project_dir / CACHE_DIR
+        return self.cache_dir or self.project_dir / CACHE_DIR
 
 
 @dataclass(frozen=True)
@@ -161,12 +162,14 @@ class _Cache:
         return target
 
 
-def find_model_root(tree: Path) -> Path:
+def find_model_root(tree: Path, shown: str) -> Path:
     """The directory holding saved_model.pb or numeric version directories.
 
     Accepted: saved_model.pb at the top, under one top directory, or version
     directories at either place.
     """
+    if not any(tree.rglob(SAVED_MODEL_FILE)):
+        raise ModelSourceError(f"{shown}: no {SAVED_MODEL_FILE} anywhere in the model source.")
     for candidate in (tree, _single_subdirectory(tree)):
         if candidate is None:
             continue
@@ -175,13 +178,10 @@ def find_model_root(tree: Path) -> Path:
         if any(child.is_dir() and child.name.isdigit() for child in candidate.iterdir()):
             return candidate
     found = sorted(str(p.relative_to(tree)) for p in tree.rglob(SAVED_MODEL_FILE))
-    if found:
-        raise ModelSourceError(
-            f"{SAVED_MODEL_FILE} found at {found[:3]} but not where TF Serving expects it: at "
-            "the archive's top, under one top directory, or in numeric version directories "
-            "there."
-        )
-    raise ModelSourceError(f"no {SAVED_MODEL_FILE} anywhere in the model source.")
+    raise ModelSourceError(
+        f"{shown}: {SAVED_MODEL_FILE} found at {found[:3]} but not where TF Serving expects "
+        "it: at the top, under one top directory, or in numeric version directories there."
+    )
 
 
 def _single_subdirectory(tree: Path) -> Path | None:
@@ -192,7 +192,10 @@ def _single_subdirectory(tree: Path) -> Path | None:
 
 
 def _lay_out(request: ModelRequest, root: Path, base: ResolvedModel) -> ResolvedModel:
-    artifact = inspect_local_model(find_model_root(root), request.name, request.default_version)
+    model_root = find_model_root(root, base.source)
+    inside = model_root.relative_to(root).as_posix()
+    shown = base.source if inside == "." else f"{base.source} ({inside}/)"
+    artifact = inspect_local_model(model_root, request.name, request.default_version, shown)
     newest = max(artifact.versions)
     pb = next(path for dest, path in artifact.files if dest == f"{newest}/{SAVED_MODEL_FILE}")
     warmup = any(dest.endswith(WARMUP_FILE) for dest, _ in artifact.files)

@@ -26,6 +26,8 @@ from infra.settings import (
 
 # Set by the offline plan: resolve model sources from the cache only, never the network.
 OFFLINE_ENV = "TFSERVING_GKE_OFFLINE"
+# Optional: a model cache shared by several checkouts (default build/cache in the project).
+CACHE_ENV = "TFSERVING_GKE_CACHE_DIR"
 TOKEN_ENVS = ("GITHUB_TOKEN", "GH_TOKEN")
 
 
@@ -78,6 +80,7 @@ def fetch_environment(
         token=token,
         offline=environ.get(OFFLINE_ENV) == "1",
         max_download_bytes=max_download_mb * 1024 * 1024,
+        cache_dir=Path(environ[CACHE_ENV]) if environ.get(CACHE_ENV) else None,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -10,8 +11,15 @@ import pytest
 
 from infra.plan.render import kubernetes_manifests
 from infra.plan.run import StackPlan, known_stacks, plan_stack
+from infra.stack_config import CACHE_ENV
 
 PlanFn = Callable[..., StackPlan]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def isolated_model_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Plans and fetches in tests never see (or fill) the developer's model cache."""
+    os.environ[CACHE_ENV] = str(tmp_path_factory.mktemp("model-cache"))
 
 
 @pytest.fixture(scope="session")

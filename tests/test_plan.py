@@ -14,6 +14,7 @@ from infra.data import load
 from infra.plan.render import SCHEMA, describe, matrix, write_plan
 from infra.plan.run import StackPlan, known_stacks
 from tests.conftest import PlanFn, container, manifest, resource_inputs
+from tests.model_archives import tar_gz, tiny_model_files, write
 
 REFERENCE_EXPERIMENTS = {
     # stack: (machine type, nodes, inter-op, intra-op, batching)
@@ -314,3 +315,29 @@ def test_destroy_removes_the_load_balancer_before_the_cluster(
     assert service.provider == provider.urn
     assert by_type["gcp:container/cluster:Cluster"].urn in provider.dependencies
     assert by_type["gcp:container/nodePool:NodePool"].urn in provider.dependencies
+
+
+def test_same_archive_same_image_inputs_different_archive_different_ones(
+    plan: PlanFn, tmp_path: Path
+) -> None:
+    one = tar_gz(tiny_model_files("m/1/"))
+    first = write(tmp_path / "a" / "model.tar.gz", one)
+    again = write(tmp_path / "b" / "model.tar.gz", one)
+    other = write(tmp_path / "c" / "model.tar.gz", tar_gz(tiny_model_files("m/2/")))
+
+    def image_inputs(archive: Path) -> tuple[object, object]:
+        result = plan(modelSource=str(archive))
+        return resource_inputs(result, "docker:index/image:Image")[0], container(result)["image"]
+
+    assert image_inputs(first) == image_inputs(again)
+    assert image_inputs(first) != image_inputs(other)
+
+
+def test_unresolved_github_source_plans_with_placeholders_and_says_so(
+    shipped_plans: dict[str, StackPlan],
+) -> None:
+    plan = shipped_plans["8vcpu-16gb-interop4"]
+    (image,) = resource_inputs(plan, "docker:index/image:Image")
+    assert image["imageName"].endswith("/resnet50:resnet50-unresolved")
+    assert any("is not resolved: the offline plan makes no network" in w for w in plan.warnings)
+    assert plan.recording.stack_outputs["modelSha256"] == ""
