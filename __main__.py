@@ -16,8 +16,9 @@ from infra.manifests import render_manifests
 from infra.model_source import resolve_model
 from infra.naming import cluster_name, cost_labels, node_service_account_id, repository_id
 from infra.settings import PROJECT_DIR
-from infra.stack_config import model_request, settings_from_pulumi
+from infra.stack_config import deploy_time, model_request, settings_from_pulumi
 from infra.tfserving import GRPC_PORT, REST_PORT, model_status_path
+from infra.ttl import EXPIRY_OUTPUT, expires_at
 
 try:
     settings, fetch = settings_from_pulumi()
@@ -89,5 +90,6 @@ pulumi.export(
     "modelStatusCurl",
     workload.service_ip.apply(lambda ip: f"curl -sS http://{ip}:{REST_PORT}{status_path}"),
 )
+pulumi.export(EXPIRY_OUTPUT, expires_at(settings.ttl_hours, deploy_time()))
 pulumi.export("costUsdPerHour", round(design.cost.usd_per_hour, 4))
 pulumi.export("costUsdPerMonth", round(design.cost.usd_per_month, 2))

@@ -97,6 +97,7 @@ class Settings:
     num_batch_threads: int
     allowed_batch_sizes: tuple[int, ...]
     pad_variable_length_inputs: bool
+    ttl_hours: int
     namespace: str
     exposure: str
     load_balancer_source_ranges: tuple[str, ...]
@@ -237,6 +238,8 @@ def resolve_settings(
         values[snake_case(key)] = _coerce(decl, raw)
         sources[key] = source
     values["experiment"] = preset_name or NO_PRESET
+    if "experiment" not in stack_set and preset_name:
+        sources["experiment"] = "stack name"
     if not gcp_project:
         raise ConfigError(
             "gcp:project", "is not set. Run `pulumi config set gcp:project <your-project-id>`."
@@ -282,6 +285,7 @@ def validate(settings: Settings) -> list[str]:
     _at_least("podsPerNode", s.pods_per_node, 1, 110)
     _at_least("replicas", s.replicas, 0, 10000)
     _at_least("modelVersion", s.model_version, 1, 2**63 - 1)
+    _at_least("ttlHours", s.ttl_hours, 0, 24 * 365)
     for key in (
         "tensorflowIntraOpParallelism",
         "tensorflowInterOpParallelism",

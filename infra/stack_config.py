@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,11 @@ def fetch_environment(
         max_download_bytes=max_download_mb * 1024 * 1024,
         cache_dir=Path(environ[CACHE_ENV]) if environ.get(CACHE_ENV) else None,
     )
+
+
+def deploy_time(environ: Mapping[str, str] = os.environ) -> datetime | None:
+    """Now, for a real preview or deployment; None in the offline plan (no clock in plans)."""
+    return None if environ.get(OFFLINE_ENV) == "1" else datetime.now(UTC)
 
 
 def model_request(settings: Settings) -> ModelRequest:

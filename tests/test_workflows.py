@@ -1,0 +1,158 @@
+"""GitHub Actions workflows: valid under the workflow JSON schema, actions pinned, minimal
+permissions, keyless GCP auth, and shell steps clean under shellcheck."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT
+
+WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+BIN = Path(sys.executable).parent
+
+
+def load(path: Path) -> dict[Any, Any]:
+    document: dict[Any, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return document
+
+
+def steps(workflow: dict[Any, Any]) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (job_name, step)
+        for job_name, job in workflow["jobs"].items()
+        for step in job.get("steps", [])
+    ]
+
+
+def tool(name: str) -> str:
+    found = shutil.which(name, path=str(BIN))
+    assert found, f"{name} is not installed in this environment"
+    return found
+
+
+def test_workflows_exist() -> None:
+    names = {path.stem for path in WORKFLOWS}
+    assert names == {"ci", "pr-plan", "deploy", "destroy", "cleanup-expired"}
+
+
+def test_workflows_are_valid_under_the_github_workflow_schema() -> None:
+    result = subprocess.run(
+        [
+            tool("check-jsonschema"),
+            "--builtin-schema",
+            "vendor.github-workflows",
+            *map(str, WORKFLOWS),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_schema_check_catches_a_broken_workflow(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yml"
+    broken.write_text("name: x\non: push\njobs:\n  a:\n    steps: []\n", encoding="utf-8")
+    result = subprocess.run(
+        [tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(broken)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode != 0
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
+def test_actions_are_pinned_to_a_major_version_or_commit(path: Path) -> None:
+    for _, step in steps(load(path)):
+        if "uses" in step:
+            assert re.search(r"@(v\d+(\.\d+)*|[0-9a-f]{40})$", step["uses"]), step["uses"]
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
+def test_permissions_are_empty_by_default_and_granted_per_job(path: Path) -> None:
+    workflow = load(path)
+    assert workflow["permissions"] == {}
+    for name, job in workflow["jobs"].items():
+        assert "permissions" in job, f"job {name} must state its permissions"
+        assert "write-all" not in str(job["permissions"])
+        granted = {k for k, v in (job["permissions"] or {}).items() if v == "write"}
+        assert granted <= {"id-token", "pull-requests"}, (name, granted)
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
+def test_gcp_auth_is_keyless(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert "credentials_json" not in text
+    for job_name, step in steps(load(path)):
+        if step.get("uses", "").startswith("google-github-actions/auth@"):
+            assert set(step["with"]) == {"workload_identity_provider", "service_account"}
+            job = load(path)["jobs"][job_name]
+            assert job["permissions"].get("id-token") == "write"
+
+
+def run_scripts() -> list[tuple[str, str]]:
+    scripts = []
+    for path in WORKFLOWS:
+        for job_name, step in steps(load(path)):
+            if "run" in step:
+                scripts.append((f"{path.stem}/{job_name}/{step.get('name', '?')}", step["run"]))
+    return scripts
+
+
+@pytest.mark.parametrize(("where", "script"), run_scripts(), ids=[w for w, _ in run_scripts()])
+def test_shell_steps_are_clean_under_shellcheck(tmp_path: Path, where: str, script: str) -> None:
+    # Expressions inside scripts invite injection; values come in through env instead.
+    assert "${{" not in script, f"{where}: pass values through env, not ${{{{ }}}}"
+    path = tmp_path / "step.sh"
+    # GitHub runs `run:` steps with bash -e -o pipefail.
+    path.write_text("#!/usr/bin/env bash\nset -eo pipefail\n" + script, encoding="utf-8")
+    result = subprocess.run(
+        [tool("shellcheck"), "--severity=style", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, f"{where}:\n{result.stdout}"
+
+
+def test_shellcheck_flags_an_unquoted_variable(tmp_path: Path) -> None:
+    path = tmp_path / "bad.sh"
+    path.write_text("#!/usr/bin/env bash\nrm -rf $DIR/*\n", encoding="utf-8")
+    result = subprocess.run([tool("shellcheck"), str(path)], capture_output=True, check=False)
+    assert result.returncode != 0
+
+
+def test_deploys_never_overlap_on_a_stack() -> None:
+    for name in ("deploy", "destroy"):
+        job = next(
+            iter(
+                j
+                for j in load(ROOT / ".github/workflows" / f"{name}.yml")["jobs"].values()
+                if "concurrency" in j
+            )
+        )
+        assert job["concurrency"]["cancel-in-progress"] is False
+        assert "pulumi-stack-" in job["concurrency"]["group"]
+
+
+def test_release_deploy_uses_the_release_that_triggered_it() -> None:
+    text = (ROOT / ".github/workflows/deploy.yml").read_text(encoding="utf-8")
+    assert "TAG: ${{ github.event.release.tag_name }}" in text
+    assert 'source="github:${REPOSITORY}@${TAG}#${ASSET}"' in text
+
+
+def test_fork_pull_requests_get_the_offline_diff_but_no_cloud_preview() -> None:
+    jobs = load(ROOT / ".github/workflows/pr-plan.yml")["jobs"]
+    assert "if" not in jobs["offline-plan"]
+    same_repository = "github.event.pull_request.head.repo.full_name == github.repository"
+    assert same_repository in jobs["pulumi-preview"]["if"]
+    assert same_repository in jobs["comment"]["if"]
