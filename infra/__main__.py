@@ -28,7 +28,13 @@ from infra.ttl import TtlDecision, decide, parse_expiry, summary_markdown
 
 
 def _plan_all(stacks: list[str]) -> list[StackPlan]:
-    return [plan_stack(stack) for stack in stacks]
+    plans = []
+    for stack in stacks:
+        try:
+            plans.append(plan_stack(stack))
+        except (ConfigError, ModelSourceError) as error:
+            raise ConfigError(f"stack {stack}", str(error)) from None
+    return plans
 
 
 def _plan(args: argparse.Namespace) -> int:

@@ -100,7 +100,8 @@ def test_ref_against_ref_in_a_repository(tmp_path: Path) -> None:
     assert (
         "gcp:container/nodePool:NodePool::cluster-serving (nodeConfig.diskSizeGb)" in changed.stdout
     )
-    assert "107.13 → 109.13 (+2.00)" in changed.stdout
+    # 20 GB more of pd-standard at 0.04 USD per GB-month.
+    assert "107.13 → 107.93 (+0.80)" in changed.stdout
     assert (tmp_path / "changed.json").read_text() == '["dev"]\n'
     shutil.rmtree(clone)
 
