@@ -28,6 +28,7 @@ test: lint
 
 bench: $(STAMP)
 	$(VENV)/bin/python scripts/bench_plan.py
+	$(VENV)/bin/python scripts/bench_harness.py
 
 docs: $(STAMP)
 	$(VENV)/bin/python -m infra docs --write

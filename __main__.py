@@ -74,6 +74,7 @@ workload = ServingWorkload(
 
 status_path = model_status_path(settings.model_name)
 pulumi.export("experiment", settings.experiment)
+pulumi.export("modelName", settings.model_name)
 pulumi.export("machineType", design.shape.machine_type)
 pulumi.export("nodeCount", design.nodes_total)
 pulumi.export("replicas", design.replicas)

@@ -1,0 +1,1 @@
+"""Load tests of deployed TF Serving endpoints and comparisons of their results."""

@@ -1,0 +1,215 @@
+"""`python -m infra bench ...` and `python -m infra compare ...`.
+
+gevent's monkey-patching must come before anything else touches sockets or threads, so
+this module patches first and is imported before the rest of the project (see
+infra/__main__.py).
+"""
+
+from gevent import monkey
+
+monkey.patch_all()
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from datetime import UTC, datetime  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+from urllib.parse import urlsplit  # noqa: E402
+
+import requests  # noqa: E402
+
+from infra.bench.report import RESULTS_SCHEMA, best, chart, markdown, row  # noqa: E402
+from infra.bench.stats import summarise, timeline  # noqa: E402
+from infra.bench.tensors import (  # noqa: E402
+    Payload,
+    generated_payload,
+    sample_payload,
+    signature_inputs,
+)
+
+EXPERIMENT_OUTPUTS = (
+    "experiment",
+    "machineType",
+    "nodeCount",
+    "replicas",
+    "costUsdPerHour",
+    "costUsdPerMonth",
+    "imageDigest",
+    "modelReleaseTag",
+    "modelSha256",
+)
+
+
+class BenchError(Exception):
+    """A problem the user can fix, reported without a traceback."""
+
+
+def _stack_outputs(stack: str) -> dict[str, Any]:
+    if not shutil.which("pulumi"):
+        raise BenchError(
+            "reading a stack's outputs needs the pulumi CLI; or give the REST URL, --model "
+            "and --outputs FILE (from `pulumi stack output --json`)"
+        )
+    result = subprocess.run(
+        ["pulumi", "stack", "output", "--json", "--stack", stack],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise BenchError(f"pulumi stack output --stack {stack}: {result.stderr.strip()}")
+    outputs: dict[str, Any] = json.loads(result.stdout)
+    return outputs
+
+
+def _target(args: argparse.Namespace) -> tuple[str, str, str, dict[str, Any]]:
+    """REST base URL, gRPC target, model name and stack outputs (may be empty)."""
+    outputs: dict[str, Any] = {}
+    if args.outputs:
+        outputs = json.loads(Path(args.outputs).read_text(encoding="utf-8"))
+    if args.target.startswith(("http://", "https://")):
+        rest_url = args.target.rstrip("/")
+    else:
+        outputs = outputs or _stack_outputs(args.target)
+        rest_url = str(outputs.get("restEndpoint", "")).rstrip("/")
+    model = args.model or outputs.get("modelName")
+    if not model:
+        raise BenchError("the model name is unknown: pass --model NAME")
+    host = urlsplit(rest_url).hostname
+    grpc_target = args.grpc_target or outputs.get("grpcEndpoint") or f"{host}:8500"
+    return rest_url, str(grpc_target), str(model), outputs
+
+
+def _payload(args: argparse.Namespace, rest_url: str, model: str) -> Payload:
+    if args.payload:
+        if args.protocol == "grpc":
+            raise BenchError("--payload is a REST body; gRPC payloads come from the signature")
+        sample = json.loads(Path(args.payload).read_text(encoding="utf-8"))
+        return sample_payload(model, args.signature, sample)
+    try:
+        response = requests.get(f"{rest_url}/v1/models/{model}/metadata", timeout=args.timeout)
+        response.raise_for_status()
+        specs = signature_inputs(response.json(), args.signature)
+    except (requests.RequestException, ValueError, KeyError) as error:
+        raise BenchError(f"cannot build a payload from {rest_url} metadata: {error}") from None
+    return generated_payload(model, args.signature, specs, batch=args.batch)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from infra.bench.load import LoadSettings, run_load  # noqa: PLC0415 - after patching
+
+    rest_url, grpc_target, model, outputs = _target(args)
+    payload = _payload(args, rest_url, model)  # encoded once, before the clock starts
+    settings = LoadSettings(
+        protocol=args.protocol,
+        url=rest_url if args.protocol == "rest" else grpc_target,
+        model=model,
+        mode=args.mode,
+        users=args.users,
+        rate=args.rate,
+        duration_s=args.duration,
+        warmup_s=args.warmup,
+        timeout_s=args.timeout,
+        max_in_flight=args.max_in_flight,
+    )
+    started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    samples, total_s = run_load(settings, payload)
+    measured = summarise(samples, args.warmup, args.duration)
+    result = {
+        "schema": RESULTS_SCHEMA,
+        "started_at": started,
+        "target": {"url": settings.url, "model": model, "signature": payload.signature},
+        "settings": {
+            "protocol": settings.protocol,
+            "mode": settings.mode,
+            "users": settings.users if settings.mode == "closed" else None,
+            "rate_per_s": settings.rate if settings.mode == "open" else None,
+            "duration_s": settings.duration_s,
+            "warmup_s": settings.warmup_s,
+            "timeout_s": settings.timeout_s,
+            "max_in_flight": settings.max_in_flight,
+            "payload": payload.description,
+            "payload_bytes": len(payload.rest_body)
+            if settings.protocol == "rest"
+            else len(payload.grpc_request),
+        },
+        "experiment": {key: outputs[key] for key in EXPERIMENT_OUTPUTS if key in outputs} or None,
+        **measured,
+        "timeline": timeline(samples, total_s),
+    }
+    out = args.out or Path("bench-results") / (
+        f"{(outputs.get('experiment') or 'run')}-{settings.protocol}-{settings.mode}-"
+        f"{int(time.time())}.json"
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    summary = measured["summary"]
+    print(
+        f"{settings.protocol} {settings.mode}: {summary['rps']} RPS, p50 {summary['p50_ms']} ms, "
+        f"p99 {summary['p99_ms']} ms, errors {summary['error_rate']:.2%} -> {out}"
+    )
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    rows = []
+    for path in args.results:
+        rows.append(row(json.loads(Path(path).read_text(encoding="utf-8")), Path(path).stem))
+    winner = best(rows, args.p99_ms, args.max_error_rate)
+    report = markdown(rows, winner, args.p99_ms, args.max_error_rate)
+    print(report, end="")
+    if args.markdown:
+        args.markdown.write_text(report, encoding="utf-8")
+    if args.chart:
+        chart(rows, args.chart)
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m infra")
+    commands = parser.add_subparsers(dest="command", required=True)
+    bench = commands.add_parser(
+        "bench", help="load-test a deployed experiment or any TF Serving URL"
+    )
+    bench.add_argument("target", help="stack name (reads its outputs) or REST base URL")
+    bench.add_argument("--model", help="model name (default: the stack's modelName output)")
+    bench.add_argument("--protocol", choices=("rest", "grpc"), default="rest")
+    bench.add_argument("--grpc-target", help="host:port for gRPC (default: <REST host>:8500)")
+    bench.add_argument("--mode", choices=("closed", "open"), default="open")
+    bench.add_argument("--users", type=int, default=8, help="closed loop: concurrent users")
+    bench.add_argument("--rate", type=float, default=50.0, help="open loop: requests per second")
+    bench.add_argument("--duration", type=float, default=60.0, help="measured seconds")
+    bench.add_argument("--warmup", type=float, default=10.0, help="seconds excluded first")
+    bench.add_argument("--timeout", type=float, default=30.0, help="per request, seconds")
+    bench.add_argument(
+        "--max-in-flight",
+        type=int,
+        default=1000,
+        help="open loop: outstanding requests before new ones count as errors",
+    )
+    bench.add_argument("--signature", default="serving_default")
+    bench.add_argument("--batch", type=int, default=1, help="rows per generated request")
+    bench.add_argument("--payload", help="REST body JSON file instead of a generated one")
+    bench.add_argument("--outputs", help="stack outputs JSON (pulumi stack output --json)")
+    bench.add_argument("--out", type=Path, help="results JSON (default under bench-results/)")
+    bench.set_defaults(run=_bench)
+    compare = commands.add_parser("compare", help="compare load-test results")
+    compare.add_argument("results", nargs="+", help="results JSON files from bench")
+    compare.add_argument("--p99-ms", type=float, help="latency objective for the best pick")
+    compare.add_argument("--max-error-rate", type=float, default=0.01)
+    compare.add_argument("--markdown", type=Path, help="also write the table here")
+    compare.add_argument("--chart", type=Path, help="write a PNG chart here")
+    compare.set_defaults(run=_compare)
+    args = parser.parse_args(argv)
+    if args.command == "bench" and (args.users < 1 or args.rate <= 0 or args.duration <= 0):
+        parser.error("--users, --rate and --duration must be positive")
+    try:
+        result: int = args.run(args)
+    except (BenchError, ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return result

@@ -1,0 +1,181 @@
+"""The load generator: Locust as a library, headless, in closed or open loop.
+
+Import this module only after gevent's monkey-patching (infra.bench.cli does it first).
+
+Closed loop: N users, each sends its next request as soon as the previous one answered;
+latency counts from the send.
+Open loop: requests start on a fixed schedule (`rate` per second) whether or not earlier
+ones finished, and each latency counts from the request's *scheduled* start, so a server
+that falls behind shows its queueing instead of slowing the clients down (no coordinated
+omission). A request that cannot start because `max_in_flight` requests are outstanding
+is an error of kind "client: too many in flight", never a silent delay.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import gevent
+import grpc
+import grpc.experimental.gevent as grpc_gevent
+from gevent.event import Event
+from gevent.pool import Pool
+from locust import User, constant, events, task
+from locust.contrib.fasthttp import FastHttpUser
+from locust.env import Environment
+from locust.exception import StopUser
+
+from infra.bench.stats import Sample
+from infra.bench.tensors import PREDICT_METHOD, Payload
+
+grpc_gevent.init_gevent()  # gRPC calls yield to gevent instead of blocking it
+# Users started per second: up to 100 users start within a second, inside the warm-up.
+SPAWN_RATE = 100
+
+
+@dataclass(frozen=True)
+class LoadSettings:
+    """What to send, where, and how hard."""
+
+    protocol: str  # rest | grpc
+    url: str  # REST: http://host:8501; gRPC: host:8500
+    model: str
+    mode: str  # closed | open
+    users: int
+    rate: float
+    duration_s: float
+    warmup_s: float
+    timeout_s: float
+    max_in_flight: int
+
+
+class _Recorder:
+    """Every request's start (on the run's clock), latency and error kind."""
+
+    def __init__(self) -> None:
+        self.samples: list[Sample] = []
+        self.t0 = time.monotonic()
+        self.schedule_done = Event()
+
+    def add(self, origin: float, finished: float, error: str | None) -> None:
+        self.samples.append(Sample(origin - self.t0, (finished - origin) * 1000, error))
+
+
+Send = Callable[[Any, float], None]
+
+
+def _senders(settings: LoadSettings, payload: Payload, recorder: _Recorder) -> tuple[Send, Send]:
+    path = f"/v1/models/{settings.model}:predict"
+    headers = {"Content-Type": "application/json"}
+    open_loop = settings.mode == "open"
+
+    def send_rest(client: Any, due: float) -> None:
+        origin = due if open_loop else time.monotonic()
+        response = client.post(path, data=payload.rest_body, headers=headers, name="predict")
+        status = response.status_code or 0
+        if status == 200:
+            kind = None
+        elif status == 0:
+            kind = f"connection: {type(response.error).__name__}"
+        else:
+            kind = f"http {status}"
+        recorder.add(origin, time.monotonic(), kind)
+
+    def send_grpc(call: Any, due: float) -> None:
+        origin = due if open_loop else time.monotonic()
+        kind = None
+        try:
+            call(payload.grpc_request, timeout=settings.timeout_s)
+        except grpc.RpcError as error:
+            kind = f"grpc {error.code().name}"
+        finished = time.monotonic()
+        recorder.add(origin, finished, kind)
+        events.request.fire(  # type: ignore[no-untyped-call]
+            request_type="grpc",
+            name="predict",
+            response_time=(finished - origin) * 1000,
+            response_length=0,
+            exception=RuntimeError(kind) if kind else None,
+            context={},
+        )
+
+    return send_rest, send_grpc
+
+
+def _run_schedule(settings: LoadSettings, recorder: _Recorder, send: Send, target: Any) -> None:
+    pool = Pool(settings.max_in_flight)
+    total = int(settings.rate * (settings.warmup_s + settings.duration_s))
+    start = recorder.t0
+    for index in range(total):
+        due = start + index / settings.rate
+        gevent.sleep(max(0.0, due - time.monotonic()))
+        if pool.full():
+            recorder.add(due, due, "client: too many in flight")
+            continue
+        pool.spawn(send, target, due)
+    pool.join(timeout=settings.timeout_s)
+    recorder.schedule_done.set()
+
+
+def _user_class(settings: LoadSettings, payload: Payload, recorder: _Recorder) -> type[User]:
+    send_rest, send_grpc = _senders(settings, payload, recorder)
+    open_loop = settings.mode == "open"
+
+    class RestUser(FastHttpUser):
+        host = settings.url
+        wait_time = constant(0)
+        network_timeout = settings.timeout_s
+        connection_timeout = settings.timeout_s
+        concurrency = settings.max_in_flight if open_loop else 1
+
+        @task
+        def predict(self) -> None:
+            if open_loop:
+                _run_schedule(settings, recorder, send_rest, self.client)
+                raise StopUser
+            send_rest(self.client, 0.0)
+
+    class GrpcUser(User):
+        wait_time = constant(0)
+
+        def on_start(self) -> None:
+            self.channel = grpc.insecure_channel(settings.url)
+            self.call = self.channel.unary_unary(
+                PREDICT_METHOD,
+                request_serializer=lambda raw: raw,
+                response_deserializer=lambda raw: raw,
+            )
+
+        def on_stop(self) -> None:
+            self.channel.close()
+
+        @task
+        def predict(self) -> None:
+            if open_loop:
+                _run_schedule(settings, recorder, send_grpc, self.call)
+                raise StopUser
+            send_grpc(self.call, 0.0)
+
+    return RestUser if settings.protocol == "rest" else GrpcUser
+
+
+def run_load(settings: LoadSettings, payload: Payload) -> tuple[list[Sample], float]:
+    """Drive the load; return every request sample and the run's length in seconds."""
+    recorder = _Recorder()
+    environment = Environment(
+        user_classes=[_user_class(settings, payload, recorder)], events=events
+    )
+    runner = environment.create_local_runner()
+    users = 1 if settings.mode == "open" else settings.users
+    total_s = settings.warmup_s + settings.duration_s
+    recorder.t0 = time.monotonic()
+    runner.start(users, spawn_rate=SPAWN_RATE)
+    if settings.mode == "open":
+        recorder.schedule_done.wait(timeout=total_s + settings.timeout_s + 1)
+    else:
+        gevent.sleep(total_s)
+    runner.quit()
+    return recorder.samples, total_s

@@ -1,0 +1,221 @@
+"""Command line: `python -m infra plan ...`, `model inspect ...`, `ttl ...` and `docs ...`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+
+from infra.docs import README, render_readme
+from infra.errors import ConfigError, ModelSourceError
+from infra.model_source import ModelRequest, describe_model, resolve_model
+from infra.plan.diff import (
+    StackDiff,
+    diff_plan_sets,
+    diff_plans,
+    plans_at_ref,
+    render_markdown,
+    without_stack_name,
+)
+from infra.plan.render import describe, matrix, plan_json, write_plan
+from infra.plan.run import StackPlan, known_stacks, plan_stack
+from infra.settings import PROJECT_DIR, load_declarations
+from infra.stack_config import fetch_environment
+from infra.ttl import TtlDecision, decide, parse_expiry, summary_markdown
+
+
+def _plan_all(stacks: list[str]) -> list[StackPlan]:
+    plans = []
+    for stack in stacks:
+        try:
+            plans.append(plan_stack(stack))
+        except (ConfigError, ModelSourceError) as error:
+            raise ConfigError(f"stack {stack}", str(error)) from None
+    return plans
+
+
+def _plan(args: argparse.Namespace) -> int:
+    if args.compare:
+        return _compare(args)
+    if args.diff:
+        return _diff(args)
+    stacks = known_stacks() if args.all else args.stacks or ["dev"]
+    plans = _plan_all(stacks)
+    for plan in plans:
+        if len(plans) == 1:
+            print(describe(plan))
+        if args.out:
+            target = write_plan(plan, args.out)
+            if len(plans) == 1:
+                print(f"\nWrote the Kubernetes manifests and plan.json to {target}/")
+    if len(plans) > 1:
+        print(matrix(plans))
+        if args.out:
+            print(f"\nWrote manifests and plan.json for {len(plans)} stacks under {args.out}/")
+    return 0
+
+
+def _report(args: argparse.Namespace, title: str, diffs: dict[str, StackDiff]) -> int:
+    report = render_markdown(title, diffs)
+    print(report, end="")
+    if args.markdown:
+        args.markdown.write_text(report, encoding="utf-8")
+    if args.changed_stacks:
+        changed = [name for name, diff in diffs.items() if diff.changed]
+        args.changed_stacks.write_text(json.dumps(changed) + "\n", encoding="utf-8")
+    return 0
+
+
+def _diff(args: argparse.Namespace) -> int:
+    stacks = args.stacks or known_stacks()
+    try:
+        before = plans_at_ref(PROJECT_DIR, args.diff)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if args.stacks:
+        before = {name: plan for name, plan in before.items() if name in stacks}
+    after = {plan.stack: plan_json(plan) for plan in _plan_all(stacks)}
+    title = f"Offline plan diff: {args.diff} → working tree"
+    return _report(args, title, diff_plan_sets(before, after, args.diff, "working tree"))
+
+
+def _compare(args: argparse.Namespace) -> int:
+    names = args.compare
+    first, second = (
+        without_stack_name(plan_json(plan), plan.stack) for plan in _plan_all(list(names))
+    )
+    diff = diff_plans(first, second, names[0], names[1])
+    title = f"Experiment {names[0]} → {names[1]} (stack names shown as STACK)"
+    return _report(args, title, {f"{names[0]} → {names[1]}": diff})
+
+
+def _docs(args: argparse.Namespace) -> int:
+    current = README.read_text(encoding="utf-8")
+    updated = render_readme(current)
+    if args.write:
+        README.write_text(updated, encoding="utf-8")
+        return 0
+    if updated != current:
+        print("README.md is out of date: run `make docs` (python -m infra docs --write).")
+        return 1
+    return 0
+
+
+def _model_inspect(args: argparse.Namespace) -> int:
+    declared = load_declarations()
+    request = ModelRequest(
+        source=args.source,
+        name=args.name or declared["modelName"].default,
+        default_version=args.version,
+        pinned_sha256=args.sha256,
+    )
+    fetch = fetch_environment(args.github_api_url, args.max_download_mb)
+    try:
+        model = resolve_model(request, fetch)
+    except (ConfigError, ModelSourceError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(describe_model(model))
+    return 0
+
+
+def _ttl_decide(args: argparse.Namespace) -> int:
+    outputs = json.loads(args.outputs.read_text(encoding="utf-8"))
+    now = parse_expiry(args.now) if args.now else datetime.now(UTC)
+    decisions = [decide(stack, outputs[stack], now) for stack in sorted(outputs)]
+    print(json.dumps([asdict(decision) for decision in decisions], indent=2))
+    return 0
+
+
+def _ttl_report(args: argparse.Namespace) -> int:
+    decisions = [
+        TtlDecision(**entry) for entry in json.loads(args.decisions.read_text(encoding="utf-8"))
+    ]
+    destroyed = set(args.destroyed.read_text(encoding="utf-8").split()) if args.destroyed else None
+    print(summary_markdown(decisions, destroyed), end="")
+    failed = [d for d in decisions if d.error or (d.destroy and d.stack not in (destroyed or ()))]
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m infra", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    plan = commands.add_parser(
+        "plan",
+        help="run the Pulumi program offline under the SDK's mocks and show what it declares",
+    )
+    plan.add_argument("stacks", nargs="*", help="stacks or experiment presets (default: dev)")
+    plan.add_argument("--all", action="store_true", help="plan every stack and preset")
+    plan.add_argument("--out", type=Path, help="write DIR/<stack>/*.yaml and plan.json")
+    plan.add_argument(
+        "--diff",
+        metavar="GIT_REF",
+        help="compare with the plans at a git ref (the given stacks, default all)",
+    )
+    plan.add_argument(
+        "--compare", nargs=2, metavar=("STACK_A", "STACK_B"), help="compare two experiments"
+    )
+    plan.add_argument("--markdown", type=Path, help="with --diff/--compare: also write the report")
+    plan.add_argument(
+        "--changed-stacks",
+        type=Path,
+        help="with --diff/--compare: write a JSON list of the stacks that changed",
+    )
+    plan.set_defaults(run=_plan)
+    model = commands.add_parser("model", help="model sources")
+    model_commands = model.add_subparsers(dest="model_command", required=True)
+    inspect = model_commands.add_parser(
+        "inspect",
+        help="resolve, download (to the cache), verify and describe a model source, exactly "
+        "as a deployment would",
+    )
+    declared = load_declarations()
+    inspect.add_argument("source", help="github:<owner>/<repo>@<tag|latest>#<asset>, URL or path")
+    inspect.add_argument("--name", help="model name (default: the modelName default)")
+    inspect.add_argument("--sha256", default="", help="expected sha256 (modelSha256)")
+    inspect.add_argument(
+        "--version",
+        type=int,
+        default=declared["modelVersion"].default,
+        help="version to serve an unversioned model as",
+    )
+    inspect.add_argument(
+        "--github-api-url", default=declared["githubApiUrl"].default, help="GitHub API base URL"
+    )
+    inspect.add_argument(
+        "--max-download-mb",
+        type=int,
+        default=declared["modelMaxDownloadMb"].default,
+        help="largest archive to download",
+    )
+    inspect.set_defaults(run=_model_inspect)
+    ttl = commands.add_parser("ttl", help="expired-stack cleanup decisions (for the workflow)")
+    ttl_commands = ttl.add_subparsers(dest="ttl_command", required=True)
+    ttl_decide = ttl_commands.add_parser(
+        "decide", help="which stacks to destroy, from {stack: outputs} JSON (stdout: JSON)"
+    )
+    ttl_decide.add_argument("--outputs", type=Path, required=True)
+    ttl_decide.add_argument("--now", help="the time to judge by, e.g. 2026-11-24T18:00:00Z")
+    ttl_decide.set_defaults(run=_ttl_decide)
+    ttl_report = ttl_commands.add_parser(
+        "report", help="Markdown summary; exit 1 when a stack was kept by error or not destroyed"
+    )
+    ttl_report.add_argument("--decisions", type=Path, required=True)
+    ttl_report.add_argument("--destroyed", type=Path, help="stacks destroyed, one per line")
+    ttl_report.set_defaults(run=_ttl_report)
+    docs = commands.add_parser("docs", help="check or regenerate README's generated sections")
+    docs.add_argument("--write", action="store_true", help="rewrite README.md in place")
+    docs.set_defaults(run=_docs)
+    args = parser.parse_args(argv)
+    if args.command == "plan" and args.all and args.stacks:
+        parser.error("give stacks or --all, not both")
+    try:
+        result: int = args.run(args)
+    except (ConfigError, ModelSourceError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return result

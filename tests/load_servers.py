@@ -1,0 +1,146 @@
+"""TF Serving stand-ins on 127.0.0.1 with a known service time and capacity, for checking
+the load generator: REST (metadata + predict) and gRPC (Predict)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from concurrent import futures
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import grpc
+
+from infra.bench.tensors import PREDICT_METHOD, PredictRequest, PredictResponse
+
+METADATA = {
+    "model_spec": {"name": "toy", "signature_name": "", "version": "1"},
+    "metadata": {
+        "signature_def": {
+            "signature_def": {
+                "serving_default": {
+                    "inputs": {
+                        "image_input": {
+                            "dtype": "DT_FLOAT",
+                            "tensor_shape": {
+                                "dim": [
+                                    {"size": "-1"},
+                                    {"size": "4"},
+                                    {"size": "4"},
+                                    {"size": "3"},
+                                ],
+                                "unknown_rank": False,
+                            },
+                            "name": "serving_default_image_input:0",
+                        }
+                    },
+                    "outputs": {},
+                    "method_name": "tensorflow/serving/predict",
+                }
+            }
+        }
+    },
+}
+
+
+class Capacity:
+    """At most `workers` requests served at once, each taking `service_s`."""
+
+    def __init__(self, workers: int, service_s: float) -> None:
+        self.slots = threading.Semaphore(workers)
+        self.service_s = service_s
+        self.served = 0
+        self.bad_requests: list[str] = []
+
+    def serve(self) -> None:
+        with self.slots:
+            time.sleep(self.service_s)
+            self.served += 1
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """Clients that hang up at the end of a run are expected, not errors worth a trace."""
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        return
+
+
+@contextmanager
+def rest_server(capacity: Capacity, fail_every: int = 0) -> Iterator[str]:
+    """http://127.0.0.1:<port>; every `fail_every`-th predict answers 503."""
+    counter = {"n": 0}
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body go out at once, no 40 ms ACK wait
+
+        def _reply(self, status: int, body: dict[str, object]) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            if self.path == "/v1/models/toy/metadata":
+                self._reply(200, METADATA)
+            else:
+                self._reply(404, {"error": "not found"})
+
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            if self.path != "/v1/models/toy:predict" or "inputs" not in body:
+                capacity.bad_requests.append(self.path)
+                self._reply(400, {"error": "bad request"})
+                return
+            counter["n"] += 1
+            if fail_every and counter["n"] % fail_every == 0:
+                self._reply(503, {"error": "overloaded"})
+                return
+            capacity.serve()
+            self._reply(200, {"outputs": [[0.1, 0.9]]})
+
+        def log_message(self, *args: object) -> None:
+            return
+
+    server = _QuietServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextmanager
+def grpc_server(capacity: Capacity) -> Iterator[str]:
+    """127.0.0.1:<port> serving PredictionService/Predict."""
+
+    def predict(raw: bytes, context: grpc.ServicerContext) -> bytes:
+        request = PredictRequest.FromString(raw)
+        if request.model_spec.name != "toy" or "image_input" not in request.inputs:
+            capacity.bad_requests.append(request.model_spec.name)
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "bad request")
+        capacity.serve()
+        response = PredictResponse()
+        response.model_spec.name = "toy"
+        return bytes(response.SerializeToString())
+
+    service, method = PREDICT_METHOD.strip("/").split("/")
+    handler = grpc.method_handlers_generic_handler(
+        service,
+        {method: grpc.unary_unary_rpc_method_handler(predict)},
+    )
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=64))
+    server.add_generic_rpc_handlers((handler,))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.stop(grace=None)
