@@ -80,3 +80,15 @@ def build_messages(
         name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{package}.{name}"))
         for name in messages
     }
+
+
+def tensor_shape_fields(package: str) -> dict[str, list[Field]]:
+    """TensorShapeProto and its Dim (tensorflow/core/framework/tensor_shape.proto), declared
+    in `package` for messages that hold shapes."""
+    return {
+        "Dim": [Field("size", 1, F.TYPE_INT64), Field("name", 2, F.TYPE_STRING)],
+        "TensorShapeProto": [
+            Field("dim", 2, F.TYPE_MESSAGE, f".{package}.Dim", repeated=True),
+            Field("unknown_rank", 3, F.TYPE_BOOL),
+        ],
+    }

@@ -11,18 +11,14 @@ from pathlib import Path
 
 from google.protobuf.message import DecodeError
 
-from infra.protos import F, Field, build_messages
+from infra.protos import F, Field, build_messages, tensor_shape_fields
 
 _PACKAGE = "tensorflow"
 _MESSAGES = build_messages(
     "tfserving_gke/saved_model_subset.proto",
     _PACKAGE,
     {
-        "Dim": [Field("size", 1, F.TYPE_INT64), Field("name", 2, F.TYPE_STRING)],
-        "TensorShapeProto": [
-            Field("dim", 2, F.TYPE_MESSAGE, f".{_PACKAGE}.Dim", repeated=True),
-            Field("unknown_rank", 3, F.TYPE_BOOL),
-        ],
+        **tensor_shape_fields(_PACKAGE),
         "TensorInfo": [
             Field("name", 1, F.TYPE_STRING),
             Field("dtype", 2, F.TYPE_INT32),

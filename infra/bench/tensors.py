@@ -10,18 +10,14 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
-from infra.protos import INT64_VALUE, F, Field, build_messages
+from infra.protos import INT64_VALUE, F, Field, build_messages, tensor_shape_fields
 
 _PACKAGE = "tensorflow.serving"
 _MESSAGES = build_messages(
     "tfserving_gke/predict_subset.proto",
     _PACKAGE,
     {
-        "Dim": [Field("size", 1, F.TYPE_INT64), Field("name", 2, F.TYPE_STRING)],
-        "TensorShapeProto": [
-            Field("dim", 2, F.TYPE_MESSAGE, f".{_PACKAGE}.Dim", repeated=True),
-            Field("unknown_rank", 3, F.TYPE_BOOL),
-        ],
+        **tensor_shape_fields(_PACKAGE),
         # tensorflow/core/framework/tensor.proto (the fields this client writes).
         "TensorProto": [
             Field("dtype", 1, F.TYPE_INT32),
