@@ -15,10 +15,10 @@ from infra.experiment import design_experiment
 from infra.manifests import render_manifests
 from infra.model_source import resolve_model
 from infra.naming import cluster_name, cost_labels, node_service_account_id, repository_id
+from infra.outputs import endpoint_outputs, experiment_outputs
 from infra.settings import PROJECT_DIR
 from infra.stack_config import deploy_time, model_request, settings_from_pulumi
-from infra.tfserving import GRPC_PORT, REST_PORT, model_status_path
-from infra.ttl import EXPIRY_OUTPUT, expires_at
+from infra.ttl import expires_at
 
 try:
     settings, fetch = settings_from_pulumi()
@@ -72,25 +72,12 @@ workload = ServingWorkload(
     "serving", render_manifests(design, image.repo_digest), provider=cluster.provider
 )
 
-status_path = model_status_path(settings.model_name)
-pulumi.export("experiment", settings.experiment)
-pulumi.export("modelName", settings.model_name)
-pulumi.export("machineType", design.shape.machine_type)
-pulumi.export("nodeCount", design.nodes_total)
-pulumi.export("replicas", design.replicas)
-pulumi.export("clusterName", cluster.cluster_name)
-pulumi.export("kubeconfig", cluster.kubeconfig)
-pulumi.export("imageDigest", image.repo_digest)
-pulumi.export("modelSource", model.source)
-pulumi.export("modelReleaseTag", model.release_tag)
-pulumi.export("modelSha256", model.sha256)
-pulumi.export("modelVersions", list(model.artifact.versions) if model.artifact else [])
-pulumi.export("restEndpoint", workload.service_ip.apply(lambda ip: f"http://{ip}:{REST_PORT}"))
-pulumi.export("grpcEndpoint", workload.service_ip.apply(lambda ip: f"{ip}:{GRPC_PORT}"))
-pulumi.export(
-    "modelStatusCurl",
-    workload.service_ip.apply(lambda ip: f"curl -sS http://{ip}:{REST_PORT}{status_path}"),
-)
-pulumi.export(EXPIRY_OUTPUT, expires_at(settings.ttl_hours, deploy_time()))
-pulumi.export("costUsdPerHour", round(design.cost.usd_per_hour, 4))
-pulumi.export("costUsdPerMonth", round(design.cost.usd_per_month, 2))
+outputs = {
+    **experiment_outputs(design, model, expires_at(settings.ttl_hours, deploy_time())),
+    **endpoint_outputs(workload.service_ip, settings.model_name),
+    "clusterName": cluster.cluster_name,
+    "kubeconfig": cluster.kubeconfig,
+    "imageDigest": image.repo_digest,
+}
+for name, value in outputs.items():
+    pulumi.export(name, value)

@@ -341,3 +341,17 @@ def test_unresolved_github_source_plans_with_placeholders_and_says_so(
     assert image["imageName"].endswith("/resnet50:resnet50-unresolved")
     assert any("is not resolved: the offline plan makes no network" in w for w in plan.warnings)
     assert plan.recording.stack_outputs["modelSha256"] == ""
+
+
+def test_outputs_give_endpoints_digest_machine_and_cost(
+    shipped_plans: dict[str, StackPlan],
+) -> None:
+    outputs = shipped_plans["8vcpu-64gb-interop4-batch"].recording.stack_outputs
+    assert outputs["restEndpoint"] == "http://LOAD_BALANCER_IP:8501"
+    assert outputs["grpcEndpoint"] == "LOAD_BALANCER_IP:8500"
+    assert outputs["modelStatusCurl"] == "curl -sS http://LOAD_BALANCER_IP:8501/v1/models/resnet50"
+    assert outputs["machineType"] == "e2-highmem-8"
+    assert outputs["costUsdPerMonth"] == 621.58
+    assert outputs["serving"]["batching"]["num_batch_threads"] == 2
+    assert outputs["kubeconfig"] == "[secret]"
+    assert "@sha256:" in outputs["imageDigest"]

@@ -1,0 +1,48 @@
+"""The stack outputs users read (`pulumi stack output`), decided from plain values."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from infra.experiment import ExperimentDesign
+from infra.model_source import ResolvedModel
+from infra.tfserving import GRPC_PORT, REST_PORT, model_status_path
+from infra.ttl import EXPIRY_OUTPUT
+
+
+def experiment_outputs(
+    design: ExperimentDesign, model: ResolvedModel, expires_at: str
+) -> dict[str, Any]:
+    """What was deployed, what it costs, and when the cleanup may destroy it."""
+    server = design.server
+    return {
+        "experiment": design.settings.experiment,
+        "machineType": design.shape.machine_type,
+        "nodeCount": design.nodes_total,
+        "replicas": design.replicas,
+        "serving": {
+            "intraOp": server.intra_op_parallelism,
+            "interOp": server.inter_op_parallelism,
+            "batching": asdict(server.batching) if server.batching else None,
+        },
+        "modelName": design.settings.model_name,
+        "modelSource": model.source,
+        "modelReleaseTag": model.release_tag,
+        "modelSha256": model.sha256,
+        "modelVersions": list(model.artifact.versions) if model.artifact else [],
+        EXPIRY_OUTPUT: expires_at,
+        "costUsdPerHour": round(design.cost.usd_per_hour, 4),
+        "costUsdPerMonth": round(design.cost.usd_per_month, 2),
+    }
+
+
+def endpoint_outputs(service_ip: Any, model_name: str) -> dict[str, Any]:
+    """REST and gRPC endpoints and a ready-to-run status check, from the Service's address
+    (a Pulumi Output, or anything with `.apply`)."""
+    status = model_status_path(model_name)
+    return {
+        "restEndpoint": service_ip.apply(lambda ip: f"http://{ip}:{REST_PORT}"),
+        "grpcEndpoint": service_ip.apply(lambda ip: f"{ip}:{GRPC_PORT}"),
+        "modelStatusCurl": service_ip.apply(lambda ip: f"curl -sS http://{ip}:{REST_PORT}{status}"),
+    }
