@@ -17,7 +17,7 @@ from infra.machine import (
     pod_cpu_cores,
     resolve_machine,
     serving_pod_requests,
-    system_daemonset_requests,
+    system_pod_reserve,
 )
 from infra.pricing import CostEstimate, estimate_cost
 from infra.settings import Settings
@@ -41,7 +41,7 @@ class ExperimentDesign:
     settings: Settings
     shape: MachineShape
     node_allocatable: Resources
-    system_daemonsets: Resources
+    system_pods: Resources
     pod_requests: Resources
     pod_cpu_cores: int
     nodes_total: int
@@ -101,7 +101,7 @@ def design_experiment(settings: Settings) -> ExperimentDesign:
         settings=s,
         shape=shape,
         node_allocatable=node_allocatable(shape),
-        system_daemonsets=system_daemonset_requests(),
+        system_pods=system_pod_reserve(),
         pod_requests=pod_requests,
         pod_cpu_cores=cores,
         nodes_total=nodes_total,

@@ -158,10 +158,12 @@ def node_allocatable(shape: MachineShape) -> Resources:
     return Resources(cpu_m, memory_mib)
 
 
-def system_daemonset_requests() -> Resources:
-    """What GKE's own DaemonSets request on every node (kept in infra/data/gke.yaml)."""
-    spec = load("gke")["system_daemonsets"]
-    return Resources(int(spec["cpu_m"]), int(spec["memory_mib"]))
+def system_pod_reserve() -> Resources:
+    """Room kept on every node for GKE's own pods (see infra/data/gke.yaml)."""
+    parts = load("gke")["system_pods"].values()
+    return Resources(
+        sum(int(part["cpu_m"]) for part in parts), sum(int(part["memory_mib"]) for part in parts)
+    )
 
 
 def serving_pod_requests(shape: MachineShape, pods_per_node: int) -> Resources:
@@ -170,16 +172,16 @@ def serving_pod_requests(shape: MachineShape, pods_per_node: int) -> Resources:
     Raises ConfigError, with the numbers, when a share is below the smallest useful pod.
     """
     allocatable = node_allocatable(shape)
-    system = system_daemonset_requests()
+    system = system_pod_reserve()
     free = Resources(allocatable.cpu_m - system.cpu_m, allocatable.memory_mib - system.memory_mib)
-    # Round the shares down to 10m and 1 MiB so pods always fit beside the DaemonSets.
+    # Round the shares down to 10m and 1 MiB so pods always fit beside GKE's own pods.
     share = Resources((free.cpu_m // pods_per_node) // 10 * 10, free.memory_mib // pods_per_node)
     minimum = load("gke")["min_serving_pod"]
     if share.cpu_m < minimum["cpu_m"] or share.memory_mib < minimum["memory_mib"]:
         raise ConfigError(
             "podsPerNode",
             f"{pods_per_node} pods do not fit on {shape.machine_type}: it allocates "
-            f"{allocatable} to pods, GKE's DaemonSets take {system}, leaving {free}, so "
+            f"{allocatable} to pods, GKE's system pods need {system}, leaving {free}, so "
             f"{share} per pod, below the TF Serving minimum of {minimum['cpu_m']}m CPU / "
             f"{minimum['memory_mib']} MiB. Lower podsPerNode or pick a larger machine.",
         )

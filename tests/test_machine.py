@@ -70,11 +70,11 @@ def test_impossible_shapes_are_rejected_with_the_rule(
         resolve_machine(machine_type, vcpus, memory_gb)
 
 
-def test_pod_gets_what_the_node_leaves_after_daemonsets() -> None:
+def test_pod_gets_what_the_node_leaves_after_gke_system_pods() -> None:
     requests = serving_pod_requests(parse_machine_type("e2-custom-8-16384"), 1)
-    assert (requests.cpu_m, requests.memory_mib) == (7910 - 400, 13621 - 512)
+    assert (requests.cpu_m, requests.memory_mib) == (7910 - 800, 13621 - 1112)
     halves = serving_pod_requests(parse_machine_type("e2-custom-8-16384"), 2)
-    assert (halves.cpu_m, halves.memory_mib) == (3750, (13621 - 512) // 2)
+    assert (halves.cpu_m, halves.memory_mib) == (3550, (13621 - 1112) // 2)
 
 
 def test_pods_that_cannot_fit_are_rejected_with_the_numbers() -> None:
@@ -83,5 +83,6 @@ def test_pods_that_cannot_fit_are_rejected_with_the_numbers() -> None:
     message = str(caught.value)
     assert message.startswith("podsPerNode: 8 pods do not fit on e2-custom-2-4096")
     assert "1930m CPU / 2972 MiB" in message
-    assert "190m CPU / 307 MiB per pod" in message
+    assert "GKE's system pods need 800m CPU / 1112 MiB, leaving 1130m CPU / 1860 MiB" in message
+    assert "140m CPU / 232 MiB per pod" in message
     assert "Lower podsPerNode or pick a larger machine" in message

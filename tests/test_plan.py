@@ -107,8 +107,8 @@ def test_one_pod_per_node_is_enforced_and_sized_from_allocatable(
     rule = pod["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
     assert rule[0]["topologyKey"] == "kubernetes.io/hostname"
     assert container(plan)["resources"] == {
-        "requests": {"cpu": "7510m", "memory": "13109Mi"},
-        "limits": {"memory": "13109Mi"},
+        "requests": {"cpu": "7110m", "memory": "12509Mi"},
+        "limits": {"memory": "12509Mi"},
     }
     strategy = manifest(plan, "Deployment")["spec"]["strategy"]["rollingUpdate"]
     assert strategy == {"maxSurge": 0, "maxUnavailable": 1}
@@ -272,7 +272,7 @@ def test_plan_json_has_the_documented_shape(
 def test_text_plan_shows_summary_cost_and_outputs(shipped_plans: dict[str, StackPlan]) -> None:
     text = describe(shipped_plans["dev"])
     assert "machine type      e2-medium (2 vCPU, 4 GiB)" in text
-    assert "serving pods      1 (1 per node), each requesting 540m CPU / 2460 MiB" in text
+    assert "serving pods      1 (1 per node), each requesting 140m CPU / 1860 MiB" in text
     assert "GKE cluster management fee" in text
     assert (
         "modelStatusCurl: curl -sS http://LOAD_BALANCER_IP:8501/v1/models/tiny_classifier" in text
@@ -355,3 +355,12 @@ def test_outputs_give_endpoints_digest_machine_and_cost(
     assert outputs["serving"]["batching"]["num_batch_threads"] == 2
     assert outputs["kubeconfig"] == "[secret]"
     assert "@sha256:" in outputs["imageDigest"]
+
+
+def test_image_is_pushed_only_once_nodes_may_pull_it(shipped_plans: dict[str, StackPlan]) -> None:
+    by_type = {r.type: r for r in shipped_plans["dev"].recording.resources}
+    reader = by_type["gcp:artifactregistry/repositoryIamMember:RepositoryIamMember"]
+    assert reader.urn in by_type["docker:index/image:Image"].dependencies
+    cluster = by_type["gcp:container/cluster:Cluster"].inputs
+    assert cluster["networkingMode"] == "VPC_NATIVE"
+    assert cluster["ipAllocationPolicy"] == {"stackType": "IPV4"}

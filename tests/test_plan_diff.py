@@ -37,8 +37,8 @@ def test_experiment_vs_experiment_shows_settings_resources_and_cost(
     text = render_markdown("compare", {"16gb → 64gb": diff})
     assert "| `nodeMemoryGb` | 16 (preset STACK) | 64 (preset STACK) |" in text
     assert "432.86 → 621.58 (+188.72)" in text
-    assert re.search(r"^- +memory: 13109Mi$", text, re.M)
-    assert re.search(r"^\+ +memory: 59312Mi$", text, re.M)
+    assert re.search(r"^- +memory: 12509Mi$", text, re.M)
+    assert re.search(r"^\+ +memory: 58712Mi$", text, re.M)
     changed = {r.resource for r in diff.resources}
     assert changed == {
         "gcp:container/nodePool:NodePool::cluster-serving",

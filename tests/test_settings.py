@@ -90,7 +90,7 @@ BAD_SETTINGS = [
     ({"spot": "maybe"}, "spot: expected true or false, got 'maybe'."),
     ({"nodeVcpus": 3, "nodeMemoryGb": 6}, "nodeVcpus/nodeMemoryGb: 3 vCPUs is not an E2 shape"),
     ({"machineType": "n2-standard-4"}, "machineType: 'n2-standard-4' is not an E2 machine type"),
-    ({"podsPerNode": 6}, "podsPerNode: 6 pods do not fit on e2-custom-2-4096"),
+    ({"podsPerNode": 4}, "podsPerNode: 4 pods do not fit on e2-custom-2-4096"),
     ({"replicas": 3}, "replicas: 3 pods cannot be scheduled: 1 node(s) x podsPerNode 1 = 1 slots"),
     (
         {"zone": "us-central1"},

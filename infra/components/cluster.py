@@ -149,7 +149,8 @@ class GkeCluster(pulumi.ComponentResource):
             # Dataplane V2 enforces NetworkPolicy.
             datapath_provider="ADVANCED_DATAPATH",
             networking_mode="VPC_NATIVE",
-            ip_allocation_policy={},
+            # A non-empty block: GKE picks the pod and service ranges.
+            ip_allocation_policy={"stack_type": "IPV4"},
             enable_shielded_nodes=True,
             cost_management_config={"enabled": True},
             resource_labels=args.labels,

@@ -71,7 +71,7 @@ class ServingImage(pulumi.ComponentResource):
             # The Artifact Registry API must be on before the repository can exist.
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(required_services)),
         )
-        gcp.artifactregistry.RepositoryIamMember(
+        reader = gcp.artifactregistry.RepositoryIamMember(
             f"{name}-node-reader",
             project=args.gcp_project,
             location=args.region,
@@ -101,7 +101,8 @@ class ServingImage(pulumi.ComponentResource):
                 server=host, username="oauth2accesstoken", password=pulumi.Output.secret(token)
             ),
             skip_push=False,
-            opts=child,
+            # Nodes can pull the digest the Deployment gets only once they may read the repo.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[reader]),
         )
         self.image_name = image.image_name
         self.repo_digest = image.repo_digest

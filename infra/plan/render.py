@@ -59,9 +59,9 @@ def summary(design: ExperimentDesign) -> dict[str, Any]:
             "cpu_m": design.node_allocatable.cpu_m,
             "memory_mib": design.node_allocatable.memory_mib,
         },
-        "system_daemonsets": {
-            "cpu_m": design.system_daemonsets.cpu_m,
-            "memory_mib": design.system_daemonsets.memory_mib,
+        "system_pods": {
+            "cpu_m": design.system_pods.cpu_m,
+            "memory_mib": design.system_pods.memory_mib,
         },
         "pod_requests": {
             "cpu_m": design.pod_requests.cpu_m,
@@ -240,7 +240,7 @@ def describe(plan: StackPlan) -> str:
         f"  nodes             {d.nodes_total} in {s.cluster_location}"
         f"{' (regional)' if s.regional else ' (zonal)'}, {'spot' if s.spot else 'on-demand'}",
         f"  node allocatable  {_resources_text(info['node_allocatable'])}"
-        f" (GKE DaemonSets take {_resources_text(info['system_daemonsets'])})",
+        f" (GKE system pods need {_resources_text(info['system_pods'])})",
         f"  serving pods      {d.replicas} ({s.pods_per_node} per node), each requesting "
         f"{_resources_text(info['pod_requests'])}",
         f"  threads           intra-op {d.server.intra_op_parallelism}, inter-op "
