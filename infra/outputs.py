@@ -27,6 +27,7 @@ def experiment_outputs(
             "batching": asdict(server.batching) if server.batching else None,
         },
         "modelName": design.settings.model_name,
+        "namespace": design.settings.namespace,
         "modelSource": model.source,
         "modelReleaseTag": model.release_tag,
         "modelSha256": model.sha256,
