@@ -12,7 +12,7 @@ import yaml
 
 from infra.data import load
 from infra.plan.render import SCHEMA, describe, matrix, write_plan
-from infra.plan.run import StackPlan, known_stacks
+from infra.plan.run import StackPlan, known_stacks, plan_stack
 from tests.conftest import PlanFn, container, manifest, resource_inputs
 from tests.model_archives import tar_gz, tiny_model_files, write
 
@@ -364,3 +364,11 @@ def test_image_is_pushed_only_once_nodes_may_pull_it(shipped_plans: dict[str, St
     cluster = by_type["gcp:container/cluster:Cluster"].inputs
     assert cluster["networkingMode"] == "VPC_NATIVE"
     assert cluster["ipAllocationPolicy"] == {"stackType": "IPV4"}
+
+
+def test_program_also_runs_as_a_preview_with_unknown_outputs(
+    shipped_plans: dict[str, StackPlan],
+) -> None:
+    preview = plan_stack("dev", preview=True)
+    declared = sorted((r.type, r.name) for r in preview.recording.resources)
+    assert declared == sorted((r.type, r.name) for r in shipped_plans["dev"].recording.resources)

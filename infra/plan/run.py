@@ -88,10 +88,13 @@ def _as_config_string(value: Any) -> str:
     return str(value)
 
 
-def plan_stack(stack: str, overrides: Mapping[str, Any] | None = None) -> StackPlan:
+def plan_stack(
+    stack: str, overrides: Mapping[str, Any] | None = None, preview: bool = False
+) -> StackPlan:
     """Resolve settings, then run __main__.py under mocks and record every resource.
 
-    `overrides` act as extra stack config (as `pulumi config set` would add).
+    `overrides` act as extra stack config (as `pulumi config set` would add). With
+    `preview`, outputs the mocks do not fake stay unknown, as in `pulumi preview`.
     """
     project = project_name()
     values, gcp_project = stack_config(stack)
@@ -121,7 +124,7 @@ def plan_stack(stack: str, overrides: Mapping[str, Any] | None = None) -> StackP
         plan_mocks,
         project=project,
         stack=stack,
-        preview=False,
+        preview=preview,
         logger=program_log.logger,
         monitor=RecordingMonitor(plan_mocks, recording),
     )
