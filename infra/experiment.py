@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from infra.data import load
 from infra.errors import ConfigError
+from infra.facts import load
 from infra.machine import (
     MachineShape,
     Resources,

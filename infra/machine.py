@@ -9,8 +9,8 @@ import math
 import re
 from dataclasses import dataclass
 
-from infra.data import load
 from infra.errors import ConfigError
+from infra.facts import load
 
 MIB_PER_GIB = 1024
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from infra.data import load
 from infra.errors import ConfigError
+from infra.facts import load
 from infra.machine import MachineShape
 
 

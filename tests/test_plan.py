@@ -10,7 +10,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from infra.data import load
+from infra.facts import load
 from infra.plan.render import SCHEMA, describe, matrix, write_plan
 from infra.plan.run import StackPlan, known_stacks, plan_stack
 from tests.conftest import PlanFn, container, manifest, resource_inputs

@@ -1,4 +1,4 @@
-"""Loading the project's data files (prices, GKE and E2 facts)."""
+"""The project's data files (infra/data/*.yaml: prices, GKE and E2 facts), parsed once."""
 
 from __future__ import annotations
 
