@@ -4,6 +4,8 @@
 PYTHON ?= python3
 VENV := venv
 STAMP := $(VENV)/.installed
+SCAN_VENV := $(VENV)/scan
+SCAN_STAMP := $(SCAN_VENV)/.installed
 
 .PHONY: plan plan-all test lint bench docs
 
@@ -11,6 +13,11 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $(STAMP)
+
+$(SCAN_STAMP): requirements-scan.txt | $(STAMP)
+	$(PYTHON) -m venv $(SCAN_VENV)
+	$(SCAN_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-scan.txt
+	touch $(SCAN_STAMP)
 
 plan: $(STAMP)
 	$(VENV)/bin/python -m infra plan dev --out plan-out
@@ -23,7 +30,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-test: lint
+test: lint $(SCAN_STAMP)
 	$(VENV)/bin/python -m pytest -q
 
 bench: $(STAMP)

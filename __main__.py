@@ -14,7 +14,13 @@ from infra.errors import ConfigError, ModelSourceError
 from infra.experiment import design_experiment
 from infra.manifests import render_manifests
 from infra.model_source import resolve_model
-from infra.naming import cluster_name, cost_labels, node_service_account_id, repository_id
+from infra.naming import (
+    cluster_name,
+    cost_labels,
+    image_repository_name,
+    node_service_account_id,
+    repository_id,
+)
 from infra.outputs import endpoint_outputs, experiment_outputs
 from infra.settings import PROJECT_DIR
 from infra.stack_config import deploy_time, model_request, settings_from_pulumi
@@ -60,7 +66,7 @@ image = ServingImage(
         gcp_project=settings.gcp_project,
         region=settings.region,
         repository_id=repository_id(settings.stack),
-        image_repository=settings.model_name.lower(),
+        image_repository=image_repository_name(settings.model_name),
         image_tag=context.image_tag,
         context_dir=context.directory.as_posix(),
         labels=labels,

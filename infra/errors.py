@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 
 class ConfigError(ValueError):
     """A setting (or combination of settings) that cannot be deployed.
@@ -16,3 +19,10 @@ class ConfigError(ValueError):
 
 class ModelSourceError(ValueError):
     """A model source that cannot be served, with the reason."""
+
+
+def did_you_mean(value: str, choices: Iterable[str]) -> str:
+    """ " Did you mean X?" when one of the choices is close to value (case ignored), else ""."""
+    by_folded = {choice.lower(): choice for choice in choices}
+    close = difflib.get_close_matches(value.lower(), list(by_folded), n=1, cutoff=0.75)
+    return f" Did you mean {by_folded[close[0]]}?" if close else ""

@@ -24,6 +24,13 @@ from infra.settings import Settings
 from infra.tfserving import BatchingParameters, ServerOptions
 
 THREADS_PER_CPU_FOR_IO = 4
+# TF Serving's batching guide (and session_bundle_config.proto): drive a batch of size B with
+# about 2 x B requests in flight. A request holds its REST or gRPC thread until its batch
+# has run, so with single-row requests a batch can never hold more rows than threads.
+REQUESTS_IN_FLIGHT_PER_BATCH_ROW = 2
+# evhttp_server.cc schedules libevent's event loop on the REST executor itself, so one of
+# rest_api_num_threads never serves a request.
+REST_EVENT_LOOP_THREADS = 1
 
 
 @dataclass(frozen=True)
@@ -72,12 +79,13 @@ def design_experiment(settings: Settings) -> ExperimentDesign:
         )
     warnings = list(s.warnings)
     batching = _batching(s, cores, warnings)
+    rest_threads, grpc_threads = _request_threads(s, cores, batching, warnings)
     server = ServerOptions(
         model_name=s.model_name,
         intra_op_parallelism=s.tensorflow_intra_op_parallelism or cores,
         inter_op_parallelism=s.tensorflow_inter_op_parallelism or cores,
-        rest_api_num_threads=s.rest_api_num_threads or THREADS_PER_CPU_FOR_IO * cores,
-        grpc_max_threads=THREADS_PER_CPU_FOR_IO * cores,
+        rest_api_num_threads=rest_threads,
+        grpc_max_threads=grpc_threads,
         batching=batching,
     )
     if shape.shared_core:
@@ -97,6 +105,7 @@ def design_experiment(settings: Settings) -> ExperimentDesign:
         disk_size_gb=s.disk_size_gb,
         external_ip=s.exposure == "external",
     )
+    warnings += cost.warnings
     return ExperimentDesign(
         settings=s,
         shape=shape,
@@ -130,4 +139,54 @@ def _batching(s: Settings, cores: int, warnings: list[str]) -> BatchingParameter
         num_batch_threads=threads,
         allowed_batch_sizes=tuple(s.allowed_batch_sizes),
         pad_variable_length_inputs=s.pad_variable_length_inputs,
+        enable_large_batch_splitting=s.enable_large_batch_splitting,
+        max_execution_batch_size=(
+            s.max_execution_batch_size or s.max_batch_size if s.enable_large_batch_splitting else 0
+        ),
+    )
+
+
+def _request_threads(
+    s: Settings, cores: int, batching: BatchingParameters | None, warnings: list[str]
+) -> tuple[int, int]:
+    """--rest_api_num_threads and --grpc_max_threads: 4 per CPU, and with batching enough
+    requests in flight to fill a batch, unless the settings say otherwise (then a warning
+    says what it costs)."""
+    per_cpu = THREADS_PER_CPU_FOR_IO * cores
+    needed = REQUESTS_IN_FLIGHT_PER_BATCH_ROW * batching.execution_batch_size if batching else 0
+    rest = s.rest_api_num_threads or max(per_cpu, needed + REST_EVENT_LOOP_THREADS)
+    grpc = s.grpc_max_threads or max(per_cpu, needed)
+    if batching:
+        short = [
+            (key, threads)
+            for key, threads, serving in (
+                ("restApiNumThreads", rest, rest - REST_EVENT_LOOP_THREADS),
+                ("grpcMaxThreads", grpc, grpc),
+            )
+            if serving < needed
+        ]
+        if short:
+            warnings.append(_short_threads_warning(s, short, batching, needed))
+    return rest, grpc
+
+
+def _short_threads_warning(
+    s: Settings, short: list[tuple[str, int]], batching: BatchingParameters, needed: int
+) -> str:
+    named = " and ".join(f"{key} {threads}" for key, threads in short)
+    presets = {s.sources[key] for key, _ in short}
+    why = (
+        f"{next(iter(presets))} keeps the reference system's thread counts so its results compare"
+        if len(presets) == 1 and next(iter(presets)).startswith("preset ")
+        else "set explicitly"
+    )
+    verb = "is" if len(short) == 1 else "are"
+    return (
+        f"{named} ({why}) {verb} below TF Serving's batching guidance of about 2 x "
+        f"{batching.execution_batch_size} = {needed} requests in flight: a request holds its "
+        "thread until its batch has run, so with single-row requests a batch holds at most "
+        f"as many rows as there are threads and max_batch_size {batching.max_batch_size} is "
+        f"never reached. To fill batches, set restApiNumThreads "
+        f"{needed + REST_EVENT_LOOP_THREADS} (one REST thread runs the event loop) and "
+        f"grpcMaxThreads {needed}."
     )

@@ -8,6 +8,7 @@ version directories that each hold one.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,15 @@ from infra.errors import ModelSourceError
 
 SAVED_MODEL_FILE = "saved_model.pb"
 VARIABLES_DIR = "variables"
+# TF Serving reads a version from a directory name with strings::safe_strto64 and skips
+# names that do not parse (file_system_storage_path_source.cc). Plain ASCII digits, within
+# int64, are what it and this project agree on.
+_VERSION_NAME = re.compile(r"^[0-9]{1,18}$")
+
+
+def is_version_dir(path: Path) -> bool:
+    """Whether TF Serving reads this directory as a numeric model version."""
+    return path.is_dir() and bool(_VERSION_NAME.match(path.name))
 
 
 @dataclass(frozen=True)
@@ -50,18 +60,21 @@ def _version_dirs(root: Path, shown: str) -> dict[int, Path] | None:
     """Numeric version directories of root, None when saved_model.pb sits at the root."""
     if (root / SAVED_MODEL_FILE).is_file():
         return None
-    subdirs = [child for child in root.iterdir() if child.is_dir()]
-    numeric = {int(child.name): child for child in subdirs if child.name.isdigit()}
+    numeric: dict[int, Path] = {}
+    for child in sorted(path for path in root.iterdir() if is_version_dir(path)):
+        version = int(child.name)
+        if version in numeric:
+            # TF Serving would pick one of them without saying which is served.
+            raise ModelSourceError(
+                f"{shown}: version directories {numeric[version].name!r} and {child.name!r} "
+                f"both name version {version}, and TF Serving would serve only one of them. "
+                "Remove or renumber one."
+            )
+        numeric[version] = child
     if not numeric:
         raise ModelSourceError(
             f"{shown}: no {SAVED_MODEL_FILE} at its root nor in numeric version directories "
             f"(expected {SAVED_MODEL_FILE} or 1/{SAVED_MODEL_FILE} there)."
-        )
-    others = sorted(child.name for child in subdirs if not child.name.isdigit())
-    if others:
-        raise ModelSourceError(
-            f"{shown}: directories {others} sit next to version directories "
-            f"{sorted(numeric)}; TF Serving only understands numeric version names."
         )
     missing = sorted(v for v, path in numeric.items() if not (path / SAVED_MODEL_FILE).is_file())
     if missing:
@@ -85,6 +98,18 @@ def inspect_local_model(
     layout = versions if versions is not None else {default_version: source}
     files: list[tuple[str, Path]] = []
     warnings = []
+    if versions is not None:
+        skipped = sorted(
+            child.name + ("/" if child.is_dir() else "")
+            for child in source.iterdir()
+            if child not in versions.values()
+        )
+        if skipped:
+            warnings.append(
+                f"{shown}: {', '.join(skipped)} sit next to the version directories and are "
+                "not served (TF Serving skips names that are not version numbers); they are "
+                "left out of the image."
+            )
     for version, version_dir in sorted(layout.items()):
         if not (version_dir / VARIABLES_DIR).is_dir():
             warnings.append(

@@ -25,7 +25,7 @@ from typing import Any
 from infra.archive import ExtractionLimits, safe_extract
 from infra.errors import ModelSourceError
 from infra.fetch import HttpClient, RetryPolicy, check_url_is_safe, github_release_asset
-from infra.model import SAVED_MODEL_FILE, ModelArtifact, inspect_local_model
+from infra.model import SAVED_MODEL_FILE, ModelArtifact, inspect_local_model, is_version_dir
 from infra.saved_model_info import Signature, read_signatures
 
 CACHE_DIR = Path("build") / "cache"
@@ -175,7 +175,7 @@ def find_model_root(tree: Path, shown: str) -> Path:
             continue
         if (candidate / SAVED_MODEL_FILE).is_file():
             return candidate
-        if any(child.is_dir() and child.name.isdigit() for child in candidate.iterdir()):
+        if any(is_version_dir(child) for child in candidate.iterdir()):
             return candidate
     found = sorted(str(p.relative_to(tree)) for p in tree.rglob(SAVED_MODEL_FILE))
     raise ModelSourceError(
@@ -196,11 +196,25 @@ def _lay_out(request: ModelRequest, root: Path, base: ResolvedModel) -> Resolved
     inside = model_root.relative_to(root).as_posix()
     shown = base.source if inside == "." else f"{base.source} ({inside}/)"
     artifact = inspect_local_model(model_root, request.name, request.default_version, shown)
+    # TF Serving's default version policy serves the highest version, and reads warmup
+    # records only from <version dir>/assets.extra/ (saved_model_warmup_util.cc).
     newest = max(artifact.versions)
     pb = next(path for dest, path in artifact.files if dest == f"{newest}/{SAVED_MODEL_FILE}")
-    warmup = any(dest.endswith(WARMUP_FILE) for dest, _ in artifact.files)
+    destinations = {dest for dest, _ in artifact.files}
+    warmup = f"{newest}/{WARMUP_FILE}" in destinations
     signatures = read_signatures(pb)
     warnings = list(base.warnings) + list(artifact.warnings)
+    misplaced = sorted(
+        dest
+        for dest in destinations
+        if dest.endswith(WARMUP_FILE) and dest != f"{newest}/{WARMUP_FILE}"
+    )
+    if misplaced and not warmup:
+        warnings.append(
+            f"warmup records at {', '.join(misplaced)} are not used: TF Serving serves version "
+            f"{newest} and reads only {newest}/{WARMUP_FILE}, so the first requests after a "
+            "rollout will be slow. Put the file there."
+        )
     if signatures is None:
         warnings.append(f"version {newest}: {SAVED_MODEL_FILE} could not be read for signatures.")
     return replace(

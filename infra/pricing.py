@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from infra.errors import ConfigError
+from infra.errors import did_you_mean
 from infra.facts import load
 from infra.machine import MachineShape
 
@@ -32,6 +32,10 @@ class CostEstimate:
     region: str
     lines: tuple[CostLine, ...]
     free_tier_credit_usd_per_month: float
+    # The region whose E2 rates priced the nodes: `region`, or the catalogue's fallback
+    # when it has no rates for `region` (then `warnings` says so).
+    rates_region: str = ""
+    warnings: tuple[str, ...] = ()
 
     @property
     def usd_per_hour(self) -> float:
@@ -53,19 +57,42 @@ def catalogue(name: str | None = None) -> tuple[str, dict[str, Any]]:
     return chosen, prices["catalogues"][chosen]
 
 
+def rates_region(region: str, catalogue_name: str | None = None) -> str:
+    """The region whose E2 rates price nodes in `region`: itself when the catalogue has
+    rates for it, else the catalogue's fallback region."""
+    _, prices = catalogue(catalogue_name)
+    return region if region in prices["e2"] else str(prices["fallback_region"])
+
+
+def unpriced_region_warning(region: str, catalogue_name: str | None = None) -> str:
+    """What the plan says when a region has no E2 rates in the catalogue."""
+    name, prices = catalogue(catalogue_name)
+    known = load("gke")["regions"]
+    unknown = (
+        ""
+        if region in known
+        else f" {region!r} is also not a GCP region this project knows (infra/data/gke.yaml): "
+        f"a region that does not exist fails at pulumi up.{did_you_mean(region, known)}"
+    )
+    vcpu_rates = [rates["vcpu_hour"] for rates in prices["e2"].values()]
+    spread = max(vcpu_rates) / min(vcpu_rates) - 1
+    return (
+        f"no E2 prices for region {region!r} in price catalogue {name} "
+        f"({len(prices['e2'])} regions priced), so its nodes are priced at "
+        f"{prices['fallback_region']} rates; E2 rates differ by region (by up to "
+        f"{spread:.0%} among the priced ones). Refresh the catalogue from the Cloud Billing "
+        "Catalog API with `venv/bin/python scripts/refresh_prices.py` (uses your gcloud "
+        f"credentials).{unknown}"
+    )
+
+
 def node_usd_per_hour(
     shape: MachineShape, region: str, spot: bool, catalogue_name: str | None = None
 ) -> float:
-    """On-demand (or spot) price of one node of this shape in this region."""
-    name, prices = catalogue(catalogue_name)
-    if region not in prices["e2"]:
-        raise ConfigError(
-            "zone",
-            f"no E2 prices for region {region!r} in price catalogue {name}. Priced regions: "
-            f"{', '.join(sorted(prices['e2']))}. Add the region to infra/data/prices.yaml "
-            "or pick a zone in one of these.",
-        )
-    rates = prices["e2"][region]
+    """On-demand (or spot) price of one node of this shape in this region (at the fallback
+    region's rates when the catalogue has none for it)."""
+    _, prices = catalogue(catalogue_name)
+    rates = prices["e2"][rates_region(region, catalogue_name)]
     per_hour = shape.billed_vcpus * rates["vcpu_hour"] + shape.memory_gib * rates["gib_hour"]
     if shape.custom:
         per_hour *= prices["custom_e2_multiplier"]
@@ -106,4 +133,8 @@ def estimate_cost(
     if external_ip:
         lines.append(CostLine("external IPv4 address", 1, prices["external_ipv4_hour"]))
     credit = 0.0 if regional_cluster else float(prices["gke_free_tier_credit_month"])
-    return CostEstimate(name, str(prices["as_of"]), region, tuple(lines), credit)
+    priced_at = rates_region(region, name)
+    warnings = () if priced_at == region else (unpriced_region_warning(region, name),)
+    return CostEstimate(
+        name, str(prices["as_of"]), region, tuple(lines), credit, priced_at, warnings
+    )

@@ -14,6 +14,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, wr
 
 F = descriptor_pb2.FieldDescriptorProto
 INT64_VALUE = ".google.protobuf.Int64Value"
+BOOL_VALUE = ".google.protobuf.BoolValue"
 STRING_VALUE = ".google.protobuf.StringValue"
 
 

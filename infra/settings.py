@@ -19,7 +19,8 @@ from typing import Any
 
 import yaml
 
-from infra.errors import ConfigError
+from infra.errors import ConfigError, did_you_mean
+from infra.naming import image_repository_name
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 PROJECT_FILE = PROJECT_DIR / "Pulumi.yaml"
@@ -38,6 +39,10 @@ DISK_TYPES = ("pd-standard", "pd-balanced", "pd-ssd")
 EXPOSURES = ("internal", "external")
 MIN_DISK_GB = 10
 MAX_NODE_COUNT = 100
+# Namespaces the program must not create, label and delete on destroy: Kubernetes' own
+# (and its reserved kube- prefix) and GKE's managed ones.
+RESERVED_NAMESPACES = ("default", "gmp-system", "gmp-public")
+RESERVED_NAMESPACE_PREFIXES = ("kube-", "gke-")
 
 _ZONE = re.compile(r"^([a-z]+-[a-z]+\d+)-[a-z]$")
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -90,8 +95,11 @@ class Settings:
     tensorflow_intra_op_parallelism: int
     tensorflow_inter_op_parallelism: int
     rest_api_num_threads: int
+    grpc_max_threads: int
     enable_batching: bool
     max_batch_size: int
+    enable_large_batch_splitting: bool
+    max_execution_batch_size: int
     batch_timeout_micros: int
     max_enqueued_batches: int
     num_batch_threads: int
@@ -148,17 +156,22 @@ def load_preset(name: str, declarations: Mapping[str, Declaration]) -> dict[str,
     """The settings of experiments/<name>.yaml, checked against the declarations."""
     path = EXPERIMENTS_DIR / f"{name}.yaml"
     if not path.is_file():
+        presets = available_presets()
         raise ConfigError(
             "experiment",
-            f"no preset named {name!r}. Presets: {', '.join(available_presets())}. "
-            f'Use one of these, or "{NO_PRESET}" for no preset.',
+            f"no preset named {name!r}.{did_you_mean(name, presets)} Presets: "
+            f'{", ".join(presets)}. Use one of these, or "{NO_PRESET}" for no preset.',
         )
     with path.open(encoding="utf-8") as handle:
         preset = yaml.safe_load(handle) or {}
     values: dict[str, Any] = preset.get("settings") or {}
     unknown = sorted(set(values) - set(declarations))
     if unknown:
-        raise ConfigError("experiment", f"preset {path.name} sets undeclared settings {unknown}.")
+        raise ConfigError(
+            "experiment",
+            f"preset {path.name} sets undeclared settings {unknown}."
+            f"{did_you_mean(unknown[0], declarations)}",
+        )
     return values
 
 
@@ -214,7 +227,9 @@ def resolve_settings(
     unknown = sorted(set(config) - set(decls))
     if unknown:
         raise ConfigError(
-            unknown[0], f"is not a setting of this project. Settings: {', '.join(sorted(decls))}."
+            unknown[0],
+            f"is not a setting of this project.{did_you_mean(unknown[0], decls)} Settings: "
+            f"{', '.join(sorted(decls))}.",
         )
     stack_set = {key for key in config if key in explicit_keys or _differs(decls[key], config[key])}
 
@@ -290,12 +305,24 @@ def validate(settings: Settings) -> list[str]:
         "tensorflowIntraOpParallelism",
         "tensorflowInterOpParallelism",
         "restApiNumThreads",
+        "grpcMaxThreads",
         "maxEnqueuedBatches",
         "numBatchThreads",
         "batchTimeoutMicros",
     ):
         _at_least(key, s.value_of(key), 0, 1_000_000_000)
     _at_least("maxBatchSize", s.max_batch_size, 1, 1_000_000)
+    _at_least("maxExecutionBatchSize", s.max_execution_batch_size, 0, 1_000_000)
+    if s.max_execution_batch_size > s.max_batch_size:
+        # shared_batch_scheduler.h (AddQueue): with splitting, input_batch_size_limit
+        # (max_batch_size) must be >= max_execution_batch_size, or the model fails to load.
+        raise ConfigError(
+            "maxExecutionBatchSize",
+            f"{s.max_execution_batch_size} is above maxBatchSize {s.max_batch_size}; TF "
+            "Serving refuses to load the model then (max_batch_size caps each request, "
+            "max_execution_batch_size each executed batch). Lower maxExecutionBatchSize, or "
+            f"raise maxBatchSize to at least {s.max_execution_batch_size}.",
+        )
     if not _MODEL_NAME.match(s.model_name):
         raise ConfigError(
             "modelName",
@@ -316,6 +343,21 @@ def validate(settings: Settings) -> list[str]:
             f"{s.namespace!r} is not a Kubernetes namespace name (lower-case letters, digits "
             "and '-', at most 63 characters).",
         )
+    if s.namespace in RESERVED_NAMESPACES or s.namespace.startswith(RESERVED_NAMESPACE_PREFIXES):
+        raise ConfigError(
+            "namespace",
+            f"{s.namespace!r} belongs to Kubernetes or GKE ({', '.join(RESERVED_NAMESPACES)} "
+            f"and names starting {' or '.join(RESERVED_NAMESPACE_PREFIXES)}); the program "
+            "creates its namespace, sets its Pod Security level and deletes it on destroy. "
+            "Use a namespace of its own, e.g. tfserving.",
+        )
+    repository = image_repository_name(s.model_name)
+    if repository != s.model_name.lower():
+        warnings.append(
+            f"modelName {s.model_name!r} is not a valid image repository name (lower-case "
+            "letters and digits joined by '.', '_', '__' or hyphens), so the image is pushed "
+            f"as {repository!r}; TF Serving still serves the model as {s.model_name!r}."
+        )
     _check_batch_sizes(s)
     warnings += _check_source_ranges(s)
     if not s.enable_batching:
@@ -323,6 +365,8 @@ def validate(settings: Settings) -> list[str]:
             key
             for key in (
                 "maxBatchSize",
+                "enableLargeBatchSplitting",
+                "maxExecutionBatchSize",
                 "batchTimeoutMicros",
                 "maxEnqueuedBatches",
                 "numBatchThreads",
@@ -336,6 +380,11 @@ def validate(settings: Settings) -> list[str]:
                 f"enableBatching is false, so {', '.join(ignored)} have no effect; set "
                 "enableBatching true to use them."
             )
+    elif s.max_execution_batch_size and not s.enable_large_batch_splitting:
+        warnings.append(
+            "maxExecutionBatchSize has no effect with enableLargeBatchSplitting false (TF "
+            "Serving reads it only when splitting); batches hold up to maxBatchSize rows."
+        )
     if s.regional:
         warnings.append(
             "regional is true: nodeCount nodes run in each zone of the region (about 3x the "
@@ -356,7 +405,11 @@ def validate(settings: Settings) -> list[str]:
 
 def _one_of(key: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
-        raise ConfigError(key, f"{value!r} is not allowed; use one of {', '.join(allowed)}.")
+        raise ConfigError(
+            key,
+            f"{value!r} is not allowed; use one of {', '.join(allowed)}."
+            f"{did_you_mean(value, allowed)}",
+        )
 
 
 def _at_least(key: str, value: int, low: int, high: int) -> None:

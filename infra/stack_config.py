@@ -13,6 +13,7 @@ from typing import Any
 
 import pulumi
 import yaml
+from pulumi.runtime.config import CONFIG
 
 from infra.errors import ConfigError
 from infra.model_source import FetchEnvironment, ModelRequest
@@ -109,6 +110,14 @@ def settings_from_pulumi() -> tuple[Settings, FetchEnvironment]:
         key: value
         for key in declared
         if key not in SECRET_SETTINGS and (value := config.get(key)) is not None
+    }
+    # Keys the stack sets that Pulumi.yaml does not declare (a misspelt setting): passed on
+    # so the resolution refuses them by name instead of silently ignoring them.
+    prefix = f"{project}:"
+    values |= {
+        key.removeprefix(prefix): value
+        for key, value in CONFIG.get().items()
+        if key.startswith(prefix) and key.removeprefix(prefix) not in declared
     }
     settings = resolve_settings(
         stack=stack,

@@ -8,6 +8,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from infra.facts import load
+
 GRPC_PORT = 8500
 REST_PORT = 8501
 MODEL_BASE_DIR = "/models"
@@ -28,6 +30,15 @@ class BatchingParameters:
     num_batch_threads: int
     allowed_batch_sizes: tuple[int, ...] = ()
     pad_variable_length_inputs: bool = False
+    enable_large_batch_splitting: bool = False
+    max_execution_batch_size: int = 0  # 0: not written (TF Serving uses max_batch_size)
+
+    @property
+    def execution_batch_size(self) -> int:
+        """The most rows one executed batch holds (bundle_factory_util.h GetQueueOptions)."""
+        if self.enable_large_batch_splitting and self.max_execution_batch_size:
+            return self.max_execution_batch_size
+        return self.max_batch_size
 
 
 @dataclass(frozen=True)
@@ -58,6 +69,10 @@ def batching_parameters_text(params: BatchingParameters) -> str:
     lines += [f"allowed_batch_sizes: {size}" for size in params.allowed_batch_sizes]
     if params.pad_variable_length_inputs:
         lines.append("pad_variable_length_inputs: true")
+    if params.enable_large_batch_splitting:
+        lines.append("enable_large_batch_splitting { value: true }")
+        if params.max_execution_batch_size:
+            lines.append(f"max_execution_batch_size {{ value: {params.max_execution_batch_size} }}")
     return "\n".join(lines) + "\n"
 
 
@@ -101,6 +116,13 @@ def server_args(options: ServerOptions) -> list[str]:
             f"--batching_parameters_file={CONFIG_DIR}/{BATCHING_FILE}",
         ]
     return args
+
+
+def unknown_flags(args: list[str]) -> list[str]:
+    """Flags in `args` that tensorflow_model_server does not define (it would print
+    "unknown argument" and ignore them), per infra/data/tfserving_flags.yaml."""
+    known = set(load("tfserving_flags")["flags"])
+    return [arg for arg in args if arg.removeprefix("--").split("=", 1)[0] not in known]
 
 
 def model_status_path(model_name: str) -> str:

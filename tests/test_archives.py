@@ -60,6 +60,31 @@ def test_warmup_file_is_kept(tmp_path: Path) -> None:
     assert "1/assets.extra/tf_serving_warmup_requests" in {d for d, _ in model.artifact.files}
 
 
+def test_non_numeric_directories_are_skipped_as_tf_serving_skips_them(tmp_path: Path) -> None:
+    files = tiny_model_files("m/2/") | {"m/latest/saved_model.pb": b"x", "m/README": b"hi"}
+    model = resolve_archive(tmp_path, tar_gz(files))
+    assert model.artifact is not None
+    assert model.artifact.versions == (2,)
+    assert all(d.startswith("2/") for d, _ in model.artifact.files)
+    assert any(
+        "README, latest/ sit next to the version directories and are not served" in w
+        for w in model.warnings
+    )
+
+
+def test_warmup_counts_only_in_the_served_version(tmp_path: Path) -> None:
+    warmup = "assets.extra/tf_serving_warmup_requests"
+    files = tiny_model_files("m/1/") | tiny_model_files("m/2/") | {f"m/1/{warmup}": b"\0"}
+    model = resolve_archive(tmp_path, tar_gz(files))
+    assert model.warmup is False
+    assert any(
+        f"warmup records at 1/{warmup} are not used: TF Serving serves version 2" in w
+        for w in model.warnings
+    )
+    nested = tiny_model_files("m/1/") | {f"m/1/extra/{warmup}": b"\0"}
+    assert resolve_archive(tmp_path / "nested", tar_gz(nested)).warmup is False
+
+
 def test_missing_variables_is_only_a_warning(tmp_path: Path) -> None:
     files = {k: v for k, v in tiny_model_files("m/1/").items() if "variables" not in k}
     model = resolve_archive(tmp_path, tar_gz(files))
@@ -131,10 +156,10 @@ HOSTILE = [
         "saved_model.pb found at ['a/b/c/saved_model.pb'] but not where TF Serving expects it",
     ),
     (
-        "non-numeric next to numeric",
-        tar_gz(tiny_model_files("m/1/") | {"m/latest/saved_model.pb": b"x"}),
+        "two directories naming one version",
+        tar_gz(tiny_model_files("m/1/") | tiny_model_files("m/01/")),
         {},
-        "directories ['latest'] sit next to version directories [1]",
+        "version directories '01' and '1' both name version 1",
     ),
     ("zip traversal", zip_bytes({"../../evil": b"x"}), {}, "member '../../evil' refused"),
     ("not an archive", b"<html>rate limited</html>", {}, "not a tar or zip archive"),

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
+import os
 import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -52,8 +55,8 @@ def test_missing_variables_is_a_warning(tmp_path: Path) -> None:
     [
         (lambda root: root.mkdir(), "no saved_model.pb at its root nor in numeric version"),
         (
-            lambda root: (saved_model(root / "1"), (root / "latest").mkdir()),
-            "directories ['latest'] sit next to version directories [1]",
+            lambda root: (saved_model(root / "1"), saved_model(root / "001")),
+            "version directories '001' and '1' both name version 1",
         ),
         (
             lambda root: (saved_model(root / "1"), (root / "2").mkdir()),
@@ -83,29 +86,75 @@ def test_same_model_same_image_different_model_different_image(tmp_path: Path) -
     again = local(saved_model(tmp_path / "b" / "m", content=b"one").parent)
     two = local(saved_model(tmp_path / "c" / "m", content=b"two").parent)
     assert one.sha256 == again.sha256
-    assert image_tag("m", one) == image_tag("m", again)
+    assert image_tag("m", one, "2.20.0", "cpu") == image_tag("m", again, "2.20.0", "cpu")
     assert write_build_context("m", one, "2.20.0", "cpu", tmp_path) == write_build_context(
         "m", again, "2.20.0", "cpu", tmp_path
     )
     assert one.sha256 != two.sha256
-    assert image_tag("m", one) != image_tag("m", two)
+    assert image_tag("m", one, "2.20.0", "cpu") != image_tag("m", two, "2.20.0", "cpu")
     assert write_build_context("m", one, "2.20.0", "cpu", tmp_path) != write_build_context(
         "m", two, "2.20.0", "cpu", tmp_path
     )
 
 
-def test_image_tag_names_model_release_and_short_sha() -> None:
+def test_image_tag_names_model_release_short_sha_and_the_tf_serving_base() -> None:
     model = local(TINY_MODEL)
-    assert image_tag("tiny_classifier", model) == f"tiny_classifier-local-{model.sha256[:12]}"
+    tag = image_tag("tiny_classifier", model, "2.20.0", "cpu")
+    assert tag == f"tiny_classifier-local-{model.sha256[:12]}-tfs2.20.0-cpu"
+    # A new base re-pushes nothing under an existing tag.
+    assert image_tag("tiny_classifier", model, "2.19.1", "cpu") != tag
+    assert image_tag("tiny_classifier", model, "2.20.0", "gpu") != tag
+    long = image_tag("m" * 200, model, "2.20.0", "gpu")
+    assert len(long) <= 128 and long.endswith("-tfs2.20.0-gpu")
 
 
-def test_dockerfile_pins_the_base_and_runs_as_non_root() -> None:
+def test_dockerfile_pins_the_base_and_an_init_and_runs_as_a_high_uid() -> None:
     model = local(TINY_MODEL)
     dockerfile = render_dockerfile("tiny_classifier", model, "2.20.0", "cpu")
-    assert "FROM tensorflow/serving:2.20.0\n" in dockerfile
-    assert dockerfile.rstrip().splitlines()[-1] == "USER 1000:1000"
+    lines = dockerfile.splitlines()
+    assert lines[0] == "# syntax=docker/dockerfile:1.7"
+    assert "FROM tensorflow/serving:2.20.0" in lines
+    assert "USER 10001:10001" in lines
+    (add,) = [line for line in lines if line.startswith("ADD ")]
+    assert add == (
+        "ADD --checksum=sha256:c5b0666b4cb676901f90dfcb37106783c5fe2077b04590973b885950611b30ee"
+        " --chmod=0755 https://github.com/krallin/tini/releases/download/v0.19.0/"
+        "tini-static-amd64 /usr/bin/tini"
+    )
+    assert (
+        'ENTRYPOINT ["/usr/bin/tini", "-e", "143", "--", "/usr/bin/tensorflow_model_server"]'
+        in lines
+    )
+    # `docker run <image>` serves the model with no arguments; Kubernetes args replace these.
+    assert (
+        'CMD ["--port=8500", "--rest_api_port=8501", "--model_name=tiny_classifier", '
+        '"--model_base_path=/models/tiny_classifier"]' in lines
+    )
     gpu = render_dockerfile("tiny_classifier", model, "2.20.0", "gpu")
-    assert "FROM tensorflow/serving:2.20.0-gpu\n" in gpu
+    assert "FROM tensorflow/serving:2.20.0-gpu" in gpu.splitlines()
+
+
+def test_build_context_is_readable_by_the_server_whatever_the_umask(tmp_path: Path) -> None:
+    model = local(TINY_MODEL)
+    previous = os.umask(0o077)
+    try:
+        context = write_build_context("tiny_classifier", model, "2.20.0", "cpu", tmp_path)
+    finally:
+        os.umask(previous)
+    root = tmp_path / context.directory
+    # pulumi-docker sends the context as a tar owned by root that keeps each mode: what the
+    # non-root server may read is what "other" may read here.
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        tar.add(root, arcname=".")
+    buffer.seek(0)
+    with tarfile.open(fileobj=buffer) as tar:
+        members = tar.getmembers()
+    assert len(members) > 5
+    for member in members:
+        needed = 0o005 if member.isdir() else 0o004
+        assert member.mode & needed == needed, (member.name, oct(member.mode))
+    assert not any(member.mode & 0o022 for member in members), "nothing writable by others"
 
 
 def hadolint(dockerfile: Path) -> subprocess.CompletedProcess[str]:

@@ -91,8 +91,8 @@ def test_tagged_release_and_a_new_release_change_the_image(
     v2 = fetch(tmp_path, github)
     pinned = fetch(tmp_path, github, "github:acme/models@v1.0#model.tar.gz")
     assert (v1.release_tag, v2.release_tag, pinned.release_tag) == ("v1.0", "v2.0", "v1.0")
-    assert image_tag("tiny", v1) == f"tiny-v1.0-{ARCHIVE_SHA[:12]}"
-    assert image_tag("tiny", v2) != image_tag("tiny", v1)
+    assert image_tag("tiny", v1, "2.20.0", "cpu") == f"tiny-v1.0-{ARCHIVE_SHA[:12]}-tfs2.20.0-cpu"
+    assert image_tag("tiny", v2, "2.20.0", "cpu") != image_tag("tiny", v1, "2.20.0", "cpu")
     contexts = [write_build_context("tiny", m, "2.20.0", "cpu", tmp_path) for m in (v1, v2)]
     assert contexts[0].directory != contexts[1].directory
     assert write_build_context("tiny", pinned, "2.20.0", "cpu", tmp_path) == contexts[0]

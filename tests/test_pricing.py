@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from infra.errors import ConfigError
+from infra.experiment import design_experiment
 from infra.machine import parse_machine_type, shape_from_size
 from infra.pricing import estimate_cost, node_usd_per_hour
+from infra.settings import resolve_settings
 
 REFERENCE_TABLE = [  # shape x nodes -> USD for 24 hours (GCP calculator, us-central1)
     ("e2-custom-2-4096", 8, 11.15),
@@ -88,6 +89,43 @@ def test_regional_cluster_gets_no_free_tier_credit() -> None:
     assert cost.lines[0].usd_per_hour == pytest.approx(3 * (4 * 0.02399337 + 16 * 0.00321609))
 
 
-def test_unpriced_region_names_the_priced_ones() -> None:
-    with pytest.raises(ConfigError, match=r"no E2 prices for region 'me-west1'.*us-central1"):
-        node_usd_per_hour(parse_machine_type("e2-standard-4"), "me-west1", False)
+def test_an_unpriced_region_is_planned_at_the_fallback_rates_with_a_warning() -> None:
+    shape = parse_machine_type("e2-standard-4")
+    assert node_usd_per_hour(shape, "me-west1", False) == node_usd_per_hour(
+        shape, "us-central1", False
+    )
+    cost = estimate_cost(
+        shape=shape,
+        node_count_total=1,
+        region="me-west1",
+        spot=False,
+        regional_cluster=False,
+        disk_type="pd-standard",
+        disk_size_gb=30,
+        external_ip=False,
+    )
+    assert (cost.region, cost.rates_region) == ("me-west1", "us-central1")
+    (warning,) = cost.warnings
+    assert warning.startswith(
+        "no E2 prices for region 'me-west1' in price catalogue 2026-11 (7 regions priced), so "
+        "its nodes are priced at us-central1 rates"
+    )
+    assert "scripts/refresh_prices.py" in warning
+    assert "Did you mean" not in warning
+
+
+def test_a_misspelt_region_gets_a_hint() -> None:
+    settings = resolve_settings(
+        stack="scratch", gcp_project="p", config={"zone": "us-centrl1-a"}, explicit_keys={"zone"}
+    )
+    design = design_experiment(settings)
+    assert any("Did you mean us-central1?" in w for w in design.warnings)
+
+
+def test_a_priced_region_plans_without_a_price_warning() -> None:
+    settings = resolve_settings(
+        stack="scratch", gcp_project="p", config={"zone": "europe-west4-b"}, explicit_keys={"zone"}
+    )
+    design = design_experiment(settings)
+    assert design.cost.rates_region == "europe-west4"
+    assert not any("no E2 prices" in w for w in design.warnings)

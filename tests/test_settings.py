@@ -6,11 +6,14 @@ import subprocess
 import sys
 from typing import Any
 
+import pulumi
 import pytest
 
 from infra.errors import ConfigError
 from infra.experiment import design_experiment
+from infra.plan.mocks import PlanMocks
 from infra.settings import SECRET_SETTINGS, load_declarations, resolve_settings, snake_case
+from infra.stack_config import settings_from_pulumi
 from tests.conftest import ROOT
 
 
@@ -96,10 +99,27 @@ BAD_SETTINGS = [
         {"zone": "us-central1"},
         "zone: 'us-central1' is not a zone name; expected e.g. us-central1-a.",
     ),
-    ({"zone": "me-west1-a"}, "zone: no E2 prices for region 'me-west1'"),
+    (
+        {"namespace": "kube-system"},
+        "namespace: 'kube-system' belongs to Kubernetes or GKE (default, gmp-system, gmp-public "
+        "and names starting kube- or gke-)",
+    ),
+    ({"namespace": "default"}, "namespace: 'default' belongs to Kubernetes or GKE"),
+    (
+        {"enableBatching": True, "maxExecutionBatchSize": 256},
+        "maxExecutionBatchSize: 256 is above maxBatchSize 128; TF Serving refuses to load the "
+        "model then",
+    ),
+    ({"maxExecutionBatchSize": -1}, "maxExecutionBatchSize: -1 is out of range"),
+    ({"grpcMaxThreads": -4}, "grpcMaxThreads: -4 is out of range"),
     (
         {"releaseChannel": "beta"},
         "releaseChannel: 'beta' is not allowed; use one of RAPID, REGULAR",
+    ),
+    (
+        {"releaseChannel": "REGUALR"},
+        "releaseChannel: 'REGUALR' is not allowed; use one of RAPID, REGULAR, STABLE, "
+        "EXTENDED. Did you mean REGULAR?",
     ),
     ({"diskType": "hyperdisk"}, "diskType: 'hyperdisk' is not allowed; use one of pd-standard"),
     ({"diskSizeGb": 5}, "diskSizeGb: 5 is out of range; allowed 10 to 65536."),
@@ -148,6 +168,53 @@ def test_missing_gcp_project_says_how_to_set_it() -> None:
 def test_unknown_setting_lists_the_real_ones() -> None:
     with pytest.raises(ConfigError, match="nodeCpus: is not a setting of this project"):
         resolve(nodeCpus=4)
+
+
+@pytest.mark.parametrize(
+    ("key", "hint"),
+    [("nodeCout", "nodeCount"), ("nodecount", "nodeCount"), ("machinetype", "machineType")],
+)
+def test_a_misspelt_setting_gets_a_hint(key: str, hint: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        resolve("scratch", **{key: 2})
+    assert str(caught.value).startswith(
+        f"{key}: is not a setting of this project. Did you mean {hint}? Settings: "
+    )
+
+
+def test_a_setting_far_from_any_other_gets_no_hint() -> None:
+    with pytest.raises(ConfigError) as caught:
+        resolve(colour="blue")
+    assert "Did you mean" not in str(caught.value)
+
+
+def test_a_misspelt_preset_gets_a_hint() -> None:
+    with pytest.raises(ConfigError, match=r"no preset named '8vcpu-16gb-interop5'\. Did you mean"):
+        resolve(experiment="8vcpu-16gb-interop5")
+
+
+def test_the_deployed_program_refuses_a_misspelt_setting_too() -> None:
+    # Under the CLI, the program reads its settings with pulumi.Config; keys Pulumi.yaml does
+    # not declare must not be dropped silently.
+    pulumi.runtime.set_mocks(PlanMocks("p"), project="tfserving-gke", stack="scratch")
+    pulumi.runtime.set_all_config(
+        {"tfserving-gke:nodeCout": "2", "tfserving-gke:zone": "us-east1-b", "gcp:project": "p"}
+    )
+    with pytest.raises(ConfigError) as caught:
+        settings_from_pulumi()
+    assert str(caught.value).startswith(
+        "nodeCout: is not a setting of this project. Did you mean nodeCount?"
+    )
+
+
+def test_a_model_name_docker_refuses_is_pushed_under_a_derived_name() -> None:
+    settings = resolve(modelName="resnet-")
+    assert any(
+        "modelName 'resnet-' is not a valid image repository name" in w
+        and "pushed as 'resnet'" in w
+        for w in settings.warnings
+    )
+    assert not any("image repository" in w for w in resolve(modelName="ResNet_50").warnings)
 
 
 def test_batching_values_without_batching_warn() -> None:

@@ -156,3 +156,16 @@ def test_fork_pull_requests_get_the_offline_diff_but_no_cloud_preview() -> None:
     same_repository = "github.event.pull_request.head.repo.full_name == github.repository"
     assert same_repository in jobs["pulumi-preview"]["if"]
     assert same_repository in jobs["comment"]["if"]
+
+
+@pytest.mark.parametrize("name", ["destroy", "cleanup-expired"])
+def test_destroys_succeed_when_the_cluster_is_already_gone(name: str) -> None:
+    workflow = load(ROOT / ".github" / "workflows" / f"{name}.yml")
+    destroying = [
+        step
+        for _, step in steps(workflow)
+        if "destroy" in str(step.get("run", "")) or step.get("with", {}).get("command") == "destroy"
+    ]
+    assert destroying
+    for step in destroying:
+        assert step["env"]["PULUMI_K8S_DELETE_UNREACHABLE"] == "true"

@@ -11,15 +11,17 @@ import pulumi_kubernetes as k8s
 
 from infra.naming import NODE_POOL_NAME
 
-# What nodes need and no more: write logs and metrics, and read the image (granted on
-# the repository itself by the image component).
-NODE_ROLES = (
-    "roles/logging.logWriter",
-    "roles/monitoring.metricWriter",
-    "roles/monitoring.viewer",
-    "roles/stackdriver.resourceMetadata.writer",
+# What nodes need and no more: GKE's minimal node role (logs, metrics, resource
+# metadata), and reading the image, granted on the repository itself by the image component.
+NODE_ROLES = ("roles/container.defaultNodeServiceAccount",)
+# Creating service accounts needs the IAM API, and project IAM bindings the Cloud Resource
+# Manager API; a fresh project has neither on.
+REQUIRED_APIS = (
+    "container.googleapis.com",
+    "artifactregistry.googleapis.com",
+    "iam.googleapis.com",
+    "cloudresourcemanager.googleapis.com",
 )
-REQUIRED_APIS = ("container.googleapis.com", "artifactregistry.googleapis.com")
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 
 
@@ -110,7 +112,7 @@ class GkeCluster(pulumi.ComponentResource):
             project=args.gcp_project,
             account_id=args.node_service_account_id,
             display_name=f"GKE nodes of {args.cluster_name} (tfserving-gke)",
-            opts=child,
+            opts=after_apis,
         )
         self.node_service_account_email = node_account.email
         role_bindings = [
@@ -119,7 +121,7 @@ class GkeCluster(pulumi.ComponentResource):
                 project=args.gcp_project,
                 role=role,
                 member=node_account.email.apply(lambda email: f"serviceAccount:{email}"),
-                opts=child,
+                opts=after_apis,
             )
             for role in NODE_ROLES
         ]
@@ -190,6 +192,11 @@ class GkeCluster(pulumi.ComponentResource):
         self.provider = k8s.Provider(
             f"{name}-k8s",
             kubeconfig=self.kubeconfig,
+            # A cluster deleted by hand (or by GKE) must not make the stack undestroyable:
+            # its Kubernetes objects went with it, so destroy drops them from state and goes
+            # on to the repository and service account, which still bill. GKE deletes the
+            # Service's load balancer with the cluster (one Service, well under its limits).
+            delete_unreachable=True,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[node_pool]),
         )
         self.register_outputs(

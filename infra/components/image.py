@@ -9,7 +9,9 @@ import pulumi
 import pulumi_docker as docker
 import pulumi_gcp as gcp
 
-# Keep the last few images for rollbacks; delete the rest and anything untagged.
+# Keep the last few images for rollbacks; delete the rest, tagged or not. A KEEP rule only
+# exempts versions from DELETE rules, so the deletion needs its own rule; when both match,
+# Artifact Registry keeps the version.
 KEEP_RECENT_VERSIONS = 5
 
 
@@ -63,9 +65,9 @@ class ServingImage(pulumi.ComponentResource):
                     "most_recent_versions": {"keep_count": KEEP_RECENT_VERSIONS},
                 },
                 {
-                    "id": "delete-untagged",
+                    "id": "delete-older",
                     "action": "DELETE",
-                    "condition": {"tag_state": "UNTAGGED"},
+                    "condition": {"tag_state": "ANY"},
                 },
             ],
             # The Artifact Registry API must be on before the repository can exist.
@@ -84,7 +86,12 @@ class ServingImage(pulumi.ComponentResource):
         )
 
         host = registry_host(args.region)
-        token = gcp.organizations.get_client_config_output().access_token
+        # An access token lives about an hour. Read it once the repository and its reader
+        # binding exist, right before the build, not at program start: the push then has
+        # the whole hour, however long the cluster took.
+        token = gcp.organizations.get_client_config_output(
+            opts=pulumi.InvokeOutputOptions(parent=self, depends_on=[reader])
+        ).access_token
         image = docker.Image(
             f"{name}-serving",
             image_name=repository.repository_id.apply(

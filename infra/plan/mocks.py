@@ -52,6 +52,8 @@ class Recording:
 
     resources: list[DeclaredResource] = field(default_factory=list)
     stack_outputs: dict[str, Any] = field(default_factory=dict)
+    # (invoke token, how many resources were registered when it ran), in call order.
+    invokes: list[tuple[str, int]] = field(default_factory=list)
 
 
 def _redact(value: Any) -> Any:
@@ -134,6 +136,10 @@ class RecordingMonitor(mocks.MockMonitor):
                 )
             )
         return response
+
+    def Invoke(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
+        self.recording.invokes.append((request.tok, len(self.recording.resources)))
+        return super().Invoke(request)  # type: ignore[no-untyped-call]
 
     def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
         if request.urn.split("::")[-2].endswith("pulumi:pulumi:Stack"):

@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 from infra.experiment import ExperimentDesign
-from infra.manifests import MANIFEST_ORDER
+from infra.manifests import MANIFEST_NOTES, MANIFEST_ORDER
 from infra.plan.mocks import PLACEHOLDERS, DeclaredResource
 from infra.plan.run import StackPlan
 from infra.pricing import CostEstimate, hours_per_month
@@ -80,6 +80,8 @@ def summary(design: ExperimentDesign) -> dict[str, Any]:
             "num_batch_threads": server.batching.num_batch_threads,
             "allowed_batch_sizes": list(server.batching.allowed_batch_sizes),
             "pad_variable_length_inputs": server.batching.pad_variable_length_inputs,
+            "enable_large_batch_splitting": server.batching.enable_large_batch_splitting,
+            "max_execution_batch_size": server.batching.max_execution_batch_size,
         },
         "exposure": s.exposure,
         "load_balancer_source_ranges": list(s.load_balancer_source_ranges),
@@ -93,6 +95,7 @@ def cost_json(cost: CostEstimate) -> dict[str, Any]:
         "catalogue": cost.catalogue,
         "as_of": cost.as_of,
         "region": cost.region,
+        "rates_region": cost.rates_region,
         "hours_per_month": hours_per_month(),
         "lines": [
             {
@@ -182,7 +185,9 @@ def write_plan(plan: StackPlan, out_dir: Path) -> Path:
         stale.unlink()
     for name, obj in kubernetes_manifests(plan):
         text = yaml.safe_dump(obj, sort_keys=False, default_flow_style=False)
-        (target / name).write_text(f"---\n{text}", encoding="utf-8")
+        note = MANIFEST_NOTES.get(str(obj["kind"]).lower(), "")
+        comment = "".join(f"# {line}".rstrip() + "\n" for line in note.splitlines())
+        (target / name).write_text(f"{comment}---\n{text}", encoding="utf-8")
     (target / "plan.json").write_text(
         json.dumps(plan_json(plan), indent=2, sort_keys=False) + "\n", encoding="utf-8"
     )
@@ -251,7 +256,9 @@ def describe(plan: StackPlan) -> str:
             "off"
             if batching is None
             else ", ".join(
-                f"{key} {value}" for key, value in batching.items() if value not in ([], False)
+                f"{key} {value}"
+                for key, value in batching.items()
+                if value is not False and value != []
             )
         ),
         f"  model             {s.model_name} from {s.model_source}: {_resolution(plan)}",
@@ -264,7 +271,12 @@ def describe(plan: StackPlan) -> str:
             else ""
         ),
         "",
-        f"Cost (USD, price catalogue {d.cost.catalogue}, {d.cost.region})",
+        f"Cost (USD, price catalogue {d.cost.catalogue}, {d.cost.region}"
+        + (
+            f", nodes at {d.cost.rates_region} rates)"
+            if d.cost.rates_region != d.cost.region
+            else ")"
+        ),
     ]
     for line in d.cost.lines:
         lines.append(

@@ -1,0 +1,113 @@
+"""E2 rates from Cloud Billing Catalog SKUs, and the price catalogue file they go into.
+
+Pure: SKU documents in (as `services.skus.list` returns them), rates and YAML text out.
+Compute Engine bills E2 as one vCPU SKU and one RAM SKU per region group ("E2 Instance
+Core running in Americas" lists every region it prices in `serviceRegions`); a machine's
+price is vCPUs x the first and GiB x the second.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from datetime import date
+from typing import Any
+
+import yaml
+
+COMPUTE_ENGINE_SERVICE = "6F81-5844-456A"
+ON_DEMAND = "OnDemand"
+# Only the predefined on-demand E2 SKUs: "Spot Preemptible E2 ...", "E2 Custom ..." and
+# "Commitment v1: E2 ..." descriptions do not match.
+_E2_SKU = re.compile(r"^E2 Instance (?P<kind>Core|Ram) running in ")
+_RATE_KEYS = {"Core": ("vcpu_hour", "h"), "Ram": ("gib_hour", "GiBy.h")}
+NANOS_PER_UNIT = 1_000_000_000
+
+PRICES_HEADER = """\
+# On-demand GCP prices the cost estimates use, in USD. Prices change on their own schedule:
+# update this file (with its date and source), never the code. `scripts/refresh_prices.py`
+# rewrites it from the Cloud Billing Catalog API, adding a catalogue named for the month.
+#
+# current: the catalogue `pulumi up` and `plan` price with.
+# Each catalogue:
+#   e2: predefined E2 rates by region, per vCPU-hour and per GiB-hour.
+#   fallback_region: whose rates price a region the catalogue has none for (the plan warns).
+#   custom_e2_multiplier: custom E2 shapes cost this much more than predefined ones
+#     (0.022902 per vCPU-hour and 0.0030697 per GiB-hour in us-central1).
+#   spot_fraction: spot E2 prices are dynamic; the fraction of the on-demand price seen in
+#     us-central1 (0.01309 / 0.02181159 per vCPU, 0.001754 / 0.00292353 per GiB).
+#   gke_cluster_hour, gke_free_tier_credit_month: the GKE management fee and the free tier
+#     credit that covers one zonal cluster per billing account (74.40 USD a month).
+#   forwarding_rule_hour, external_ipv4_hour: load balancer and public address.
+#   disk_gb_month: boot disk price per GB-month by disk type.
+"""
+
+
+def _unit_price(sku: Mapping[str, Any], unit: str) -> float:
+    """The SKU's current price for one `unit` (its first tier)."""
+    expression = sku["pricingInfo"][0]["pricingExpression"]
+    if expression.get("usageUnit") != unit:
+        raise ValueError(
+            f"SKU {sku.get('skuId')} ({sku.get('description')}) is priced per "
+            f"{expression.get('usageUnit')!r}, not {unit!r}: the catalogue changed its units."
+        )
+    tiers = sorted(expression["tieredRates"], key=lambda tier: tier.get("startUsageAmount", 0))
+    price = tiers[0]["unitPrice"]
+    return round(int(price.get("units") or 0) + int(price.get("nanos") or 0) / NANOS_PER_UNIT, 10)
+
+
+def e2_rates(skus: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
+    """{region: {"vcpu_hour": ..., "gib_hour": ...}} for every region with both E2 SKUs.
+
+    Where two SKUs price one region, the one naming fewer regions (the more specific) wins.
+    """
+    found: dict[str, dict[str, tuple[int, float]]] = {}
+    for sku in skus:
+        match = _E2_SKU.match(str(sku.get("description", "")))
+        if not match or sku.get("category", {}).get("usageType") != ON_DEMAND:
+            continue
+        key, unit = _RATE_KEYS[match["kind"]]
+        regions = list(sku.get("serviceRegions") or [])
+        price = _unit_price(sku, unit)
+        for region in regions:
+            known = found.setdefault(region, {}).get(key)
+            if known is None or len(regions) < known[0]:
+                found[region][key] = (len(regions), price)
+    return {
+        region: {key: rates[key][1] for key in ("vcpu_hour", "gib_hour")}
+        for region, rates in sorted(found.items())
+        if len(rates) == 2
+    }
+
+
+def with_new_catalogue(
+    prices: Mapping[str, Any], rates: Mapping[str, Mapping[str, float]], as_of: date
+) -> dict[str, Any]:
+    """The price file's data with a catalogue named for `as_of`'s month holding `rates`,
+    made current. Everything but the E2 rates is carried over from the current catalogue."""
+    if not rates:
+        raise ValueError("the catalogue lists no E2 vCPU and RAM SKUs; nothing to write")
+    base = prices["catalogues"][prices["current"]]
+    name = as_of.strftime("%Y-%m")
+    catalogue = {
+        "source": (
+            "Cloud Billing Catalog API (services/"
+            f"{COMPUTE_ENGINE_SERVICE}/skus, on-demand 'E2 Instance Core/Ram' SKUs) for the "
+            f"E2 rates; the other prices carried over from catalogue {prices['current']}."
+        ),
+        "as_of": as_of.isoformat(),
+        "e2": {region: dict(rate) for region, rate in sorted(rates.items())},
+        **{key: value for key, value in base.items() if key not in ("source", "as_of", "e2")},
+    }
+    if catalogue["fallback_region"] not in catalogue["e2"]:
+        catalogue["fallback_region"] = next(iter(catalogue["e2"]))
+    updated = dict(prices)
+    updated["catalogues"] = {**prices["catalogues"], name: catalogue}
+    updated["current"] = name
+    return updated
+
+
+def render_prices(prices: Mapping[str, Any]) -> str:
+    """infra/data/prices.yaml's text for this data: the explanatory header, then the data."""
+    body = yaml.safe_dump(dict(prices), sort_keys=False, width=96, default_flow_style=None)
+    return PRICES_HEADER + body

@@ -1,0 +1,95 @@
+"""Regenerate infra/data/prices.yaml's E2 rates from the Cloud Billing Catalog API.
+
+Runs on your machine with your credentials (it needs the network and a Google account):
+
+    venv/bin/python scripts/refresh_prices.py                      # token from gcloud
+    venv/bin/python scripts/refresh_prices.py --api-key KEY        # or an API key
+    venv/bin/python scripts/refresh_prices.py --out /tmp/prices.yaml
+
+Adds a catalogue named for this month with the on-demand E2 vCPU and RAM rates of every
+region the catalogue prices E2 in, makes it current, and keeps the older catalogues. The
+other prices (GKE fee, load balancer, disks, custom and spot factors) are carried over:
+review them by hand. Commit the file with the diff `plan --diff` shows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import yaml  # noqa: E402
+
+from infra.billing.catalog import (  # noqa: E402
+    COMPUTE_ENGINE_SERVICE,
+    e2_rates,
+    render_prices,
+    with_new_catalogue,
+)
+from infra.billing.client import BILLING_API, CatalogError, fetch_skus  # noqa: E402
+
+PRICES = ROOT / "infra" / "data" / "prices.yaml"
+
+
+def gcloud_token() -> str:
+    """An access token of the gcloud account (`gcloud auth print-access-token`)."""
+    try:
+        result = subprocess.run(
+            ["gcloud", "auth", "print-access-token"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
+    except FileNotFoundError:
+        raise CatalogError(
+            "gcloud is not installed: install the Google Cloud CLI, or pass --api-key."
+        ) from None
+    except subprocess.CalledProcessError as error:
+        raise CatalogError(
+            f"gcloud auth print-access-token failed: {error.stderr.strip()[:300]}. Run "
+            "`gcloud auth login`, or pass --api-key."
+        ) from None
+    return result.stdout.strip()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--api-key", default=os.environ.get("GOOGLE_API_KEY", ""))
+    parser.add_argument("--quota-project", default="", help="project billed for the API calls")
+    parser.add_argument("--api-url", default=BILLING_API, help=argparse.SUPPRESS)
+    parser.add_argument("--prices", type=Path, default=PRICES, help="the file to start from")
+    parser.add_argument("--out", type=Path, help="where to write (default: --prices)")
+    args = parser.parse_args(argv)
+    try:
+        token = "" if args.api_key else gcloud_token()
+        skus = fetch_skus(
+            COMPUTE_ENGINE_SERVICE,
+            token=token,
+            api_key=args.api_key,
+            quota_project=args.quota_project,
+            base_url=args.api_url,
+        )
+        rates = e2_rates(skus)
+        prices = yaml.safe_load(args.prices.read_text(encoding="utf-8"))
+        updated = with_new_catalogue(prices, rates, datetime.now(UTC).date())
+    except (CatalogError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    target = args.out or args.prices
+    target.write_text(render_prices(updated), encoding="utf-8")
+    print(
+        f"Wrote catalogue {updated['current']} to {target}: E2 rates for {len(rates)} regions "
+        f"from {len(skus)} Compute Engine SKUs."
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,187 @@
+"""The price refresh: E2 rates parsed from Cloud Billing Catalog SKUs, read page by page
+from a catalogue served on 127.0.0.1, and written back as infra/data/prices.yaml."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import yaml
+
+from infra.billing.catalog import (
+    COMPUTE_ENGINE_SERVICE,
+    e2_rates,
+    render_prices,
+    with_new_catalogue,
+)
+from infra.billing.client import CatalogError, fetch_skus
+from infra.facts import DATA_DIR
+from tests.conftest import ROOT
+
+PAGES = [
+    json.loads((ROOT / "tests" / "data" / "billing" / f"compute_skus_page{n}.json").read_text())
+    for n in (1, 2)
+]
+ALL_SKUS = PAGES[0]["skus"] + PAGES[1]["skus"]
+
+
+def test_e2_rates_come_from_the_on_demand_core_and_ram_skus() -> None:
+    rates = e2_rates(ALL_SKUS)
+    assert rates["us-central1"] == {"vcpu_hour": 0.02181159, "gib_hour": 0.00292353}
+    assert rates["europe-west1"] == {"vcpu_hour": 0.02399337, "gib_hour": 0.00321609}
+    # A SKU for one region beats the group SKU that also lists it.
+    assert rates["us-east4"] == {"vcpu_hour": 0.02457, "gib_hour": 0.003293}
+    # Spot, commitment and N1 SKUs are ignored; a region without a RAM rate is left out.
+    assert set(rates) == {
+        "us-central1",
+        "us-east1",
+        "us-east4",
+        "us-west1",
+        "europe-west1",
+        "europe-west4",
+    }
+
+
+def test_a_change_of_units_stops_the_refresh() -> None:
+    changed = json.loads(json.dumps(PAGES[0]["skus"][0]))
+    changed["pricingInfo"][0]["pricingExpression"]["usageUnit"] = "mo"
+    with pytest.raises(ValueError, match="is priced per 'mo', not 'h'"):
+        e2_rates([changed])
+
+
+def test_the_price_file_renders_back_to_itself() -> None:
+    text = (DATA_DIR / "prices.yaml").read_text(encoding="utf-8")
+    assert render_prices(yaml.safe_load(text)) == text
+
+
+def test_a_new_catalogue_is_current_and_keeps_the_others() -> None:
+    prices = yaml.safe_load((DATA_DIR / "prices.yaml").read_text(encoding="utf-8"))
+    updated = with_new_catalogue(prices, e2_rates(ALL_SKUS), date(2027, 1, 5))
+    assert updated["current"] == "2027-01"
+    assert set(updated["catalogues"]) == {*prices["catalogues"], "2027-01"}
+    new = updated["catalogues"]["2027-01"]
+    assert new["as_of"] == "2027-01-05"
+    assert new["e2"]["europe-west4"] == {"vcpu_hour": 0.02401338, "gib_hour": 0.00321816}
+    assert new["gke_cluster_hour"] == prices["catalogues"]["2026-11"]["gke_cluster_hour"]
+    assert new["fallback_region"] == "us-central1"
+    assert yaml.safe_load(render_prices(updated)) == updated
+    with pytest.raises(ValueError, match="no E2 vCPU and RAM SKUs"):
+        with_new_catalogue(prices, {}, date(2027, 1, 5))
+
+
+class FakeCatalog:
+    """services.skus.list on 127.0.0.1: the two pages, scripted failures, every request kept."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, dict[str, list[str]], dict[str, str]]] = []
+        self.fail_next: list[int] = []
+        catalog = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                parts = urlsplit(self.path)
+                query = parse_qs(parts.query)
+                catalog.requests.append((parts.path, query, dict(self.headers)))
+                if catalog.fail_next:
+                    self._send(catalog.fail_next.pop(0), {"error": {"message": "scripted"}})
+                    return
+                page = 1 if query.get("pageToken") == ["page-2"] else 0
+                self._send(200, PAGES[page])
+
+            def _send(self, status: int, body: dict[str, Any]) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def catalog() -> Iterator[FakeCatalog]:
+    fake = FakeCatalog()
+    yield fake
+    fake.server.shutdown()
+    fake.server.server_close()
+
+
+def test_every_page_is_read_with_the_token(catalog: FakeCatalog) -> None:
+    skus = fetch_skus(COMPUTE_ENGINE_SERVICE, token="t0ken", base_url=catalog.url)
+    assert len(skus) == len(ALL_SKUS)
+    paths = {path for path, _, _ in catalog.requests}
+    assert paths == {f"/v1/services/{COMPUTE_ENGINE_SERVICE}/skus"}
+    first, second = (query for _, query, _ in catalog.requests)
+    assert first["currencyCode"] == ["USD"] and "pageToken" not in first
+    assert second["pageToken"] == ["page-2"]
+    assert all(headers["Authorization"] == "Bearer t0ken" for _, _, headers in catalog.requests)
+
+
+def test_an_api_key_and_a_quota_project_are_sent_as_google_expects(catalog: FakeCatalog) -> None:
+    fetch_skus(COMPUTE_ENGINE_SERVICE, api_key="k3y", quota_project="proj", base_url=catalog.url)
+    _, query, headers = catalog.requests[0]
+    assert query["key"] == ["k3y"]
+    assert headers["X-Goog-User-Project"] == "proj"
+    assert "Authorization" not in headers
+
+
+def test_busy_answers_are_retried_and_refusals_explained(catalog: FakeCatalog) -> None:
+    naps: list[float] = []
+    catalog.fail_next = [429, 503]
+    assert len(fetch_skus(COMPUTE_ENGINE_SERVICE, base_url=catalog.url, sleep=naps.append)) == 12
+    assert naps == [2.0, 4.0]
+    catalog.fail_next = [503, 503, 503]
+    with pytest.raises(CatalogError, match="gave up after 3 attempts"):
+        fetch_skus(COMPUTE_ENGINE_SERVICE, base_url=catalog.url, sleep=naps.append)
+    catalog.fail_next = [403]
+    with pytest.raises(CatalogError, match=r"refused the credentials.*gcloud auth login"):
+        fetch_skus(COMPUTE_ENGINE_SERVICE, base_url=catalog.url, sleep=naps.append)
+
+
+def refresh(catalog: FakeCatalog, out: Path) -> subprocess.CompletedProcess[str]:
+    """scripts/refresh_prices.py as a user runs it, against the catalogue on loopback."""
+    return subprocess.run(
+        [sys.executable, "scripts/refresh_prices.py", "--api-key", "k3y", "--api-url",
+         catalog.url, "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+
+
+def test_the_refresh_script_writes_a_current_catalogue(
+    catalog: FakeCatalog, tmp_path: Path
+) -> None:
+    out = tmp_path / "prices.yaml"
+    result = refresh(catalog, out)
+    assert result.returncode == 0, result.stderr
+    assert "E2 rates for 6 regions from 12 Compute Engine SKUs" in result.stdout
+    written = yaml.safe_load(out.read_text(encoding="utf-8"))
+    month = datetime.now(UTC).strftime("%Y-%m")
+    assert written["current"] == month
+    assert set(written["catalogues"][month]["e2"]) >= {"us-central1", "europe-west4"}
+    assert out.read_text(encoding="utf-8").startswith("# On-demand GCP prices")
+
+
+def test_the_refresh_script_explains_a_refusal_without_a_traceback(
+    catalog: FakeCatalog, tmp_path: Path
+) -> None:
+    catalog.fail_next = [403]
+    result = refresh(catalog, tmp_path / "prices.yaml")
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: the Cloud Billing Catalog API refused")
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "prices.yaml").exists()
