@@ -9,7 +9,7 @@ SCAN_STAMP := $(SCAN_VENV)/.installed
 
 .PHONY: plan plan-all test lint bench docs
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt requirements-loadgen.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $(STAMP)

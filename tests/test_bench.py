@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from infra.bench.report import best, markdown, row
-from infra.bench.stats import Sample, percentile, summarise
+from infra.bench.stats import Sample, merge, worker_result
 from infra.bench.tensors import PredictRequest, generated_payload, signature_inputs
 from tests.conftest import ROOT
 from tests.load_servers import METADATA, Capacity, grpc_server, rest_server
@@ -112,6 +112,51 @@ def test_grpc_path_measures_like_rest(tmp_path: Path) -> None:
     assert result["settings"]["payload"] == "image_input DT_FLOAT (1, 4, 4, 3)"
 
 
+def test_processes_share_one_schedule_and_merge_to_its_figures(tmp_path: Path) -> None:
+    capacity = Capacity(WORKERS, SERVICE_S)
+    with rest_server(capacity) as url:
+        result = bench(tmp_path, url, "--mode", "open", "--rate", "150", "--processes", "3")
+    summary = result["summary"]
+    assert summary["processes"] == result["settings"]["processes"] == 3
+    # Every request of the one schedule sent once: 150/s over the 0.5 s warm-up and 2.5 s.
+    assert capacity.served == 450
+    assert summary["requests"] == 375  # the measured window's share, from all three
+    assert 140 <= summary["rps"] <= 151
+    assert 20 <= summary["p50_ms"] <= 35
+    assert summary["load_generator_limited"] is False
+    assert summary["send_lag_p99_ms"] < 5
+    assert [second["requests"] for second in result["timeline"]] == [150, 150, 150]
+
+
+def test_closed_loop_users_are_split_between_processes(tmp_path: Path) -> None:
+    capacity = Capacity(WORKERS, SERVICE_S)
+    with rest_server(Capacity(WORKERS, 0)) as url, grpc_server(capacity) as target:
+        result = bench(
+            tmp_path, url, "--protocol", "grpc", "--grpc-target", target,
+            "--mode", "closed", "--users", "4", "--processes", "2",
+        )  # fmt: skip
+    # 4 users on a 4-worker server of 20 ms: about 200 requests per second.
+    assert 150 <= result["summary"]["rps"] <= 201
+    assert result["summary"]["send_lag_p99_ms"] is None  # closed loop has no schedule
+
+
+def test_a_generator_that_cannot_keep_up_says_so(tmp_path: Path) -> None:
+    # One process cannot send 6000 requests a second (about 3000 on one core here): its
+    # requests leave late, and the result must say the generator, not the server, limited it.
+    out = tmp_path / "late.json"
+    with rest_server(Capacity(64, 0)) as url:
+        run = subprocess.run(
+            [sys.executable, "-m", "infra", "bench", url, "--model", "toy", "--mode", "open",
+             "--rate", "6000", "--warmup", "0.5", "--duration", "2", "--out", str(out)],
+            cwd=ROOT, capture_output=True, text=True, check=False, timeout=120,
+        )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    summary = json.loads(out.read_text())["summary"]
+    assert summary["load_generator_limited"] is True
+    assert summary["send_lag_p99_ms"] > 5
+    assert "warning: the load generator was the limit, not the server" in run.stderr
+
+
 def test_errors_are_counted_by_kind(tmp_path: Path) -> None:
     with rest_server(Capacity(WORKERS, 0.005), fail_every=4) as url:
         result = bench(tmp_path, url, "--mode", "open", "--rate", "40")
@@ -148,10 +193,46 @@ def test_payload_follows_the_signature_and_is_encoded_once() -> None:
 
 def test_percentiles_and_warmup_exclusion() -> None:
     samples = [Sample(0.1, 1000.0)] + [Sample(1 + i / 100, float(i + 1)) for i in range(100)]
-    measured = summarise(samples, warmup_s=1.0, duration_s=1.0)["summary"]
+    measured = merge([worker_result(samples, 1.0, 1.0, 0.1, 2.0)], 1.0)["summary"]
     assert measured["requests"] == 100  # the warm-up sample is left out
-    assert (measured["p50_ms"], measured["p99_ms"], measured["max_ms"]) == (50.0, 99.0, 100.0)
-    assert percentile([], 50) != percentile([], 50)  # NaN when empty
+    # Nearest rank, at the histograms' resolution (3 significant digits).
+    assert measured["p50_ms"] == pytest.approx(50.0, rel=1e-3)
+    assert measured["p99_ms"] == pytest.approx(99.0, rel=1e-3)
+    assert measured["max_ms"] == pytest.approx(100.0, rel=1e-3)
+    empty = merge([worker_result([], 1.0, 1.0, 0.0, 2.0)], 1.0)["summary"]
+    assert empty["p99_ms"] is None and empty["requests"] == 0
+
+
+def test_merging_processes_gives_the_figures_of_one_process() -> None:
+    # Latencies 1..1000 ms spread over three processes in a skewed way: averaging their
+    # percentiles would be wrong; adding their histograms is exact.
+    samples = [Sample(1 + i / 1000, float(i + 1), None, 0.5) for i in range(1000)]
+    parts = [samples[:100], samples[100:300], samples[300:]]
+    one = merge([worker_result(samples, 1.0, 2.0, 0.2, 3.0)], 2.0)
+    three = merge([worker_result(part, 1.0, 2.0, 0.2, 3.0) for part in parts], 2.0)
+    for key in ("requests", "rps", "p50_ms", "p90_ms", "p99_ms", "max_ms", "send_lag_p99_ms"):
+        assert three["summary"][key] == one["summary"][key], key
+    assert three["summary"]["p50_ms"] == pytest.approx(500.0, rel=1e-3)
+    assert three["timeline"] == one["timeline"]
+    averaged = sum(
+        merge([worker_result(part, 1.0, 2.0, 0.2, 3.0)], 2.0)["summary"]["p99_ms"] for part in parts
+    ) / len(parts)
+    assert abs(averaged - one["summary"]["p99_ms"]) > 100  # what averaging would have said
+
+
+def test_a_late_or_saturated_generator_is_named_the_limit() -> None:
+    on_time = [Sample(1 + i / 100, 10.0, None, 0.4) for i in range(100)]
+    late = [Sample(1 + i / 100, 10.0, None, 40.0 if i % 10 == 0 else 0.4) for i in range(100)]
+    assert not merge([worker_result(on_time, 1.0, 1.0, 0.3, 2.0)], 1.0)["summary"][
+        "load_generator_limited"
+    ]
+    lagging = merge([worker_result(late, 1.0, 1.0, 0.3, 2.0)], 1.0)["summary"]
+    assert lagging["load_generator_limited"] is True
+    assert lagging["send_lag_p99_ms"] == pytest.approx(40.0, rel=1e-3)
+    assert "p99 send lag 40" in lagging["load_generator_limited_reason"]
+    busy = merge([worker_result(on_time, 1.0, 1.0, 1.9, 2.0)], 1.0)["summary"]
+    assert busy["load_generator_limited"] is True
+    assert "used 95% of its CPU core" in busy["load_generator_limited_reason"]
 
 
 def result_doc(experiment: str, rps: float, p99: float, usd_hour: float) -> dict[str, Any]:
@@ -187,6 +268,16 @@ def test_compare_picks_most_requests_per_dollar_within_the_objective(tmp_path: P
     assert "| 8vcpu-16gb **best** | rest | open | 180.0 |" in table
     assert "Best for p99 ≤ 300 ms and errors ≤ 1.00%: **8vcpu-16gb**" in table
     assert best(rows, p99_ms=100, max_error_rate=0.01) is None
+
+
+def test_compare_never_picks_a_run_its_load_generator_limited() -> None:
+    honest = result_doc("8vcpu-16gb", 180, 250, 0.59)
+    limited = result_doc("8vcpu-64gb", 400, 200, 0.85)
+    limited["summary"]["load_generator_limited"] = True
+    rows = [row(honest, "a"), row(limited, "b")]
+    winner = best(rows, p99_ms=300, max_error_rate=0.01)
+    assert winner is not None and winner.label == "8vcpu-16gb"
+    assert "| 8vcpu-64gb (load generator was the limit) |" in markdown(rows, winner, 300, 0.01)
 
 
 def test_compare_command_writes_table_and_chart(tmp_path: Path) -> None:

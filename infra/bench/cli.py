@@ -20,28 +20,10 @@ from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 from urllib.parse import urlsplit  # noqa: E402
 
-import requests  # noqa: E402
-
-from infra.bench.report import RESULTS_SCHEMA, best, chart, markdown, row  # noqa: E402
-from infra.bench.stats import summarise, timeline  # noqa: E402
-from infra.bench.tensors import (  # noqa: E402
-    Payload,
-    generated_payload,
-    sample_payload,
-    signature_inputs,
-)
-
-EXPERIMENT_OUTPUTS = (
-    "experiment",
-    "machineType",
-    "nodeCount",
-    "replicas",
-    "costUsdPerHour",
-    "costUsdPerMonth",
-    "imageDigest",
-    "modelReleaseTag",
-    "modelSha256",
-)
+from infra.bench.fanout import run_local  # noqa: E402
+from infra.bench.report import best, chart, markdown, row  # noqa: E402
+from infra.bench.results import result_document  # noqa: E402
+from infra.bench.spec import WorkerError, WorkerSpec  # noqa: E402
 
 
 class BenchError(Exception):
@@ -84,74 +66,54 @@ def _target(args: argparse.Namespace) -> tuple[str, str, str, dict[str, Any]]:
     return rest_url, str(grpc_target), str(model), outputs
 
 
-def _payload(args: argparse.Namespace, rest_url: str, model: str) -> Payload:
-    if args.payload:
-        if args.protocol == "grpc":
-            raise BenchError("--payload is a REST body; gRPC payloads come from the signature")
-        sample = json.loads(Path(args.payload).read_text(encoding="utf-8"))
-        return sample_payload(model, args.signature, sample)
-    try:
-        response = requests.get(f"{rest_url}/v1/models/{model}/metadata", timeout=args.timeout)
-        response.raise_for_status()
-        specs = signature_inputs(response.json(), args.signature)
-    except (requests.RequestException, ValueError, KeyError) as error:
-        raise BenchError(f"cannot build a payload from {rest_url} metadata: {error}") from None
-    return generated_payload(model, args.signature, specs, batch=args.batch)
-
-
-def _bench(args: argparse.Namespace) -> int:
-    from infra.bench.load import LoadSettings, run_load  # noqa: PLC0415 - after patching
-
-    rest_url, grpc_target, model, outputs = _target(args)
-    payload = _payload(args, rest_url, model)  # encoded once, before the clock starts
-    settings = LoadSettings(
+def _spec(args: argparse.Namespace, rest_url: str, grpc_target: str, model: str) -> WorkerSpec:
+    if args.payload and args.protocol == "grpc":
+        raise BenchError("--payload is a REST body; gRPC payloads come from the signature")
+    return WorkerSpec(
         protocol=args.protocol,
-        url=rest_url if args.protocol == "rest" else grpc_target,
+        rest_url=rest_url,
+        grpc_target=grpc_target,
         model=model,
+        signature=args.signature,
+        batch=args.batch,
         mode=args.mode,
-        users=args.users,
         rate=args.rate,
+        users=args.users,
         duration_s=args.duration,
         warmup_s=args.warmup,
         timeout_s=args.timeout,
         max_in_flight=args.max_in_flight,
+        payload_file=str(Path(args.payload).resolve()) if args.payload else "",
     )
+
+
+def _bench(args: argparse.Namespace) -> int:
+    rest_url, grpc_target, model, outputs = _target(args)
+    spec = _spec(args, rest_url, grpc_target, model)
     started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    samples, total_s = run_load(settings, payload)
-    measured = summarise(samples, args.warmup, args.duration)
-    result = {
-        "schema": RESULTS_SCHEMA,
-        "started_at": started,
-        "target": {"url": settings.url, "model": model, "signature": payload.signature},
-        "settings": {
-            "protocol": settings.protocol,
-            "mode": settings.mode,
-            "users": settings.users if settings.mode == "closed" else None,
-            "rate_per_s": settings.rate if settings.mode == "open" else None,
-            "duration_s": settings.duration_s,
-            "warmup_s": settings.warmup_s,
-            "timeout_s": settings.timeout_s,
-            "max_in_flight": settings.max_in_flight,
-            "payload": payload.description,
-            "payload_bytes": len(payload.rest_body)
-            if settings.protocol == "rest"
-            else len(payload.grpc_request),
-        },
-        "experiment": {key: outputs[key] for key in EXPERIMENT_OUTPUTS if key in outputs} or None,
-        **measured,
-        "timeline": timeline(samples, total_s),
-    }
+    try:
+        results = run_local(spec, args.processes)
+    except WorkerError as error:
+        raise BenchError(str(error)) from None
+    result = result_document(spec, results, outputs, started, "local")
     out = args.out or Path("bench-results") / (
-        f"{(outputs.get('experiment') or 'run')}-{settings.protocol}-{settings.mode}-"
+        f"{(outputs.get('experiment') or 'run')}-{spec.protocol}-{spec.mode}-"
         f"{int(time.time())}.json"
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    summary = measured["summary"]
+    summary = result["summary"]
     print(
-        f"{settings.protocol} {settings.mode}: {summary['rps']} RPS, p50 {summary['p50_ms']} ms, "
+        f"{spec.protocol} {spec.mode}: {summary['rps']} RPS, p50 {summary['p50_ms']} ms, "
         f"p99 {summary['p99_ms']} ms, errors {summary['error_rate']:.2%} -> {out}"
     )
+    if summary["load_generator_limited"]:
+        print(
+            f"warning: the load generator was the limit, not the server: "
+            f"{summary['load_generator_limited_reason']}. Spread the load over more "
+            "processes (--processes N) or lower the rate; compare will not pick this run.",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -196,6 +158,12 @@ def main(argv: list[str]) -> int:
     bench.add_argument("--payload", help="REST body JSON file instead of a generated one")
     bench.add_argument("--outputs", help="stack outputs JSON (pulumi stack output --json)")
     bench.add_argument("--out", type=Path, help="results JSON (default under bench-results/)")
+    bench.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="load-generator processes sharing the load (one core each)",
+    )
     bench.set_defaults(run=_bench)
     compare = commands.add_parser("compare", help="compare load-test results")
     compare.add_argument("results", nargs="+", help="results JSON files from bench")
@@ -205,8 +173,10 @@ def main(argv: list[str]) -> int:
     compare.add_argument("--chart", type=Path, help="write a PNG chart here")
     compare.set_defaults(run=_compare)
     args = parser.parse_args(argv)
-    if args.command == "bench" and (args.users < 1 or args.rate <= 0 or args.duration <= 0):
-        parser.error("--users, --rate and --duration must be positive")
+    if args.command == "bench" and (
+        args.users < 1 or args.rate <= 0 or args.duration <= 0 or args.processes < 1
+    ):
+        parser.error("--users, --rate, --duration and --processes must be positive")
     try:
         result: int = args.run(args)
     except (BenchError, ValueError, OSError) as error:

@@ -8,11 +8,18 @@ Open loop: requests start on a fixed schedule (`rate` per second) whether or not
 ones finished, and each latency counts from the request's *scheduled* start, so a server
 that falls behind shows its queueing instead of slowing the clients down (no coordinated
 omission). A request that cannot start because `max_in_flight` requests are outstanding
-is an error of kind "client: too many in flight", never a silent delay.
+is an error of kind "client: too many in flight", never a silent delay. Each request also
+records how late it actually left (its send lag): a generator that falls behind its own
+schedule would otherwise charge its lag to the server.
+
+Several processes share one run: process `index` of `processes` sends every
+`processes`-th request of the common schedule (open loop) or its share of the users
+(closed loop), all on one start time.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -50,18 +57,44 @@ class LoadSettings:
     warmup_s: float
     timeout_s: float
     max_in_flight: int
+    index: int = 0
+    processes: int = 1
+
+    @property
+    def own_users(self) -> int:
+        """This process's share of the closed-loop users."""
+        return self.users // self.processes + (1 if self.index < self.users % self.processes else 0)
+
+    @property
+    def own_max_in_flight(self) -> int:
+        return max(1, math.ceil(self.max_in_flight / self.processes))
+
+
+@dataclass(frozen=True)
+class Recording:
+    """What one process recorded: every request, and its own CPU use over the run."""
+
+    samples: list[Sample]
+    total_s: float
+    cpu_s: float
+    wall_s: float
 
 
 class _Recorder:
     """Every request's start (on the run's clock), latency and error kind."""
 
-    def __init__(self) -> None:
+    def __init__(self, t0: float) -> None:
         self.samples: list[Sample] = []
-        self.t0 = time.monotonic()
+        self.t0 = t0
         self.schedule_done = Event()
+        # When the last request of the schedule left, and the process's CPU time then.
+        self.schedule_end: tuple[float, float] | None = None
 
-    def add(self, origin: float, finished: float, error: str | None) -> None:
-        self.samples.append(Sample(origin - self.t0, (finished - origin) * 1000, error))
+    def add(
+        self, origin: float, finished: float, error: str | None, sent: float | None = None
+    ) -> None:
+        lag_ms = None if sent is None else max(0.0, (sent - origin) * 1000)
+        self.samples.append(Sample(origin - self.t0, (finished - origin) * 1000, error, lag_ms))
 
 
 Send = Callable[[Any, float], None]
@@ -73,7 +106,8 @@ def _senders(settings: LoadSettings, payload: Payload, recorder: _Recorder) -> t
     open_loop = settings.mode == "open"
 
     def send_rest(client: Any, due: float) -> None:
-        origin = due if open_loop else time.monotonic()
+        sent = time.monotonic()
+        origin = due if open_loop else sent
         response = client.post(path, data=payload.rest_body, headers=headers, name="predict")
         status = response.status_code or 0
         if status == 200:
@@ -82,17 +116,18 @@ def _senders(settings: LoadSettings, payload: Payload, recorder: _Recorder) -> t
             kind = f"connection: {type(response.error).__name__}"
         else:
             kind = f"http {status}"
-        recorder.add(origin, time.monotonic(), kind)
+        recorder.add(origin, time.monotonic(), kind, sent if open_loop else None)
 
     def send_grpc(call: Any, due: float) -> None:
-        origin = due if open_loop else time.monotonic()
+        sent = time.monotonic()
+        origin = due if open_loop else sent
         kind = None
         try:
             call(payload.grpc_request, timeout=settings.timeout_s)
         except grpc.RpcError as error:
             kind = f"grpc {error.code().name}"
         finished = time.monotonic()
-        recorder.add(origin, finished, kind)
+        recorder.add(origin, finished, kind, sent if open_loop else None)
         events.request.fire(  # type: ignore[no-untyped-call]
             request_type="grpc",
             name="predict",
@@ -106,16 +141,17 @@ def _senders(settings: LoadSettings, payload: Payload, recorder: _Recorder) -> t
 
 
 def _run_schedule(settings: LoadSettings, recorder: _Recorder, send: Send, target: Any) -> None:
-    pool = Pool(settings.max_in_flight)
+    pool = Pool(settings.own_max_in_flight)
     total = int(settings.rate * (settings.warmup_s + settings.duration_s))
     start = recorder.t0
-    for index in range(total):
+    for index in range(settings.index, total, settings.processes):
         due = start + index / settings.rate
         gevent.sleep(max(0.0, due - time.monotonic()))
         if pool.full():
             recorder.add(due, due, "client: too many in flight")
             continue
         pool.spawn(send, target, due)
+    recorder.schedule_end = (time.monotonic(), time.process_time())
     pool.join(timeout=settings.timeout_s)
     recorder.schedule_done.set()
 
@@ -129,7 +165,7 @@ def _user_class(settings: LoadSettings, payload: Payload, recorder: _Recorder) -
         wait_time = constant(0)
         network_timeout = settings.timeout_s
         connection_timeout = settings.timeout_s
-        concurrency = settings.max_in_flight if open_loop else 1
+        concurrency = settings.own_max_in_flight if open_loop else 1
 
         @task
         def predict(self) -> None:
@@ -162,20 +198,26 @@ def _user_class(settings: LoadSettings, payload: Payload, recorder: _Recorder) -
     return RestUser if settings.protocol == "rest" else GrpcUser
 
 
-def run_load(settings: LoadSettings, payload: Payload) -> tuple[list[Sample], float]:
-    """Drive the load; return every request sample and the run's length in seconds."""
-    recorder = _Recorder()
+def run_load(settings: LoadSettings, payload: Payload, t0: float | None = None) -> Recording:
+    """Drive this process's share of the load from `t0` (time.monotonic(); default now)."""
+    start = time.monotonic() if t0 is None else t0
+    recorder = _Recorder(start)
     environment = Environment(
         user_classes=[_user_class(settings, payload, recorder)], events=events
     )
     runner = environment.create_local_runner()
-    users = 1 if settings.mode == "open" else settings.users
+    users = 1 if settings.mode == "open" else settings.own_users
     total_s = settings.warmup_s + settings.duration_s
-    recorder.t0 = time.monotonic()
-    runner.start(users, spawn_rate=SPAWN_RATE)
-    if settings.mode == "open":
+    gevent.sleep(max(0.0, start - time.monotonic()))
+    cpu_start = time.process_time()
+    if users:
+        runner.start(users, spawn_rate=SPAWN_RATE)
+    if settings.mode == "open" and users:
         recorder.schedule_done.wait(timeout=total_s + settings.timeout_s + 1)
     else:
-        gevent.sleep(total_s)
+        gevent.sleep(max(0.0, start + total_s - time.monotonic()))
+    # CPU over the schedule only: the wait for the last answers is not the generator's work.
+    ended, cpu_end = recorder.schedule_end or (time.monotonic(), time.process_time())
+    wall_s, cpu_s = max(ended - start, 1e-3), cpu_end - cpu_start
     runner.quit()
-    return recorder.samples, total_s
+    return Recording(recorder.samples, total_s, cpu_s, wall_s)

@@ -1,0 +1,113 @@
+"""One load-generator process: `python -m infra.bench.worker --spec JSON [--index I]`.
+
+Run by the local fan-out (several on the user's machine) and, in the cluster, by every pod
+of an Indexed Job (its index from JOB_COMPLETION_INDEX). It builds the request from the
+model's signature, waits at the start barrier, sends its share of the load, and prints one
+line, `tfserving-gke-result <JSON>`, with its counts and histograms (infra.bench.stats);
+the driver merges the lines of all processes. On a failure it prints
+`tfserving-gke-error <message>` and exits 2.
+"""
+
+from gevent import monkey
+
+monkey.patch_all()
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import requests  # noqa: E402
+
+from infra.bench.barrier import BarrierError, monotonic_at, start_time  # noqa: E402
+from infra.bench.spec import (  # noqa: E402
+    ERROR_MARKER,
+    INDEX_ENV,
+    RESULT_MARKER,
+    WorkerError,
+    WorkerSpec,
+)
+from infra.bench.stats import worker_result  # noqa: E402
+from infra.bench.tensors import (  # noqa: E402
+    Payload,
+    generated_payload,
+    sample_payload,
+    signature_inputs,
+)
+
+
+def build_payload(spec: WorkerSpec) -> Payload:
+    """The request, encoded once: from a REST body file, or from the model's signature."""
+    if spec.payload_file:
+        sample = json.loads(Path(spec.payload_file).read_text(encoding="utf-8"))
+        return sample_payload(spec.model, spec.signature, sample)
+    url = f"{spec.rest_url}/v1/models/{spec.model}/metadata"
+    try:
+        response = requests.get(url, timeout=spec.timeout_s)
+        response.raise_for_status()
+        specs = signature_inputs(response.json(), spec.signature)
+    except (requests.RequestException, ValueError, KeyError) as error:
+        raise WorkerError(f"cannot build a payload from {url}: {error}") from None
+    return generated_payload(spec.model, spec.signature, specs, batch=spec.batch)
+
+
+def run(spec: WorkerSpec, index: int) -> dict[str, Any]:
+    """Play process `index`'s part and return its result (see infra.bench.stats)."""
+    from infra.bench.load import LoadSettings, run_load  # noqa: PLC0415 - after patching
+
+    payload = build_payload(spec)  # before the barrier: encoding is not part of the run
+    settings = LoadSettings(
+        protocol=spec.protocol,
+        url=spec.rest_url if spec.protocol == "rest" else spec.grpc_target,
+        model=spec.model,
+        mode=spec.mode,
+        users=spec.users,
+        rate=spec.rate,
+        duration_s=spec.duration_s,
+        warmup_s=spec.warmup_s,
+        timeout_s=spec.timeout_s,
+        max_in_flight=spec.max_in_flight,
+        index=index,
+        processes=spec.processes,
+    )
+    try:
+        start = start_time(
+            index, spec.processes, spec.coordinator, spec.start_timeout_s, spec.listen_host
+        )
+    except (BarrierError, OSError) as error:
+        raise WorkerError(f"process {index}: no common start ({error})") from None
+    recording = run_load(settings, payload, t0=monotonic_at(start))
+    return {
+        "index": index,
+        "processes": spec.processes,
+        "start_epoch": start,
+        "payload": payload.description,
+        "payload_bytes": len(
+            payload.rest_body if spec.protocol == "rest" else payload.grpc_request
+        ),
+        "signature": payload.signature,
+        **worker_result(
+            recording.samples, spec.warmup_s, spec.duration_s, recording.cpu_s, recording.wall_s
+        ),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m infra.bench.worker")
+    parser.add_argument("--spec", required=True, help="the run's WorkerSpec as JSON")
+    parser.add_argument("--index", type=int, help=f"this process's index (default ${INDEX_ENV})")
+    args = parser.parse_args(argv)
+    index = args.index if args.index is not None else int(os.environ.get(INDEX_ENV, "0"))
+    try:
+        result = run(WorkerSpec.from_json(args.spec), index)
+    except WorkerError as error:
+        print(f"{ERROR_MARKER}{error}", flush=True)
+        return 2
+    print(f"{RESULT_MARKER}{json.dumps(result, separators=(',', ':'))}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
