@@ -15,11 +15,13 @@ import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
+from dataclasses import replace  # noqa: E402
 from datetime import UTC, datetime  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 from urllib.parse import urlsplit  # noqa: E402
 
+from infra.bench.capacity import Objective, find_capacity, judge  # noqa: E402
 from infra.bench.fanout import run_local  # noqa: E402
 from infra.bench.report import best, chart, markdown, row  # noqa: E402
 from infra.bench.results import result_document  # noqa: E402
@@ -87,26 +89,24 @@ def _spec(args: argparse.Namespace, rest_url: str, grpc_target: str, model: str)
     )
 
 
-def _bench(args: argparse.Namespace) -> int:
-    rest_url, grpc_target, model, outputs = _target(args)
-    spec = _spec(args, rest_url, grpc_target, model)
+def _run(args: argparse.Namespace, spec: WorkerSpec, outputs: dict[str, Any]) -> dict[str, Any]:
+    """One run of the spec's load: its results document."""
     started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     try:
         results = run_local(spec, args.processes)
     except WorkerError as error:
         raise BenchError(str(error)) from None
-    result = result_document(spec, results, outputs, started, "local")
-    out = args.out or Path("bench-results") / (
-        f"{(outputs.get('experiment') or 'run')}-{spec.protocol}-{spec.mode}-"
-        f"{int(time.time())}.json"
+    return result_document(spec, results, outputs, started, "local")
+
+
+def _line(summary: dict[str, Any]) -> str:
+    return (
+        f"{summary['rps']} RPS, p50 {summary['p50_ms']} ms, p99 {summary['p99_ms']} ms, "
+        f"errors {summary['error_rate']:.2%}"
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    summary = result["summary"]
-    print(
-        f"{spec.protocol} {spec.mode}: {summary['rps']} RPS, p50 {summary['p50_ms']} ms, "
-        f"p99 {summary['p99_ms']} ms, errors {summary['error_rate']:.2%} -> {out}"
-    )
+
+
+def _warn_if_limited(summary: dict[str, Any]) -> None:
     if summary["load_generator_limited"]:
         print(
             f"warning: the load generator was the limit, not the server: "
@@ -114,6 +114,48 @@ def _bench(args: argparse.Namespace) -> int:
             "processes (--processes N) or lower the rate; compare will not pick this run.",
             file=sys.stderr,
         )
+
+
+def _find_capacity(
+    args: argparse.Namespace, spec: WorkerSpec, outputs: dict[str, Any]
+) -> dict[str, Any]:
+    objective = Objective(args.p99_ms, args.max_error_rate)
+    print(f"Capacity search, {objective.describe()}, from {spec.rate:g} requests/s:")
+
+    def run_step(rate: float) -> dict[str, Any]:
+        document = _run(args, replace(spec, rate=rate), outputs)
+        verdict, why = judge(document["summary"], objective)
+        print(f"  {rate:>9.2f}/s  {verdict:<7} {_line(document['summary'])}  ({why})")
+        return document
+
+    capacity = find_capacity(run_step, objective, spec.rate, max_steps=args.max_steps)
+    steps = capacity["steps"]
+    chosen = steps[capacity["step"]] if capacity["step"] is not None else steps[-1]
+    if capacity["rate_per_s"] is None:
+        print(f"No rate met {objective.describe()}: {capacity['stopped']}.")
+    else:
+        print(
+            f"Capacity: {capacity['rate_per_s']:g} requests/s offered, {capacity['rps']} "
+            f"served, at {objective.describe()} ({capacity['stopped']})."
+        )
+    return {**chosen["result"], "capacity": capacity}
+
+
+def _bench(args: argparse.Namespace) -> int:
+    rest_url, grpc_target, model, outputs = _target(args)
+    spec = _spec(args, rest_url, grpc_target, model)
+    if args.find_capacity:
+        result = _find_capacity(args, spec, outputs)
+    else:
+        result = _run(args, spec, outputs)
+    kind = "capacity" if args.find_capacity else spec.mode
+    out = args.out or Path("bench-results") / (
+        f"{(outputs.get('experiment') or 'run')}-{spec.protocol}-{kind}-{int(time.time())}.json"
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(f"{spec.protocol} {spec.mode}: {_line(result['summary'])} -> {out}")
+    _warn_if_limited(result["summary"])
     return 0
 
 
@@ -127,7 +169,7 @@ def _compare(args: argparse.Namespace) -> int:
     if args.markdown:
         args.markdown.write_text(report, encoding="utf-8")
     if args.chart:
-        chart(rows, args.chart)
+        chart(rows, args.chart, args.p99_ms)
     return 0
 
 
@@ -159,6 +201,18 @@ def main(argv: list[str]) -> int:
     bench.add_argument("--outputs", help="stack outputs JSON (pulumi stack output --json)")
     bench.add_argument("--out", type=Path, help="results JSON (default under bench-results/)")
     bench.add_argument(
+        "--find-capacity",
+        action="store_true",
+        help="step the open-loop rate (ramp, then bisect) to the highest that meets --p99-ms",
+    )
+    bench.add_argument("--p99-ms", type=float, help="with --find-capacity: the latency objective")
+    bench.add_argument(
+        "--max-error-rate", type=float, default=0.01, help="with --find-capacity: error limit"
+    )
+    bench.add_argument(
+        "--max-steps", type=int, default=12, help="with --find-capacity: at most this many steps"
+    )
+    bench.add_argument(
         "--processes",
         type=int,
         default=1,
@@ -177,6 +231,12 @@ def main(argv: list[str]) -> int:
         args.users < 1 or args.rate <= 0 or args.duration <= 0 or args.processes < 1
     ):
         parser.error("--users, --rate, --duration and --processes must be positive")
+    if (
+        args.command == "bench"
+        and args.find_capacity
+        and (args.p99_ms is None or args.mode != "open")
+    ):
+        parser.error("--find-capacity needs --p99-ms and the open loop (--mode open)")
     try:
         result: int = args.run(args)
     except (BenchError, ValueError, OSError) as error:

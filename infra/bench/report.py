@@ -1,5 +1,9 @@
 """Turn several load-test results into the answer: a table, a chart, and the best
-experiment for a latency objective. Pure, apart from writing the chart."""
+experiment for a latency objective. Pure, apart from writing the chart.
+
+A capacity search's result is compared at its capacity: the throughput of the highest
+rate that met its objective, and requests per dollar at that throughput.
+"""
 
 from __future__ import annotations
 
@@ -27,6 +31,8 @@ class Row:
     usd_per_month: float | None
     requests_per_usd: float | None
     generator_limited: bool = False
+    # For a capacity search: (offered rate, p99 ms) of every step, in rate order.
+    curve: tuple[tuple[float, float | None], ...] = ()
 
 
 def row(result: dict[str, Any], fallback_label: str) -> Row:
@@ -36,12 +42,24 @@ def row(result: dict[str, Any], fallback_label: str) -> Row:
     experiment = result.get("experiment") or {}
     usd_hour = experiment.get("costUsdPerHour")
     usd_month = experiment.get("costUsdPerMonth")
-    per_usd = summary["rps"] * 3600 / usd_hour if usd_hour else None
+    capacity = result.get("capacity")
+    rps = summary["rps"]
+    curve: tuple[tuple[float, float | None], ...] = ()
+    if capacity is not None:
+        # No rate met the objective: nothing was served within it.
+        rps = capacity["rps"] if capacity["rps"] is not None else 0.0
+        curve = tuple(
+            sorted(
+                (step["rate_per_s"], step["result"]["summary"]["p99_ms"])
+                for step in capacity["steps"]
+            )
+        )
+    per_usd = rps * 3600 / usd_hour if usd_hour else None
     return Row(
         label=str(experiment.get("experiment") or fallback_label),
         protocol=result["settings"]["protocol"],
-        mode=result["settings"]["mode"],
-        rps=summary["rps"],
+        mode="capacity" if capacity is not None else result["settings"]["mode"],
+        rps=rps,
         p50_ms=summary["p50_ms"],
         p95_ms=summary["p95_ms"],
         p99_ms=summary["p99_ms"],
@@ -50,6 +68,7 @@ def row(result: dict[str, Any], fallback_label: str) -> Row:
         usd_per_month=usd_month,
         requests_per_usd=round(per_usd) if per_usd is not None else None,
         generator_limited=bool(summary.get("load_generator_limited")),
+        curve=curve,
     )
 
 
@@ -106,21 +125,38 @@ def markdown(
     return "\n".join(lines) + "\n"
 
 
-def chart(rows: list[Row], path: Path) -> None:
-    """Throughput and p99 latency per run, side by side, as a PNG."""
+def chart(rows: list[Row], path: Path, p99_ms: float | None = None) -> None:
+    """Throughput and p99 latency per run, side by side, and for capacity searches p99
+    against offered load per experiment, as a PNG."""
     import matplotlib  # noqa: PLC0415 - only the compare command needs it
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
     labels = [f"{r.label}\n{r.protocol}/{r.mode}" for r in rows]
-    figure, (left, right) = plt.subplots(1, 2, figsize=(max(8, 1.6 * len(rows)), 4.5))
+    curves = [r for r in rows if r.curve]
+    panels = 3 if curves else 2
+    figure, axes = plt.subplots(
+        1, panels, figsize=(max(8, 1.6 * len(rows)) + 4 * (panels - 2), 4.5)
+    )
+    left, right = axes[0], axes[1]
     left.bar(labels, [r.rps for r in rows], color="#4c72b0")
     left.set_title("Throughput (requests/s)")
     right.bar(labels, [r.p99_ms or 0 for r in rows], color="#dd8452")
     right.set_title("p99 latency (ms)")
     for axis in (left, right):
         axis.tick_params(axis="x", labelrotation=30, labelsize=8)
+    if curves:
+        load = axes[2]
+        for r in curves:
+            points = [(rate, p99) for rate, p99 in r.curve if p99 is not None]
+            load.plot([x for x, _ in points], [y for _, y in points], marker="o", label=r.label)
+        if p99_ms is not None:
+            load.axhline(p99_ms, color="grey", linestyle="--", linewidth=1)
+        load.set_yscale("log")
+        load.set_xlabel("offered load (requests/s)")
+        load.set_title("p99 latency (ms) against load")
+        load.legend(fontsize=7)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
