@@ -8,10 +8,11 @@ import pulumi
 
 from infra.build_context import write_build_context
 from infra.components.cluster import ClusterArgs, GkeCluster
-from infra.components.image import ImageArgs, ServingImage
+from infra.components.image import ContextImage, ImageArgs, ServingImage
 from infra.components.workload import ServingWorkload
 from infra.errors import ConfigError, ModelSourceError
 from infra.experiment import design_experiment
+from infra.loadgen.image import IMAGE_REPOSITORY, write_load_generator_context
 from infra.manifests import render_manifests
 from infra.model_source import resolve_model
 from infra.naming import (
@@ -21,7 +22,7 @@ from infra.naming import (
     node_service_account_id,
     repository_id,
 )
-from infra.outputs import endpoint_outputs, experiment_outputs
+from infra.outputs import endpoint_outputs, experiment_outputs, load_generator_outputs
 from infra.settings import PROJECT_DIR
 from infra.stack_config import deploy_time, model_request, settings_from_pulumi
 from infra.ttl import expires_at
@@ -37,6 +38,7 @@ try:
         settings.tf_serving_variant,
         PROJECT_DIR,
     )
+    load_generator = write_load_generator_context() if design.load_generator else None
 except (ConfigError, ModelSourceError) as error:
     raise pulumi.RunError(str(error)) from None
 
@@ -58,6 +60,7 @@ cluster = GkeCluster(
         disk_type=settings.disk_type,
         disk_size_gb=settings.disk_size_gb,
         labels=labels,
+        load_generator=design.load_generator,
     ),
 )
 image = ServingImage(
@@ -70,6 +73,11 @@ image = ServingImage(
         image_tag=context.image_tag,
         context_dir=context.directory.as_posix(),
         labels=labels,
+        load_generator=ContextImage(
+            IMAGE_REPOSITORY, load_generator[1], load_generator[0].as_posix()
+        )
+        if load_generator
+        else None,
     ),
     reader_service_account_email=cluster.node_service_account_email,
     required_services=cluster.project_services,
@@ -81,6 +89,7 @@ workload = ServingWorkload(
 outputs = {
     **experiment_outputs(design, model, expires_at(settings.ttl_hours, deploy_time())),
     **endpoint_outputs(workload.service_ip, settings.model_name),
+    **load_generator_outputs(design, image.load_generator_digest),
     "clusterName": cluster.cluster_name,
     "kubeconfig": cluster.kubeconfig,
     "imageDigest": image.repo_digest,

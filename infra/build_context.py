@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,13 +112,37 @@ def render_dockerfile(
     )
 
 
-def _stage_file(source: Path, destination: Path) -> None:
-    for directory in reversed(destination.parents):
-        if not directory.exists():
-            directory.mkdir()
-            os.chmod(directory, STAGED_DIR_MODE)
-    shutil.copyfile(source, destination)
-    os.chmod(destination, STAGED_FILE_MODE)
+def write_context(project_dir: Path, key: str, files: Mapping[str, Path | str]) -> Path:
+    """Write a build context once under build/images/<key>/ (relative path returned):
+    `files` maps each path in it to a source file or to text. Every file and directory gets
+    an explicit mode; the whole context appears at once (a killed run leaves none)."""
+    relative = BUILD_ROOT / key
+    target = project_dir / relative
+    if (target / "Dockerfile").is_file():
+        return relative
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=target.parent))
+    os.chmod(staging, STAGED_DIR_MODE)
+    try:
+        for name, content in files.items():
+            destination = staging / name
+            for directory in reversed(destination.relative_to(staging).parents[:-1]):
+                if not (staging / directory).exists():
+                    (staging / directory).mkdir()
+                    os.chmod(staging / directory, STAGED_DIR_MODE)
+            if isinstance(content, Path):
+                shutil.copyfile(content, destination)
+            else:
+                destination.write_text(content, encoding="utf-8")
+            os.chmod(destination, STAGED_FILE_MODE)
+        os.rename(staging, target)
+    except OSError:
+        # Another run finished the same context first; its content is identical.
+        if not (target / "Dockerfile").is_file():
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return relative
 
 
 def write_build_context(
@@ -132,25 +157,10 @@ def write_build_context(
     content = model.artifact.sha256 if model.artifact else "unresolved"
     # The Dockerfile names the base image and the model; the content digest covers the files.
     key = f"{model_name}-{hashlib.sha256((content + dockerfile).encode()).hexdigest()[:16]}"
-    relative = BUILD_ROOT / key
-    target = project_dir / relative
-    if not (target / "Dockerfile").is_file():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=target.parent))
-        os.chmod(staging, STAGED_DIR_MODE)
-        models = staging / "models"
-        models.mkdir()
-        os.chmod(models, STAGED_DIR_MODE)
-        for destination, source in model.artifact.files if model.artifact else ():
-            _stage_file(source, models / model_name / destination)
-        for name, text in ((".dockerignore", DOCKERIGNORE), ("Dockerfile", dockerfile)):
-            (staging / name).write_text(text, encoding="utf-8")
-            os.chmod(staging / name, STAGED_FILE_MODE)
-        try:
-            os.rename(staging, target)
-        except OSError:
-            # Another run finished the same context first; its content is identical.
-            shutil.rmtree(staging, ignore_errors=True)
+    files: dict[str, Path | str] = {".dockerignore": DOCKERIGNORE, "Dockerfile": dockerfile}
+    for destination, source in model.artifact.files if model.artifact else ():
+        files[f"models/{model_name}/{destination}"] = source
+    relative = write_context(project_dir, key, files)
     return BuildContext(
         relative,
         dockerfile,

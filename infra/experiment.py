@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from infra.errors import ConfigError
 from infra.facts import load
+from infra.loadgen.sizing import POOL_NAME, LoadGeneratorDesign, design_load_generator
 from infra.machine import (
     MachineShape,
     Resources,
@@ -19,7 +20,7 @@ from infra.machine import (
     serving_pod_requests,
     system_pod_reserve,
 )
-from infra.pricing import CostEstimate, estimate_cost
+from infra.pricing import CostEstimate, NodeGroup, estimate_cost
 from infra.settings import Settings
 from infra.tfserving import BatchingParameters, ServerOptions
 
@@ -58,6 +59,7 @@ class ExperimentDesign:
     server: ServerOptions
     cost: CostEstimate
     warnings: tuple[str, ...]
+    load_generator: LoadGeneratorDesign | None = None
 
 
 def design_experiment(settings: Settings) -> ExperimentDesign:
@@ -95,6 +97,7 @@ def design_experiment(settings: Settings) -> ExperimentDesign:
         )
     # A free slot lets a new pod start before an old one stops; without one, replace in place.
     rollout = RolloutStrategy(1, 0) if slots > replicas else RolloutStrategy(0, 1)
+    load_generator = design_load_generator(s)
     cost = estimate_cost(
         shape=shape,
         node_count_total=nodes_total,
@@ -104,6 +107,15 @@ def design_experiment(settings: Settings) -> ExperimentDesign:
         disk_type=s.disk_type,
         disk_size_gb=s.disk_size_gb,
         external_ip=s.exposure == "external",
+        benchmark_nodes=NodeGroup(
+            load_generator.shape,
+            load_generator.max_nodes,
+            load_generator.disk_type,
+            load_generator.disk_size_gb,
+            role=POOL_NAME,
+        )
+        if load_generator
+        else None,
     )
     warnings += cost.warnings
     return ExperimentDesign(
@@ -120,6 +132,7 @@ def design_experiment(settings: Settings) -> ExperimentDesign:
         server=server,
         cost=cost,
         warnings=tuple(warnings),
+        load_generator=load_generator,
     )
 
 

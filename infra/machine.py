@@ -87,8 +87,9 @@ _CUSTOM = re.compile(r"^e2-custom-(\d+)-(\d+)$")
 _PREDEFINED = re.compile(r"^(e2-(?:standard|highmem|highcpu))-(\d+)$")
 
 
-def parse_machine_type(machine_type: str) -> MachineShape:
-    """Shape of an explicit E2 machine type name; ConfigError for anything else."""
+def parse_machine_type(machine_type: str, setting: str = "machineType") -> MachineShape:
+    """Shape of an explicit E2 machine type name; ConfigError (naming `setting`) for
+    anything else."""
     e2 = load("e2")
     if machine_type in e2["shared_core"]:
         spec = e2["shared_core"][machine_type]
@@ -97,7 +98,7 @@ def parse_machine_type(machine_type: str) -> MachineShape:
         return MachineShape(machine_type, 2, memory_mib, False, True, float(spec["billed_vcpus"]))
     if match := _CUSTOM.match(machine_type):
         vcpus, memory_mib = int(match[1]), int(match[2])
-        check_custom_shape(vcpus, memory_mib, "machineType")
+        check_custom_shape(vcpus, memory_mib, setting)
         return MachineShape(machine_type, vcpus, memory_mib, True, False, float(vcpus))
     if match := _PREDEFINED.match(machine_type):
         family, vcpus = match[1], int(match[2])
@@ -110,7 +111,7 @@ def parse_machine_type(machine_type: str) -> MachineShape:
         for family, spec in e2["predefined"].items()
     )
     raise ConfigError(
-        "machineType",
+        setting,
         f"{machine_type!r} is not an E2 machine type. Use one of {families}, "
         f"{', '.join(e2['shared_core'])}, or e2-custom-<vcpus>-<memory MB> "
         "(e.g. e2-custom-4-8192); or leave it empty and set nodeVcpus and nodeMemoryGb.",

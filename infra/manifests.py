@@ -9,8 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from infra.bench.barrier import BARRIER_PORT
 from infra.build_context import RUN_AS_GID, RUN_AS_UID, entrypoint
 from infra.experiment import ExperimentDesign
+from infra.loadgen.sizing import ROLE as LOAD_GENERATOR
 from infra.naming import NODE_POOL_NAME, label_value
 from infra.tfserving import (
     CONFIG_DIR,
@@ -84,9 +86,14 @@ class WorkloadManifests:
     service: dict[str, Any]
     poddisruptionbudget: dict[str, Any]
     networkpolicy: dict[str, Any]
+    # What the in-cluster load generator's pods may reach (with a load generator only).
+    load_generator_policy: dict[str, Any] | None = None
 
     def items(self) -> list[tuple[str, dict[str, Any]]]:
-        return [(kind, getattr(self, kind)) for kind in MANIFEST_ORDER]
+        objects = [(kind, getattr(self, kind)) for kind in MANIFEST_ORDER]
+        if self.load_generator_policy:
+            objects.append(("networkpolicy", self.load_generator_policy))
+        return objects
 
 
 def selector_labels(design: ExperimentDesign) -> dict[str, str]:
@@ -221,7 +228,61 @@ def render_manifests(design: ExperimentDesign, image: Any) -> WorkloadManifests:
             "egress": [],
         },
     }
-    return WorkloadManifests(namespace, configmap, deployment, service, pdb, network_policy)
+    return WorkloadManifests(
+        namespace,
+        configmap,
+        deployment,
+        service,
+        pdb,
+        network_policy,
+        _load_generator_policy(design) if design.load_generator else None,
+    )
+
+
+def load_generator_selector(design: ExperimentDesign) -> dict[str, str]:
+    """The labels of this stack's load-generator pods (infra.loadgen.manifests sets them)."""
+    return {
+        "app.kubernetes.io/name": LOAD_GENERATOR,
+        "app.kubernetes.io/instance": label_value(design.settings.stack),
+    }
+
+
+def _load_generator_policy(design: ExperimentDesign) -> dict[str, Any]:
+    """The load-generator pods reach the serving pods, each other (the start barrier) and
+    cluster DNS, nothing else; only each other reach them."""
+    peers = {"podSelector": {"matchLabels": load_generator_selector(design)}}
+    barrier = [{"port": BARRIER_PORT, "protocol": "TCP"}]
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _metadata(design, f"{APP_NAME}-{LOAD_GENERATOR}"),
+        "spec": {
+            **peers,
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [{"from": [peers], "ports": barrier}],
+            "egress": [
+                {
+                    "to": [{"podSelector": {"matchLabels": selector_labels(design)}}],
+                    "ports": [
+                        {"port": GRPC_PORT, "protocol": "TCP"},
+                        {"port": REST_PORT, "protocol": "TCP"},
+                    ],
+                },
+                {"to": [peers], "ports": barrier},
+                {
+                    "to": [
+                        {
+                            "namespaceSelector": {
+                                "matchLabels": {"kubernetes.io/metadata.name": "kube-system"}
+                            },
+                            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+                        }
+                    ],
+                    "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}],
+                },
+            ],
+        },
+    }
 
 
 def _pod_spec(design: ExperimentDesign, image: Any, configmap_name: str) -> dict[str, Any]:

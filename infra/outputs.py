@@ -6,6 +6,7 @@ from dataclasses import asdict
 from typing import Any
 
 from infra.experiment import ExperimentDesign
+from infra.loadgen.sizing import POOL_NAME
 from infra.model_source import ResolvedModel
 from infra.tfserving import GRPC_PORT, REST_PORT, model_status_path
 from infra.ttl import EXPIRY_OUTPUT
@@ -46,4 +47,23 @@ def endpoint_outputs(service_ip: Any, model_name: str) -> dict[str, Any]:
         "restEndpoint": service_ip.apply(lambda ip: f"http://{ip}:{REST_PORT}"),
         "grpcEndpoint": service_ip.apply(lambda ip: f"{ip}:{GRPC_PORT}"),
         "modelStatusCurl": service_ip.apply(lambda ip: f"curl -sS http://{ip}:{REST_PORT}{status}"),
+    }
+
+
+def load_generator_outputs(design: ExperimentDesign, image_digest: Any) -> dict[str, Any]:
+    """What `bench <stack>` needs to run the load from the cluster: the pool and the image
+    (None for a stack without a load generator)."""
+    pool = design.load_generator
+    return {
+        "loadGenerator": None
+        if pool is None
+        else {
+            "pool": POOL_NAME,
+            "machineType": pool.shape.machine_type,
+            "maxNodes": pool.max_nodes,
+            "processesPerNode": pool.processes_per_node,
+            "maxProcesses": pool.max_processes,
+            "costUsdPerHourWhileBenchmarking": round(design.cost.benchmarking_usd_per_hour, 4),
+        },
+        "loadGeneratorImage": image_digest,
     }

@@ -36,6 +36,13 @@ class CostEstimate:
     # when it has no rates for `region` (then `warnings` says so).
     rates_region: str = ""
     warnings: tuple[str, ...] = ()
+    # Billed only while a benchmark runs (the load-generator pool scales from zero): at
+    # most this much an hour, on top of the lines above.
+    while_benchmarking: tuple[CostLine, ...] = ()
+
+    @property
+    def benchmarking_usd_per_hour(self) -> float:
+        return sum(line.usd_per_hour for line in self.while_benchmarking)
 
     @property
     def usd_per_hour(self) -> float:
@@ -101,6 +108,37 @@ def node_usd_per_hour(
     return float(per_hour)
 
 
+@dataclass(frozen=True)
+class NodeGroup:
+    """Nodes of one shape and their boot disks."""
+
+    shape: MachineShape
+    count: int
+    disk_type: str
+    disk_size_gb: int
+    spot: bool = False
+    role: str = ""  # shown before "nodes", e.g. "load-generator"
+
+
+def node_group_lines(group: NodeGroup, region: str, catalogue_name: str) -> list[CostLine]:
+    """What a group of nodes bills an hour: the machines and their boot disks."""
+    _, prices = catalogue(catalogue_name)
+    node_rate = node_usd_per_hour(group.shape, region, group.spot, catalogue_name)
+    disk_rate = prices["disk_gb_month"][group.disk_type] / hours_per_month()
+    kind = "spot " if group.spot else ""
+    role = f"{group.role} " if group.role else ""
+    return [
+        CostLine(
+            f"{kind}{group.shape.machine_type} {role}nodes", group.count, group.count * node_rate
+        ),
+        CostLine(
+            f"{group.disk_type} boot disks, {group.disk_size_gb} GB each",
+            group.count,
+            group.count * group.disk_size_gb * disk_rate,
+        ),
+    ]
+
+
 def estimate_cost(
     *,
     shape: MachineShape,
@@ -111,22 +149,15 @@ def estimate_cost(
     disk_type: str,
     disk_size_gb: int,
     external_ip: bool,
+    benchmark_nodes: NodeGroup | None = None,
     catalogue_name: str | None = None,
 ) -> CostEstimate:
-    """Every billed item of an experiment stack: nodes, disks, GKE fee, load balancer."""
+    """Every billed item of an experiment stack: nodes, disks, GKE fee, load balancer; and
+    apart, what its load-generator nodes bill while a benchmark runs (at most)."""
     name, prices = catalogue(catalogue_name)
-    node_rate = node_usd_per_hour(shape, region, spot, name)
-    disk_rate = prices["disk_gb_month"][disk_type] / hours_per_month()
-    kind = "spot " if spot else ""
+    serving = NodeGroup(shape, node_count_total, disk_type, disk_size_gb, spot)
     lines = [
-        CostLine(
-            f"{kind}{shape.machine_type} nodes", node_count_total, node_count_total * node_rate
-        ),
-        CostLine(
-            f"{disk_type} boot disks, {disk_size_gb} GB each",
-            node_count_total,
-            node_count_total * disk_size_gb * disk_rate,
-        ),
+        *node_group_lines(serving, region, name),
         CostLine("GKE cluster management fee", 1, prices["gke_cluster_hour"]),
         CostLine("load balancer forwarding rule", 1, prices["forwarding_rule_hour"]),
     ]
@@ -135,6 +166,7 @@ def estimate_cost(
     credit = 0.0 if regional_cluster else float(prices["gke_free_tier_credit_month"])
     priced_at = rates_region(region, name)
     warnings = () if priced_at == region else (unpriced_region_warning(region, name),)
+    benchmarking = tuple(node_group_lines(benchmark_nodes, region, name)) if benchmark_nodes else ()
     return CostEstimate(
-        name, str(prices["as_of"]), region, tuple(lines), credit, priced_at, warnings
+        name, str(prices["as_of"]), region, tuple(lines), credit, priced_at, warnings, benchmarking
     )

@@ -105,6 +105,9 @@ class Settings:
     num_batch_threads: int
     allowed_batch_sizes: tuple[int, ...]
     pad_variable_length_inputs: bool
+    load_generator: bool
+    load_generator_machine_type: str
+    load_generator_max_nodes: int
     ttl_hours: int
     namespace: str
     exposure: str
@@ -301,6 +304,7 @@ def validate(settings: Settings) -> list[str]:
     _at_least("replicas", s.replicas, 0, 10000)
     _at_least("modelVersion", s.model_version, 1, 2**63 - 1)
     _at_least("ttlHours", s.ttl_hours, 0, 24 * 365)
+    _at_least("loadGeneratorMaxNodes", s.load_generator_max_nodes, 1, MAX_NODE_COUNT)
     for key in (
         "tensorflowIntraOpParallelism",
         "tensorflowInterOpParallelism",

@@ -49,6 +49,20 @@ def resource_inputs(plan: StackPlan, type_: str) -> list[dict[str, Any]]:
     return [r.inputs for r in plan.recording.resources if r.type == type_]
 
 
+def declared(plan: StackPlan, type_: str, name: str) -> dict[str, Any]:
+    """The inputs of the one resource of this type and Pulumi name."""
+    (inputs,) = [r.inputs for r in plan.recording.resources if (r.type, r.name) == (type_, name)]
+    return inputs
+
+
+def serving_pool(plan: StackPlan) -> dict[str, Any]:
+    return declared(plan, "gcp:container/nodePool:NodePool", "cluster-serving")
+
+
+def serving_image(plan: StackPlan) -> dict[str, Any]:
+    return declared(plan, "docker:index/image:Image", "image-serving")
+
+
 def container(plan: StackPlan) -> dict[str, Any]:
     deployment = manifest(plan, "Deployment")
     containers: list[dict[str, Any]] = deployment["spec"]["template"]["spec"]["containers"]

@@ -4,6 +4,7 @@ the load generator: REST (metadata + predict) and gRPC (Predict)."""
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from collections.abc import Iterator
@@ -53,11 +54,45 @@ class Capacity:
         self.service_s = service_s
         self.served = 0
         self.bad_requests: list[str] = []
+        self.latencies_us: list[float] = []
+        self._lock = threading.Lock()
 
     def serve(self) -> None:
+        arrived = time.perf_counter()
         with self.slots:
             time.sleep(self.service_s)
+        with self._lock:
             self.served += 1
+            self.latencies_us.append((time.perf_counter() - arrived) * 1e6)
+
+
+# TF Serving's request_latency buckets (util.cc: Buckets::Exponential(10, 1.8, 33)): the
+# first 32 bounds, then +Inf.
+LATENCY_BOUNDS_US = [10 * 1.8**i for i in range(32)]
+
+
+def prometheus_page(capacity: Capacity, model: str = "toy") -> str:
+    """The stand-in's /monitoring/prometheus/metrics, written as TF Serving's exporter
+    writes it (util/prometheus_exporter.cc): TYPE lines, cumulative buckets, _sum, _count."""
+    with capacity._lock:
+        latencies = list(capacity.latencies_us)
+    labels = f'model_name="{model}",API="predict",entrypoint="REST"'
+    lines = [
+        "# TYPE :tensorflow:serving:request_count counter",
+        f':tensorflow:serving:request_count{{model_name="{model}",status="OK"}} {len(latencies)}',
+        "# TYPE :tensorflow:serving:request_latency histogram",
+    ]
+    for bound in [*LATENCY_BOUNDS_US, math.inf]:
+        le = "+Inf" if math.isinf(bound) else f"{bound:g}"
+        count = sum(1 for value in latencies if value <= bound)
+        lines.append(f':tensorflow:serving:request_latency_bucket{{{labels},le="{le}"}} {count}')
+    lines += [
+        f":tensorflow:serving:request_latency_sum{{{labels}}} {sum(latencies)}",
+        f":tensorflow:serving:request_latency_count{{{labels}}} {len(latencies)}",
+        "# TYPE :tensorflow:core:graph_runs counter",
+        ":tensorflow:core:graph_runs{} 0",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -87,6 +122,13 @@ def rest_server(capacity: Capacity, fail_every: int = 0) -> Iterator[str]:
         def do_GET(self) -> None:
             if self.path == "/v1/models/toy/metadata":
                 self._reply(200, METADATA)
+            elif self.path == "/monitoring/prometheus/metrics":
+                page = prometheus_page(capacity).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(page)))
+                self.end_headers()
+                self.wfile.write(page)
             else:
                 self._reply(404, {"error": "not found"})
 

@@ -13,7 +13,14 @@ import yaml
 from infra.facts import load
 from infra.plan.render import SCHEMA, describe, matrix, write_plan
 from infra.plan.run import StackPlan, known_stacks, plan_stack
-from tests.conftest import PlanFn, container, manifest, resource_inputs
+from tests.conftest import (
+    PlanFn,
+    container,
+    manifest,
+    resource_inputs,
+    serving_image,
+    serving_pool,
+)
 from tests.model_archives import tar_gz, tiny_model_files, write
 
 REFERENCE_EXPERIMENTS = {
@@ -36,10 +43,8 @@ def test_reference_experiment_plans_as_the_reference_ran_it(
 ) -> None:
     machine_type, nodes, inter_op, intra_op, batching = REFERENCE_EXPERIMENTS[stack]
     plan = shipped_plans[stack]
-    pools = resource_inputs(plan, "gcp:container/nodePool:NodePool")
-    assert [(p["nodeConfig"]["machineType"], p["nodeCount"]) for p in pools] == [
-        (machine_type, nodes)
-    ]
+    pool = serving_pool(plan)
+    assert (pool["nodeConfig"]["machineType"], pool["nodeCount"]) == (machine_type, nodes)
     deployment = manifest(plan, "Deployment")
     assert deployment["spec"]["replicas"] == nodes
     args = container(plan)["args"]
@@ -69,14 +74,16 @@ def test_reference_experiment_plans_as_the_reference_ran_it(
 def test_written_manifests_pass_strict_kubernetes_schemas(
     shipped_plans: dict[str, StackPlan], tmp_path: Path, version: str
 ) -> None:
-    checked = 0
+    checked = expected = 0
     for plan in shipped_plans.values():
         target = write_plan(plan, tmp_path)
         for path in sorted(target.glob("*.yaml")):
             for obj in yaml.safe_load_all(path.read_text(encoding="utf-8")):
                 kubernetes_validate.validate(obj, version, strict=True)
                 checked += 1
-    assert checked == 6 * len(shipped_plans)
+        # Six objects, and the load generator's NetworkPolicy when the stack has one.
+        expected += 6 + (plan.design.load_generator is not None)
+    assert checked == expected
 
 
 def test_strict_schema_check_catches_a_misspelt_field() -> None:
@@ -88,7 +95,7 @@ def test_strict_schema_check_catches_a_misspelt_field() -> None:
 def test_deployment_runs_the_image_by_digest(shipped_plans: dict[str, StackPlan]) -> None:
     plan = shipped_plans["dev"]
     image = container(plan)["image"]
-    built = resource_inputs(plan, "docker:index/image:Image")[0]["imageName"]
+    built = serving_image(plan)["imageName"]
     assert image.startswith(built.rsplit(":", 1)[0] + "@sha256:")
     assert plan.recording.stack_outputs["imageDigest"] == image
     assert container(plan)["imagePullPolicy"] == "IfNotPresent"
@@ -250,7 +257,7 @@ def test_cluster_is_zonal_hardened_and_destroyable(shipped_plans: dict[str, Stac
     assert cluster["workloadIdentityConfig"] == {"workloadPool": "your-gcp-project.svc.id.goog"}
     assert cluster["datapathProvider"] == "ADVANCED_DATAPATH"
     assert cluster["resourceLabels"]["experiment"] == "8vcpu-16gb-interop4"
-    (pool,) = resource_inputs(plan, "gcp:container/nodePool:NodePool")
+    pool = serving_pool(plan)
     node = pool["nodeConfig"]
     assert (
         node["serviceAccount"]
@@ -279,7 +286,7 @@ def test_image_goes_to_artifact_registry_with_a_short_lived_token(
     shipped_plans: dict[str, StackPlan],
 ) -> None:
     plan = shipped_plans["dev"]
-    (image,) = resource_inputs(plan, "docker:index/image:Image")
+    image = serving_image(plan)
     assert image["imageName"].startswith("us-central1-docker.pkg.dev/your-gcp-project/")
     assert image["build"]["platform"] == "linux/amd64"
     assert not Path(image["build"]["context"]).is_absolute()
@@ -394,7 +401,7 @@ def test_same_archive_same_image_inputs_different_archive_different_ones(
 
     def image_inputs(archive: Path) -> tuple[object, object]:
         result = plan(modelSource=str(archive))
-        return resource_inputs(result, "docker:index/image:Image")[0], container(result)["image"]
+        return serving_image(result), container(result)["image"]
 
     assert image_inputs(first) == image_inputs(again)
     assert image_inputs(first) != image_inputs(other)
@@ -404,7 +411,7 @@ def test_unresolved_github_source_plans_with_placeholders_and_says_so(
     shipped_plans: dict[str, StackPlan],
 ) -> None:
     plan = shipped_plans["8vcpu-16gb-interop4"]
-    (image,) = resource_inputs(plan, "docker:index/image:Image")
+    image = serving_image(plan)
     assert image["imageName"].endswith("/resnet50:resnet50-unresolved-tfs2.20.0-cpu")
     assert any("is not resolved: the offline plan makes no network" in w for w in plan.warnings)
     assert plan.recording.stack_outputs["modelSha256"] == ""

@@ -19,6 +19,7 @@ Several processes share one run: process `index` of `processes` sends every
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Callable
@@ -39,6 +40,11 @@ from infra.bench.stats import Sample
 from infra.bench.tensors import PREDICT_METHOD, Payload
 
 grpc_gevent.init_gevent()  # gRPC calls yield to gevent instead of blocking it
+# A gRPC channel multiplexes every call over one HTTP/2 connection, and a Service's virtual
+# IP balances connections, not calls: one channel would send all of a process's calls to
+# one serving pod. Several channels, each with its own connection (a local subchannel
+# pool), spread them.
+GRPC_CHANNELS = 4
 # Users started per second: up to 100 users start within a second, inside the warm-up.
 SPAWN_RATE = 100
 
@@ -178,15 +184,25 @@ def _user_class(settings: LoadSettings, payload: Payload, recorder: _Recorder) -
         wait_time = constant(0)
 
         def on_start(self) -> None:
-            self.channel = grpc.insecure_channel(settings.url)
-            self.call = self.channel.unary_unary(
-                PREDICT_METHOD,
-                request_serializer=lambda raw: raw,
-                response_deserializer=lambda raw: raw,
+            self.channels = [
+                grpc.insecure_channel(settings.url, options=[("grpc.use_local_subchannel_pool", 1)])
+                for _ in range(GRPC_CHANNELS)
+            ]
+            calls = itertools.cycle(
+                [
+                    channel.unary_unary(
+                        PREDICT_METHOD,
+                        request_serializer=lambda raw: raw,
+                        response_deserializer=lambda raw: raw,
+                    )
+                    for channel in self.channels
+                ]
             )
+            self.call = lambda request, timeout: next(calls)(request, timeout=timeout)
 
         def on_stop(self) -> None:
-            self.channel.close()
+            for channel in self.channels:
+                channel.close()
 
         @task
         def predict(self) -> None:

@@ -7,8 +7,10 @@ processes, where}, experiment (the stack's outputs that describe it, or null), s
 (requests, successes, errors, error_rate, rps, mean/max/p50/p90/p95/p99 in ms,
 send_lag_p99_ms, generator_cpu_max, load_generator_limited, load_generator_limited_reason,
 processes), errors {kind: count}, timeline [{second, requests, errors, p50_ms, p99_ms}],
-histograms {latency_us, send_lag_us} (encoded HdrHistograms, mergeable), and, for a
-capacity search, capacity {objective, rate_per_s, rps, step, steps}.
+histograms {latency_us, send_lag_us} (encoded HdrHistograms, mergeable), server (TF
+Serving's own figures over the measured window: source, servers {name: figures}, all, and
+in the cluster pods_cpu), and, for a capacity search, capacity {objective, rate_per_s, rps,
+step, steps}.
 """
 
 from __future__ import annotations
@@ -38,8 +40,11 @@ def result_document(
     outputs: dict[str, Any],
     started_at: str,
     where: str,
+    *,
+    pods_cpu: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One run's results from its processes' results."""
+    """One run's results from its processes' results (and, in the cluster, the pods' CPU
+    from the metrics API)."""
     first = results[0]
     url = spec.rest_url if spec.protocol == "rest" else spec.grpc_target
     return {
@@ -62,4 +67,16 @@ def result_document(
         },
         "experiment": {key: outputs[key] for key in EXPERIMENT_OUTPUTS if key in outputs} or None,
         **merge(results, spec.duration_s),
+        # TF Serving's own figures beside the client's (process 0 read them), and the pods'
+        # CPU from the metrics API when the run was in the cluster.
+        "server": _server(results, pods_cpu),
     }
+
+
+def _server(
+    results: list[dict[str, Any]], pods_cpu: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    server = next((r["server"] for r in results if r.get("server")), None)
+    if pods_cpu is None:
+        return server
+    return {**(server or {}), "pods_cpu": pods_cpu}

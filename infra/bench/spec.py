@@ -37,13 +37,18 @@ class WorkerSpec:
     listen_host: str = ""
     start_timeout_s: float = 600.0
     payload_file: str = ""
+    # (name, REST base URL) of every server whose Prometheus page process 0 reads at the
+    # start and end of the measured window (the serving pods, in the cluster).
+    metrics_targets: tuple[tuple[str, str], ...] = ()
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> WorkerSpec:
-        return cls(**json.loads(text))
+        fields = json.loads(text)
+        fields["metrics_targets"] = tuple(tuple(pair) for pair in fields["metrics_targets"])
+        return cls(**fields)
 
 
 class WorkerError(RuntimeError):

@@ -16,11 +16,14 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import sys  # noqa: E402
+import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
+import gevent  # noqa: E402
 import requests  # noqa: E402
 
+from infra.bench import metrics  # noqa: E402
 from infra.bench.barrier import BarrierError, monotonic_at, start_time  # noqa: E402
 from infra.bench.spec import (  # noqa: E402
     ERROR_MARKER,
@@ -53,6 +56,31 @@ def build_payload(spec: WorkerSpec) -> Payload:
     return generated_payload(spec.model, spec.signature, specs, batch=spec.batch)
 
 
+def watch_servers(spec: WorkerSpec, t0: float) -> dict[str, Any]:
+    """Every target's TF Serving figures over the measured window (scraped at its start
+    and end), and all of them together."""
+    start, end = t0 + spec.warmup_s, t0 + spec.warmup_s + spec.duration_s
+    gevent.sleep(max(0.0, start - time.monotonic()))
+    before = {name: metrics.scrape(url, spec.model, 5.0) for name, url in spec.metrics_targets}
+    gevent.sleep(max(0.0, end - time.monotonic()))
+    after = {name: metrics.scrape(url, spec.model, 5.0) for name, url in spec.metrics_targets}
+    servers: dict[str, Any] = {}
+    total = metrics.Snapshot()
+    for name, _ in spec.metrics_targets:
+        first, last = before[name], after[name]
+        if isinstance(first, str) or isinstance(last, str):
+            servers[name] = {"error": first if isinstance(first, str) else last}
+            continue
+        window = metrics.difference(first, last)
+        servers[name] = metrics.figures(window, spec.duration_s)
+        total = metrics.add(total, window)
+    return {
+        "source": f"TF Serving {metrics.METRICS_PATH}, measured window",
+        "servers": servers,
+        "all": metrics.figures(total, spec.duration_s),
+    }
+
+
 def run(spec: WorkerSpec, index: int) -> dict[str, Any]:
     """Play process `index`'s part and return its result (see infra.bench.stats)."""
     from infra.bench.load import LoadSettings, run_load  # noqa: PLC0415 - after patching
@@ -78,8 +106,13 @@ def run(spec: WorkerSpec, index: int) -> dict[str, Any]:
         )
     except (BarrierError, OSError) as error:
         raise WorkerError(f"process {index}: no common start ({error})") from None
-    recording = run_load(settings, payload, t0=monotonic_at(start))
+    t0 = monotonic_at(start)
+    watcher = gevent.spawn(watch_servers, spec, t0) if index == 0 and spec.metrics_targets else None
+    recording = run_load(settings, payload, t0=t0)
+    # A finished Greenlet is falsy: compare with None.
+    servers = watcher.get(timeout=spec.timeout_s + 30) if watcher is not None else None
     return {
+        "server": servers,
         "index": index,
         "processes": spec.processes,
         "start_epoch": start,

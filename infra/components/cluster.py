@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 
+from infra.loadgen.sizing import POOL_NAME, ROLE, ROLE_LABEL, TAINT_KEY, LoadGeneratorDesign
 from infra.naming import NODE_POOL_NAME
 
 # What nodes need and no more: GKE's minimal node role (logs, metrics, resource
@@ -40,6 +42,7 @@ class ClusterArgs:
     disk_type: str
     disk_size_gb: int
     labels: dict[str, str]
+    load_generator: LoadGeneratorDesign | None = None
 
 
 def _kubeconfig(name: str, endpoint: str, ca_certificate: str) -> str:
@@ -184,6 +187,9 @@ class GkeCluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=role_bindings),
         )
 
+        if args.load_generator:
+            self._load_generator_pool(name, args, cluster, node_config_common, role_bindings)
+
         self.kubeconfig = pulumi.Output.secret(
             pulumi.Output.all(
                 cluster.name, cluster.endpoint, cluster.master_auth.cluster_ca_certificate
@@ -204,4 +210,42 @@ class GkeCluster(pulumi.ComponentResource):
                 "cluster_name": self.cluster_name,
                 "node_service_account_email": self.node_service_account_email,
             }
+        )
+
+    def _load_generator_pool(
+        self,
+        name: str,
+        args: ClusterArgs,
+        cluster: gcp.container.Cluster,
+        node_config_common: dict[str, Any],
+        role_bindings: list[gcp.projects.IAMMember],
+    ) -> None:
+        pool = args.load_generator
+        assert pool is not None
+        gcp.container.NodePool(
+            f"{name}-{POOL_NAME}",
+            project=args.gcp_project,
+            name=POOL_NAME,
+            cluster=cluster.name,
+            location=cluster.location,
+            # Nothing runs here between benchmarks: the cluster autoscaler adds nodes when
+            # a load-generator Job's pods wait for them and removes them about 10 minutes
+            # after the pods are gone.
+            initial_node_count=0,
+            autoscaling={"min_node_count": 0, "max_node_count": pool.max_nodes},
+            node_config={
+                **node_config_common,
+                "machine_type": pool.shape.machine_type,
+                "disk_type": pool.disk_type,
+                "disk_size_gb": pool.disk_size_gb,
+                "image_type": "COS_CONTAINERD",
+                "labels": {**args.labels, ROLE_LABEL: ROLE},
+                "resource_labels": args.labels,
+                # Serving pods never land here; load-generator pods tolerate it and select
+                # this pool, so they never land on serving nodes either.
+                "taints": [{"key": TAINT_KEY, "value": "true", "effect": "NO_SCHEDULE"}],
+            },
+            management={"auto_repair": True, "auto_upgrade": True},
+            upgrade_settings={"max_surge": 1, "max_unavailable": 0},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=role_bindings),
         )

@@ -16,8 +16,17 @@ KEEP_RECENT_VERSIONS = 5
 
 
 @dataclass(frozen=True)
+class ContextImage:
+    """One image to build from a context directory and push as repository:tag."""
+
+    repository: str
+    tag: str
+    context_dir: str
+
+
+@dataclass(frozen=True)
 class ImageArgs:
-    """Decided values for the image: where it goes and what it is built from."""
+    """Decided values for the images: where they go and what they are built from."""
 
     gcp_project: str
     region: str
@@ -26,6 +35,8 @@ class ImageArgs:
     image_tag: str
     context_dir: str
     labels: dict[str, str]
+    # The in-cluster load generator's image, pushed beside the serving image.
+    load_generator: ContextImage | None = None
 
 
 def registry_host(region: str) -> str:
@@ -37,6 +48,7 @@ class ServingImage(pulumi.ComponentResource):
 
     image_name: pulumi.Output[str]
     repo_digest: pulumi.Output[str]
+    load_generator_digest: pulumi.Output[str] | None
 
     def __init__(
         self,
@@ -92,25 +104,36 @@ class ServingImage(pulumi.ComponentResource):
         token = gcp.organizations.get_client_config_output(
             opts=pulumi.InvokeOutputOptions(parent=self, depends_on=[reader])
         ).access_token
-        image = docker.Image(
+        registry = docker.RegistryArgs(
+            server=host, username="oauth2accesstoken", password=pulumi.Output.secret(token)
+        )
+
+        def push(resource_name: str, built: ContextImage) -> docker.Image:
+            return docker.Image(
+                resource_name,
+                image_name=repository.repository_id.apply(
+                    lambda repo: f"{host}/{args.gcp_project}/{repo}/{built.repository}:{built.tag}"
+                ),
+                build=docker.DockerBuildArgs(
+                    context=built.context_dir,
+                    dockerfile=f"{built.context_dir}/Dockerfile",
+                    platform="linux/amd64",
+                ),
+                registry=registry,
+                skip_push=False,
+                # Nodes can pull the digest a pod gets only once they may read the repo.
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[reader]),
+            )
+
+        image = push(
             f"{name}-serving",
-            image_name=repository.repository_id.apply(
-                lambda repo: (
-                    f"{host}/{args.gcp_project}/{repo}/{args.image_repository}:{args.image_tag}"
-                )
-            ),
-            build=docker.DockerBuildArgs(
-                context=args.context_dir,
-                dockerfile=f"{args.context_dir}/Dockerfile",
-                platform="linux/amd64",
-            ),
-            registry=docker.RegistryArgs(
-                server=host, username="oauth2accesstoken", password=pulumi.Output.secret(token)
-            ),
-            skip_push=False,
-            # Nodes can pull the digest the Deployment gets only once they may read the repo.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[reader]),
+            ContextImage(args.image_repository, args.image_tag, args.context_dir),
         )
         self.image_name = image.image_name
         self.repo_digest = image.repo_digest
+        self.load_generator_digest = (
+            push(f"{name}-load-generator", args.load_generator).repo_digest
+            if args.load_generator
+            else None
+        )
         self.register_outputs({"image_name": self.image_name, "repo_digest": self.repo_digest})

@@ -59,6 +59,12 @@ class ServingWorkload(pulumi.ComponentResource):
         k8s.networking.v1.NetworkPolicy(
             f"{name}-network-policy", **_fields(manifests.networkpolicy), opts=in_namespace
         )
+        if manifests.load_generator_policy:
+            k8s.networking.v1.NetworkPolicy(
+                f"{name}-load-generator-policy",
+                **_fields(manifests.load_generator_policy),
+                opts=in_namespace,
+            )
         self.service_ip = service.status.apply(
             lambda status: (
                 status.load_balancer.ingress[0].ip

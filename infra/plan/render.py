@@ -27,7 +27,7 @@ from infra.experiment import ExperimentDesign
 from infra.manifests import MANIFEST_NOTES, MANIFEST_ORDER
 from infra.plan.mocks import PLACEHOLDERS, DeclaredResource
 from infra.plan.run import StackPlan
-from infra.pricing import CostEstimate, hours_per_month
+from infra.pricing import CostEstimate, CostLine, hours_per_month
 from infra.settings import DEFAULT
 
 SCHEMA = "tfserving-gke/plan/v1"
@@ -87,7 +87,27 @@ def summary(design: ExperimentDesign) -> dict[str, Any]:
         "load_balancer_source_ranges": list(s.load_balancer_source_ranges),
         "model": {"name": s.model_name, "source": s.model_source},  # resolved: see outputs
         "tf_serving_version": s.tf_serving_version,
+        "load_generator": None
+        if design.load_generator is None
+        else {
+            "machine_type": design.load_generator.shape.machine_type,
+            "max_nodes": design.load_generator.max_nodes,
+            "processes_per_node": design.load_generator.processes_per_node,
+            "max_processes": design.load_generator.max_processes,
+        },
     }
+
+
+def _lines_json(lines: tuple[CostLine, ...]) -> list[dict[str, Any]]:
+    return [
+        {
+            "item": line.item,
+            "quantity": line.quantity,
+            "usd_per_hour": round(line.usd_per_hour, 6),
+            "usd_per_month": round(line.usd_per_month, 2),
+        }
+        for line in lines
+    ]
 
 
 def cost_json(cost: CostEstimate) -> dict[str, Any]:
@@ -97,18 +117,17 @@ def cost_json(cost: CostEstimate) -> dict[str, Any]:
         "region": cost.region,
         "rates_region": cost.rates_region,
         "hours_per_month": hours_per_month(),
-        "lines": [
-            {
-                "item": line.item,
-                "quantity": line.quantity,
-                "usd_per_hour": round(line.usd_per_hour, 6),
-                "usd_per_month": round(line.usd_per_month, 2),
-            }
-            for line in cost.lines
-        ],
+        "lines": _lines_json(cost.lines),
         "usd_per_hour": round(cost.usd_per_hour, 6),
         "usd_per_month": round(cost.usd_per_month, 2),
         "gke_free_tier_credit_usd_per_month": cost.free_tier_credit_usd_per_month,
+        # Billed only while a benchmark runs (the load-generator pool scales from zero).
+        "while_benchmarking": {
+            "lines": _lines_json(cost.while_benchmarking),
+            "usd_per_hour": round(cost.benchmarking_usd_per_hour, 6),
+        }
+        if cost.while_benchmarking
+        else None,
     }
 
 
@@ -264,6 +283,13 @@ def describe(plan: StackPlan) -> str:
         f"  model             {s.model_name} from {s.model_source}: {_resolution(plan)}",
         f"  image             FROM tensorflow/serving:{s.tf_serving_version}"
         f"{'-gpu' if s.tf_serving_variant == 'gpu' else ''}",
+        "  load generator    "
+        + (
+            "none (loadGenerator false: bench from your machine, --local)"
+            if d.load_generator is None
+            else f"{d.load_generator.shape.machine_type} pool, 0 to {d.load_generator.max_nodes} "
+            f"nodes of {d.load_generator.processes_per_node} processes, scaled from zero"
+        ),
         f"  exposure          {s.exposure} load balancer, gRPC 8500 and REST 8501"
         + (
             f", from {', '.join(s.load_balancer_source_ranges)}"
@@ -290,6 +316,11 @@ def describe(plan: StackPlan) -> str:
             f"  (the GKE free tier credits {d.cost.free_tier_credit_usd_per_month:.2f}/month: "
             "one zonal cluster per billing account pays no management fee)"
         )
+    if d.cost.while_benchmarking:
+        lines.append("  while benchmarking, at most (the load-generator pool scales from zero):")
+        lines += [
+            f"  {line.item:<44} {line.usd_per_hour:>9.4f}/h" for line in d.cost.while_benchmarking
+        ]
     lines += ["", "Settings not at their default"]
     changed = [(k, src) for k, src in sorted(s.sources.items()) if src != DEFAULT]
     lines += [f"  {key} = {_plain(s.value_of(key))!r}  ({src})" for key, src in changed] or [

@@ -1,0 +1,197 @@
+"""Run a load test from inside the cluster and bring its results back.
+
+Creates the run's headless Service and Indexed Job (infra.loadgen.manifests) with the
+official Kubernetes client, watches the Job until it finishes (sampling the pods' CPU from
+the metrics API meanwhile), reads each pod's result line from its log, and deletes both
+objects, whatever happened: on success, failure, timeout or interruption (Ctrl-C). The
+API objects are passed in, so the calls are tested against the client's own models.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from kubernetes.client.exceptions import ApiException
+from kubernetes.utils.quantity import parse_quantity
+
+from infra.bench.fanout import results_from_output, run_deadline_s
+from infra.bench.spec import WorkerError, WorkerSpec
+from infra.loadgen import manifests
+from infra.machine import Resources
+from infra.manifests import APP_NAME
+from infra.tfserving import REST_PORT
+
+POLL_S = 5.0
+LISTEN_ALL = "0.0.0.0"
+
+
+class ClusterRunError(RuntimeError):
+    """The in-cluster run failed; the message says where and why."""
+
+
+@dataclass
+class CpuSamples:
+    """CPU use of pods (millicores), sampled from the metrics API while the run went on."""
+
+    by_pod: dict[str, list[float]] = field(default_factory=dict)
+
+    def add(self, metrics_list: dict[str, Any]) -> None:
+        for item in metrics_list.get("items", []):
+            used = sum(
+                float(parse_quantity(container["usage"]["cpu"])) * 1000
+                for container in item.get("containers", [])
+            )
+            self.by_pod.setdefault(item["metadata"]["name"], []).append(used)
+
+    def summary(self, names: list[str]) -> dict[str, Any]:
+        return {
+            name: {"mean_m": round(sum(values) / len(values)), "max_m": round(max(values))}
+            for name, values in sorted(self.by_pod.items())
+            if name in names and values
+        }
+
+
+@dataclass
+class ClusterRunner:
+    """One stack's cluster: where its serving pods run and its load generator may."""
+
+    core: Any  # kubernetes.client.CoreV1Api
+    batch: Any  # kubernetes.client.BatchV1Api
+    custom: Any  # kubernetes.client.CustomObjectsApi (the metrics API)
+    namespace: str
+    stack_label: str
+    image: str
+    requests: Resources  # each load-generator pod's
+    say: Callable[[str], None] = print
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
+    names: Callable[[], str] = field(
+        default=lambda: f"{manifests.NAME_PREFIX}-{uuid.uuid4().hex[:8]}"
+    )
+
+    def serving_pods(self) -> list[tuple[str, str]]:
+        """(pod name, REST base URL) of every running serving pod."""
+        selector = (
+            f"app.kubernetes.io/name={APP_NAME},app.kubernetes.io/instance={self.stack_label}"
+        )
+        pods = self.core.list_namespaced_pod(self.namespace, label_selector=selector).items
+        return sorted(
+            (pod.metadata.name, f"http://{pod.status.pod_ip}:{REST_PORT}")
+            for pod in pods
+            if pod.status.phase == "Running" and pod.status.pod_ip
+        )
+
+    def run(self, spec: WorkerSpec, processes: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """Run the spec's load over `processes` pods; their results and the pods' CPU."""
+        name = self.names()
+        rest_url, grpc_target = manifests.serving_addresses(self.namespace)
+        serving = self.serving_pods()
+        if not serving:
+            raise ClusterRunError(
+                f"no serving pod is running in namespace {self.namespace}: deploy the stack "
+                "(pulumi up) and check `kubectl get pods`."
+            )
+        spec = replace(
+            spec,
+            rest_url=rest_url,
+            grpc_target=grpc_target,
+            processes=processes,
+            coordinator=manifests.coordinator(name),
+            listen_host=LISTEN_ALL,
+            metrics_targets=tuple(serving),
+        )
+        deadline_s = run_deadline_s(spec)
+        service = manifests.peers_service(name, self.namespace, self.stack_label)
+        job = manifests.job(
+            name=name,
+            namespace=self.namespace,
+            stack_label=self.stack_label,
+            image=self.image,
+            spec_json=spec.to_json(),
+            processes=processes,
+            run_deadline_s=deadline_s,
+            requests=self.requests,
+        )
+        cpu = CpuSamples()
+        self.core.create_namespaced_service(self.namespace, service)
+        try:
+            self.batch.create_namespaced_job(self.namespace, job)
+            self.say(f"Job {name}: {processes} load-generator pods in {self.namespace}")
+            self._wait(name, processes, deadline_s + manifests.EXIT_MARGIN_S, cpu)
+            logs = [self._log(pod) for pod in self._pods(name)]
+            results = results_from_output(logs, "load-generator pod")
+        except WorkerError as error:
+            raise ClusterRunError(str(error)) from None
+        finally:
+            self._delete(name)
+        pods = [pod for pod, _ in serving]
+        return results, {"serving_pods": cpu.summary(pods), "source": "metrics API"}
+
+    def _pods(self, name: str) -> list[Any]:
+        selector = f"{manifests.RUN_LABEL}={name}"
+        pods = self.core.list_namespaced_pod(self.namespace, label_selector=selector).items
+        return sorted(pods, key=lambda pod: pod.metadata.name)
+
+    def _log(self, pod: Any) -> str:
+        text: str = self.core.read_namespaced_pod_log(
+            pod.metadata.name, self.namespace, container=manifests.COMPONENT
+        )
+        return text
+
+    def _wait(self, name: str, processes: int, timeout_s: float, cpu: CpuSamples) -> None:
+        deadline = self.clock() + timeout_s
+        said_pending = False
+        while True:
+            status = self.batch.read_namespaced_job_status(name, self.namespace).status
+            if (status.succeeded or 0) >= processes:
+                return
+            if status.failed:
+                raise ClusterRunError(self._failure(name))
+            pods = self._pods(name)
+            if any(pod.status.phase == "Pending" for pod in pods) and not said_pending:
+                self.say(
+                    "  waiting for load-generator nodes (the pool scales up from zero: a "
+                    "minute or two the first time)"
+                )
+                said_pending = True
+            if pods and all(pod.status.phase == "Running" for pod in pods):
+                self._sample_cpu(cpu)
+            if self.clock() > deadline:
+                raise ClusterRunError(f"Job {name} did not finish within {timeout_s:.0f} s")
+            self.sleep(POLL_S)
+
+    def _sample_cpu(self, cpu: CpuSamples) -> None:
+        try:
+            cpu.add(
+                self.custom.list_namespaced_custom_object(
+                    "metrics.k8s.io", "v1beta1", self.namespace, "pods"
+                )
+            )
+        except ApiException:
+            return  # the metrics API is optional: the run's figures do not depend on it
+
+    def _failure(self, name: str) -> str:
+        for pod in self._pods(name):
+            if pod.status.phase == "Failed":
+                tail = self._log(pod).strip().splitlines()[-5:]
+                return f"load-generator pod {pod.metadata.name} failed: " + " | ".join(tail)
+        return f"Job {name} failed"
+
+    def _delete(self, name: str) -> None:
+        deletions: list[Callable[[], Any]] = [
+            lambda: self.batch.delete_namespaced_job(
+                name, self.namespace, propagation_policy="Background"
+            ),
+            lambda: self.core.delete_namespaced_service(name, self.namespace),
+        ]
+        for delete in deletions:
+            try:
+                delete()
+            except ApiException as error:
+                if error.status != 404:
+                    raise
+        self.say(f"Job {name} deleted")
