@@ -36,6 +36,7 @@ test: lint $(SCAN_STAMP)
 bench: $(STAMP)
 	$(VENV)/bin/python scripts/bench_plan.py
 	$(VENV)/bin/python scripts/bench_harness.py
+	$(VENV)/bin/python scripts/bench_loadgen.py
 
 docs: $(STAMP)
 	$(VENV)/bin/python -m infra docs --write

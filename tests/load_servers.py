@@ -102,9 +102,24 @@ class _QuietServer(ThreadingHTTPServer):
         return
 
 
+def metadata(shape: tuple[int, ...] = (-1, 4, 4, 3)) -> dict[str, object]:
+    """The metadata answer of a model whose one input has this shape (-1: the batch)."""
+    document = json.loads(json.dumps(METADATA))
+    spec = document["metadata"]["signature_def"]["signature_def"]["serving_default"]
+    spec["inputs"]["image_input"]["tensor_shape"]["dim"] = [{"size": str(d)} for d in shape]
+    return dict(document)
+
+
 @contextmanager
-def rest_server(capacity: Capacity, fail_every: int = 0) -> Iterator[str]:
-    """http://127.0.0.1:<port>; every `fail_every`-th predict answers 503."""
+def rest_server(
+    capacity: Capacity,
+    fail_every: int = 0,
+    model_metadata: dict[str, object] = METADATA,
+    parse_bodies: bool = True,
+) -> Iterator[str]:
+    """http://127.0.0.1:<port>; every `fail_every`-th predict answers 503. Without
+    `parse_bodies` a predict's body is read but not decoded (a cheap sink for benchmarks
+    of the load generator with large bodies)."""
     counter = {"n": 0}
 
     class Handler(BaseHTTPRequestHandler):
@@ -121,7 +136,7 @@ def rest_server(capacity: Capacity, fail_every: int = 0) -> Iterator[str]:
 
         def do_GET(self) -> None:
             if self.path == "/v1/models/toy/metadata":
-                self._reply(200, METADATA)
+                self._reply(200, model_metadata)
             elif self.path == "/monitoring/prometheus/metrics":
                 page = prometheus_page(capacity).encode()
                 self.send_response(200)
@@ -133,7 +148,8 @@ def rest_server(capacity: Capacity, fail_every: int = 0) -> Iterator[str]:
                 self._reply(404, {"error": "not found"})
 
         def do_POST(self) -> None:
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            raw = self.rfile.read(int(self.headers["Content-Length"]))
+            body = json.loads(raw) if parse_bodies else {"inputs": None}
             if self.path != "/v1/models/toy:predict" or "inputs" not in body:
                 capacity.bad_requests.append(self.path)
                 self._reply(400, {"error": "bad request"})

@@ -43,16 +43,23 @@ def judge(summary: dict[str, Any], objective: Objective) -> tuple[str, str]:
     return "pass", f"p99 {p99} ms, errors {summary['error_rate']:.2%}"
 
 
+Verdict = Callable[[dict[str, Any]], tuple[str, str]]
+
+
 def find_capacity(
     run_step: Callable[[float], dict[str, Any]],
     objective: Objective,
     start_rate: float,
+    *,
     max_steps: int = MAX_STEPS,
     tolerance: float = TOLERANCE,
+    verdict_of: Verdict | None = None,
 ) -> dict[str, Any]:
     """Run steps (run_step(rate) -> results document) and return the capacity block:
     objective, rate_per_s and rps of the best passing step (null when none passed), the
-    index of that step, every step with its verdict, and why the search stopped."""
+    index of that step, every step with its verdict, and why the search stopped.
+    `verdict_of` judges a step's summary instead of the objective (benchmarks of the load
+    generator itself search on its send lag)."""
     steps: list[dict[str, Any]] = []
     passing: float | None = None
     failing: float | None = None
@@ -60,7 +67,9 @@ def find_capacity(
     stopped = f"reached the limit of {max_steps} steps"
     while len(steps) < max_steps:
         document = run_step(rate)
-        verdict, why = judge(document["summary"], objective)
+        verdict, why = (verdict_of or (lambda summary: judge(summary, objective)))(
+            document["summary"]
+        )
         steps.append({"rate_per_s": rate, "verdict": verdict, "why": why, "result": document})
         if verdict == "limited":
             stopped = (

@@ -79,6 +79,8 @@ def worker_result(
     requests = completed = 0
     seconds: dict[int, dict[str, Any]] = {}
     for sample in samples:
+        if sample.start_s >= end_s:
+            continue  # a closed-loop user's request begun as the run ended: not part of it
         second = seconds.setdefault(
             int(sample.start_s), {"requests": 0, "errors": 0, "latency": new_histogram()}
         )
