@@ -42,6 +42,22 @@ DRAIN_SECONDS = 10
 EXIT_SECONDS = 5
 TERMINATION_GRACE_SECONDS = DRAIN_SECONDS + EXIT_SECONDS
 CHECKOV_SKIP_ANNOTATION = "checkov.io/skip1"
+# Every pod this project runs (serving and load generators): the Pod Security Standards'
+# restricted level, a UID of its own, no privileges, a read-only root.
+POD_SECURITY = {
+    "runAsNonRoot": True,
+    "runAsUser": RUN_AS_UID,
+    "runAsGroup": RUN_AS_GID,
+    "fsGroup": RUN_AS_GID,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+CONTAINER_SECURITY = {
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "runAsNonRoot": True,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
 MANIFEST_ORDER = (
     "namespace",
     "configmap",
@@ -293,13 +309,7 @@ def _pod_spec(design: ExperimentDesign, image: Any, configmap_name: str) -> dict
         "enableServiceLinks": False,
         "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
         "nodeSelector": {"cloud.google.com/gke-nodepool": NODE_POOL_NAME},
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": RUN_AS_UID,
-            "runAsGroup": RUN_AS_GID,
-            "fsGroup": RUN_AS_GID,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": POD_SECURITY,
         "containers": [
             {
                 "name": APP_NAME,
@@ -340,13 +350,7 @@ def _pod_spec(design: ExperimentDesign, image: Any, configmap_name: str) -> dict
                     "failureThreshold": 4,
                 },
                 "lifecycle": {"preStop": {"sleep": {"seconds": DRAIN_SECONDS}}},
-                "securityContext": {
-                    "allowPrivilegeEscalation": False,
-                    "readOnlyRootFilesystem": True,
-                    "runAsNonRoot": True,
-                    "capabilities": {"drop": ["ALL"]},
-                    "seccompProfile": {"type": "RuntimeDefault"},
-                },
+                "securityContext": CONTAINER_SECURITY,
                 "volumeMounts": [
                     {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
                     {"name": "tmp", "mountPath": "/tmp"},

@@ -36,6 +36,7 @@ from locust.contrib.fasthttp import FastHttpUser
 from locust.env import Environment
 from locust.exception import StopUser
 
+from infra.bench.spec import WorkerSpec
 from infra.bench.stats import Sample
 from infra.bench.tensors import PREDICT_METHOD, Payload
 
@@ -50,30 +51,26 @@ SPAWN_RATE = 100
 
 
 @dataclass(frozen=True)
-class LoadSettings:
-    """What to send, where, and how hard."""
+class Share:
+    """Process `index`'s part of a run."""
 
-    protocol: str  # rest | grpc
-    url: str  # REST: http://host:8501; gRPC: host:8500
-    model: str
-    mode: str  # closed | open
-    users: int
-    rate: float
-    duration_s: float
-    warmup_s: float
-    timeout_s: float
-    max_in_flight: int
-    index: int = 0
-    processes: int = 1
+    spec: WorkerSpec
+    index: int
+
+    @property
+    def url(self) -> str:
+        """REST base URL or gRPC host:port, for the run's protocol."""
+        return self.spec.rest_url if self.spec.protocol == "rest" else self.spec.grpc_target
 
     @property
     def own_users(self) -> int:
         """This process's share of the closed-loop users."""
-        return self.users // self.processes + (1 if self.index < self.users % self.processes else 0)
+        users, processes = self.spec.users, self.spec.processes
+        return users // processes + (1 if self.index < users % processes else 0)
 
     @property
     def own_max_in_flight(self) -> int:
-        return max(1, math.ceil(self.max_in_flight / self.processes))
+        return max(1, math.ceil(self.spec.max_in_flight / self.spec.processes))
 
 
 @dataclass(frozen=True)
@@ -106,10 +103,10 @@ class _Recorder:
 Send = Callable[[Any, float], None]
 
 
-def _senders(settings: LoadSettings, payload: Payload, recorder: _Recorder) -> tuple[Send, Send]:
-    path = f"/v1/models/{settings.model}:predict"
+def _senders(share: Share, payload: Payload, recorder: _Recorder) -> tuple[Send, Send]:
+    path = f"/v1/models/{share.spec.model}:predict"
     headers = {"Content-Type": "application/json"}
-    open_loop = settings.mode == "open"
+    open_loop = share.spec.mode == "open"
 
     def send_rest(client: Any, due: float) -> None:
         sent = time.monotonic()
@@ -129,7 +126,7 @@ def _senders(settings: LoadSettings, payload: Payload, recorder: _Recorder) -> t
         origin = due if open_loop else sent
         kind = None
         try:
-            call(payload.grpc_request, timeout=settings.timeout_s)
+            call(payload.grpc_request, timeout=share.spec.timeout_s)
         except grpc.RpcError as error:
             kind = f"grpc {error.code().name}"
         finished = time.monotonic()
@@ -146,37 +143,37 @@ def _senders(settings: LoadSettings, payload: Payload, recorder: _Recorder) -> t
     return send_rest, send_grpc
 
 
-def _run_schedule(settings: LoadSettings, recorder: _Recorder, send: Send, target: Any) -> None:
-    pool = Pool(settings.own_max_in_flight)
-    total = int(settings.rate * (settings.warmup_s + settings.duration_s))
+def _run_schedule(share: Share, recorder: _Recorder, send: Send, target: Any) -> None:
+    pool = Pool(share.own_max_in_flight)
+    total = int(share.spec.rate * (share.spec.warmup_s + share.spec.duration_s))
     start = recorder.t0
-    for index in range(settings.index, total, settings.processes):
-        due = start + index / settings.rate
+    for index in range(share.index, total, share.spec.processes):
+        due = start + index / share.spec.rate
         gevent.sleep(max(0.0, due - time.monotonic()))
         if pool.full():
             recorder.add(due, due, "client: too many in flight")
             continue
         pool.spawn(send, target, due)
     recorder.schedule_end = (time.monotonic(), time.process_time())
-    pool.join(timeout=settings.timeout_s)
+    pool.join(timeout=share.spec.timeout_s)
     recorder.schedule_done.set()
 
 
-def _user_class(settings: LoadSettings, payload: Payload, recorder: _Recorder) -> type[User]:
-    send_rest, send_grpc = _senders(settings, payload, recorder)
-    open_loop = settings.mode == "open"
+def _user_class(share: Share, payload: Payload, recorder: _Recorder) -> type[User]:
+    send_rest, send_grpc = _senders(share, payload, recorder)
+    open_loop = share.spec.mode == "open"
 
     class RestUser(FastHttpUser):
-        host = settings.url
+        host = share.url
         wait_time = constant(0)
-        network_timeout = settings.timeout_s
-        connection_timeout = settings.timeout_s
-        concurrency = settings.own_max_in_flight if open_loop else 1
+        network_timeout = share.spec.timeout_s
+        connection_timeout = share.spec.timeout_s
+        concurrency = share.own_max_in_flight if open_loop else 1
 
         @task
         def predict(self) -> None:
             if open_loop:
-                _run_schedule(settings, recorder, send_rest, self.client)
+                _run_schedule(share, recorder, send_rest, self.client)
                 raise StopUser
             send_rest(self.client, 0.0)
 
@@ -185,7 +182,7 @@ def _user_class(settings: LoadSettings, payload: Payload, recorder: _Recorder) -
 
         def on_start(self) -> None:
             self.channels = [
-                grpc.insecure_channel(settings.url, options=[("grpc.use_local_subchannel_pool", 1)])
+                grpc.insecure_channel(share.url, options=[("grpc.use_local_subchannel_pool", 1)])
                 for _ in range(GRPC_CHANNELS)
             ]
             calls = itertools.cycle(
@@ -207,29 +204,27 @@ def _user_class(settings: LoadSettings, payload: Payload, recorder: _Recorder) -
         @task
         def predict(self) -> None:
             if open_loop:
-                _run_schedule(settings, recorder, send_grpc, self.call)
+                _run_schedule(share, recorder, send_grpc, self.call)
                 raise StopUser
             send_grpc(self.call, 0.0)
 
-    return RestUser if settings.protocol == "rest" else GrpcUser
+    return RestUser if share.spec.protocol == "rest" else GrpcUser
 
 
-def run_load(settings: LoadSettings, payload: Payload, t0: float | None = None) -> Recording:
+def run_load(share: Share, payload: Payload, t0: float | None = None) -> Recording:
     """Drive this process's share of the load from `t0` (time.monotonic(); default now)."""
     start = time.monotonic() if t0 is None else t0
     recorder = _Recorder(start)
-    environment = Environment(
-        user_classes=[_user_class(settings, payload, recorder)], events=events
-    )
+    environment = Environment(user_classes=[_user_class(share, payload, recorder)], events=events)
     runner = environment.create_local_runner()
-    users = 1 if settings.mode == "open" else settings.own_users
-    total_s = settings.warmup_s + settings.duration_s
+    users = 1 if share.spec.mode == "open" else share.own_users
+    total_s = share.spec.warmup_s + share.spec.duration_s
     gevent.sleep(max(0.0, start - time.monotonic()))
     cpu_start = time.process_time()
     if users:
         runner.start(users, spawn_rate=SPAWN_RATE)
-    if settings.mode == "open" and users:
-        recorder.schedule_done.wait(timeout=total_s + settings.timeout_s + 1)
+    if share.spec.mode == "open" and users:
+        recorder.schedule_done.wait(timeout=total_s + share.spec.timeout_s + 1)
     else:
         gevent.sleep(max(0.0, start + total_s - time.monotonic()))
     # CPU over the schedule only: the wait for the last answers is not the generator's work.

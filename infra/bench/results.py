@@ -15,6 +15,7 @@ step, steps}.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from infra.bench.spec import WorkerSpec
@@ -49,7 +50,12 @@ def result_document(
     url = spec.rest_url if spec.protocol == "rest" else spec.grpc_target
     return {
         "schema": RESULTS_SCHEMA,
-        "started_at": started_at,
+        # The start every process agreed on: second 0 of the timeline, on the wall clock.
+        "started_at": datetime.fromtimestamp(first["start_epoch"], UTC).isoformat(
+            timespec="milliseconds"
+        )
+        if "start_epoch" in first
+        else started_at,
         "target": {"url": url, "model": spec.model, "signature": first["signature"]},
         "settings": {
             "protocol": spec.protocol,

@@ -83,23 +83,9 @@ def watch_servers(spec: WorkerSpec, t0: float) -> dict[str, Any]:
 
 def run(spec: WorkerSpec, index: int) -> dict[str, Any]:
     """Play process `index`'s part and return its result (see infra.bench.stats)."""
-    from infra.bench.load import LoadSettings, run_load  # noqa: PLC0415 - after patching
+    from infra.bench.load import Share, run_load  # noqa: PLC0415 - after patching
 
     payload = build_payload(spec)  # before the barrier: encoding is not part of the run
-    settings = LoadSettings(
-        protocol=spec.protocol,
-        url=spec.rest_url if spec.protocol == "rest" else spec.grpc_target,
-        model=spec.model,
-        mode=spec.mode,
-        users=spec.users,
-        rate=spec.rate,
-        duration_s=spec.duration_s,
-        warmup_s=spec.warmup_s,
-        timeout_s=spec.timeout_s,
-        max_in_flight=spec.max_in_flight,
-        index=index,
-        processes=spec.processes,
-    )
     try:
         start = start_time(
             index, spec.processes, spec.coordinator, spec.start_timeout_s, spec.listen_host
@@ -108,7 +94,7 @@ def run(spec: WorkerSpec, index: int) -> dict[str, Any]:
         raise WorkerError(f"process {index}: no common start ({error})") from None
     t0 = monotonic_at(start)
     watcher = gevent.spawn(watch_servers, spec, t0) if index == 0 and spec.metrics_targets else None
-    recording = run_load(settings, payload, t0=t0)
+    recording = run_load(Share(spec, index), payload, t0=t0)
     # A finished Greenlet is falsy: compare with None.
     servers = watcher.get(timeout=spec.timeout_s + 30) if watcher is not None else None
     return {

@@ -13,10 +13,9 @@ from __future__ import annotations
 from typing import Any
 
 from infra.bench.barrier import BARRIER_PORT
-from infra.build_context import RUN_AS_GID, RUN_AS_UID
 from infra.loadgen.sizing import POOL_NAME, ROLE, TAINT_KEY
 from infra.machine import Resources
-from infra.manifests import APP_NAME
+from infra.manifests import APP_NAME, CONTAINER_SECURITY, POD_SECURITY
 from infra.tfserving import GRPC_PORT, REST_PORT
 
 NAME_PREFIX = "tfserving-bench"
@@ -88,13 +87,7 @@ def job(
             "requests": {"cpu": f"{requests.cpu_m}m", "memory": f"{requests.memory_mib}Mi"},
             "limits": {"memory": f"{requests.memory_mib}Mi"},
         },
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": CONTAINER_SECURITY,
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
     }
     pod_spec = {
@@ -116,13 +109,7 @@ def job(
                 "labelSelector": {"matchLabels": {RUN_LABEL: name}},
             }
         ],
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": RUN_AS_UID,
-            "runAsGroup": RUN_AS_GID,
-            "fsGroup": RUN_AS_GID,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": POD_SECURITY,
         "containers": [container],
         "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
     }
