@@ -44,7 +44,7 @@ except (ConfigError, ModelSourceError) as error:
 
 for warning in (*design.warnings, *model.warnings):
     pulumi.log.warn(warning)
-labels = cost_labels(settings.project, settings.stack, settings.experiment)
+labels = cost_labels(settings.project, settings.stack, settings.label)
 
 cluster = GkeCluster(
     "cluster",

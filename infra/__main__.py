@@ -1,5 +1,5 @@
-"""`python -m infra <command>`: bench and compare run with gevent (imported first, before
-anything else opens sockets); every other command lives in infra.cli."""
+"""`python -m infra <command>`: bench and compare live in infra.bench.cli (they need the
+load generator's dependencies); every other command lives in infra.cli."""
 
 import sys
 
@@ -9,7 +9,7 @@ LOAD_COMMANDS = ("bench", "compare")
 def main() -> int:
     argv = sys.argv[1:]
     if argv and argv[0] in LOAD_COMMANDS:
-        from infra.bench.cli import main as load_main  # noqa: PLC0415 - gevent patches first
+        from infra.bench.cli import main as load_main  # noqa: PLC0415 - only for these
 
         return load_main(argv)
     from infra.cli import main as cli_main  # noqa: PLC0415

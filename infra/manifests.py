@@ -124,7 +124,7 @@ def common_labels(design: ExperimentDesign) -> dict[str, str]:
         **selector_labels(design),
         "app.kubernetes.io/part-of": "tfserving-gke",
         "app.kubernetes.io/managed-by": "pulumi",
-        "tfserving-gke.io/experiment": label_value(design.settings.experiment),
+        "tfserving-gke.io/experiment": label_value(design.settings.label),
     }
 
 

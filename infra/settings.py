@@ -72,6 +72,7 @@ class Settings:
     stack: str
     gcp_project: str
     experiment: str
+    experiment_label: str
     zone: str
     regional: bool
     release_channel: str
@@ -114,6 +115,11 @@ class Settings:
     load_balancer_source_ranges: tuple[str, ...]
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
     warnings: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        """The `experiment` label's value on what the stack creates."""
+        return self.experiment_label or self.experiment
 
     @property
     def region(self) -> str:

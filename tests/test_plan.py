@@ -271,6 +271,36 @@ def test_cluster_is_zonal_hardened_and_destroyable(shipped_plans: dict[str, Stac
     assert node["spot"] is False
 
 
+def test_fixed_name_node_pools_are_deleted_before_their_replacement(
+    shipped_plans: dict[str, StackPlan],
+) -> None:
+    plan = shipped_plans["8vcpu-16gb-interop4"]
+    pools = [r for r in plan.recording.resources if r.type == "gcp:container/nodePool:NodePool"]
+    assert {r.name for r in pools} == {"cluster-serving", "cluster-load-generator"}
+    # A spot toggle replaces the pool: created first, its successor would find the name taken.
+    assert all(r.delete_before_replace and r.inputs["name"] for r in pools)
+
+
+def test_experiment_label_can_be_pinned_so_switching_experiments_relabels_nothing(
+    plan: PlanFn,
+) -> None:
+    pinned = [
+        plan("sweep", experiment=name, experimentLabel="sweep")
+        for name in ("4vcpu-8gb-interop2", "8vcpu-64gb-interop4-batch")
+    ]
+    for each in pinned:
+        (cluster,) = resource_inputs(each, "gcp:container/cluster:Cluster")
+        assert cluster["resourceLabels"]["experiment"] == "sweep"
+        assert serving_pool(each)["nodeConfig"]["resourceLabels"]["experiment"] == "sweep"
+        assert manifest(each, "Service")["metadata"]["labels"]["tfserving-gke.io/experiment"] == (
+            "sweep"
+        )
+        assert each.settings.experiment != "sweep"
+    default = plan("sweep", experiment="4vcpu-8gb-interop2")
+    (cluster,) = resource_inputs(default, "gcp:container/cluster:Cluster")
+    assert cluster["resourceLabels"]["experiment"] == "4vcpu-8gb-interop2"
+
+
 def test_node_identity_is_least_privilege(shipped_plans: dict[str, StackPlan]) -> None:
     plan = shipped_plans["dev"]
     roles = sorted(m["role"] for m in resource_inputs(plan, "gcp:projects/iAMMember:IAMMember"))

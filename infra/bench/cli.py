@@ -1,45 +1,29 @@
-"""`python -m infra bench ...` and `python -m infra compare ...`.
+"""`python -m infra bench ...` and `python -m infra compare ...`."""
 
-gevent's monkey-patching must come before anything else touches sockets or threads, so
-this module patches first and is imported before the rest of the project (see
-infra/__main__.py).
-"""
+from __future__ import annotations
 
-from gevent import monkey
+import argparse
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
-monkey.patch_all()
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-import shutil  # noqa: E402
-import signal  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-from dataclasses import dataclass, replace  # noqa: E402
-from datetime import UTC, datetime  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
-from urllib.parse import urlsplit  # noqa: E402
-
-from kubernetes.client.exceptions import ApiException  # noqa: E402
-from kubernetes.config.config_exception import ConfigException  # noqa: E402
-from urllib3.exceptions import HTTPError  # noqa: E402
-
-from infra.bench.capacity import Objective, find_capacity, judge  # noqa: E402
-from infra.bench.fanout import run_local  # noqa: E402
-from infra.bench.report import best, chart, markdown, row  # noqa: E402
-from infra.bench.results import result_document  # noqa: E402
-from infra.bench.spec import WorkerError, WorkerSpec  # noqa: E402
-from infra.loadgen.kube import api_clients  # noqa: E402
-from infra.loadgen.run import ClusterRunError, ClusterRunner  # noqa: E402
-from infra.loadgen.sizing import process_requests, processes_for  # noqa: E402
-from infra.naming import label_value  # noqa: E402
-
-
-class BenchError(Exception):
-    """A problem the user can fix, reported without a traceback."""
+from infra.bench.capacity import Objective
+from infra.bench.report import best, chart, markdown, row
+from infra.bench.session import (
+    BenchError,
+    capacity_search,
+    cluster_runs,
+    local_runs,
+    run_once,
+    summary_line,
+)
+from infra.bench.spec import WorkerSpec
 
 
 def _pulumi_output(stack: str, *extra: str) -> str:
@@ -103,98 +87,6 @@ def _spec(args: argparse.Namespace, rest_url: str, grpc_target: str, model: str)
     )
 
 
-Execute = Callable[[WorkerSpec, int], tuple[list[dict[str, Any]], dict[str, Any] | None]]
-
-
-@dataclass
-class Runs:
-    """Where this command's runs happen, and over how many load-generator processes."""
-
-    where: str  # local | cluster
-    execute: Execute
-    max_processes: int
-    fixed_processes: int | None  # --processes
-    payload_bytes: int | None = None  # learnt from the first run
-
-    def processes(self, spec: WorkerSpec) -> int:
-        if self.fixed_processes:
-            return self.fixed_processes
-        if self.where == "local" or spec.mode == "closed":
-            return 1
-        return processes_for(spec.rate, spec.protocol, self.payload_bytes, self.max_processes)
-
-
-def _local_runs(args: argparse.Namespace) -> Runs:
-    def execute(spec: WorkerSpec, processes: int) -> tuple[list[dict[str, Any]], None]:
-        return run_local(spec, processes), None
-
-    return Runs("local", execute, max(1, args.processes or 1), args.processes)
-
-
-def _cluster_runs(args: argparse.Namespace, outputs: dict[str, Any]) -> Runs:
-    image, pool = outputs.get("loadGeneratorImage"), outputs.get("loadGenerator")
-    if not image or not pool:
-        raise BenchError(
-            f"stack {args.target} has no in-cluster load generator: run `pulumi config set "
-            "loadGenerator true` and `pulumi up` (the pool costs nothing between runs), or "
-            "bench from this machine with --local"
-        )
-    kubeconfig = (
-        Path(args.kubeconfig).read_text(encoding="utf-8")
-        if args.kubeconfig
-        else _pulumi_output(args.target, "kubeconfig", "--show-secrets")
-    )
-    try:
-        clients = api_clients(kubeconfig)
-    except (ConfigException, ValueError) as error:
-        raise BenchError(f"the stack's kubeconfig cannot be used: {error}") from None
-    runner = ClusterRunner(
-        *clients,
-        namespace=str(outputs["namespace"]),
-        stack_label=label_value(args.target),
-        image=str(image),
-        requests=process_requests(),
-    )
-    print(
-        f"Load from the cluster: {pool['machineType']} pool, up to {pool['maxProcesses']} "
-        f"processes, about {pool['costUsdPerHourWhileBenchmarking']} USD/hour at most while "
-        "it runs"
-    )
-    return Runs("cluster", runner.run, int(pool["maxProcesses"]), args.processes)
-
-
-def _run(runs: Runs, spec: WorkerSpec, outputs: dict[str, Any]) -> dict[str, Any]:
-    """One run of the spec's load: its results document. In the cluster, a run its load
-    generator limited is run again over twice the processes, while the pool has them."""
-    processes = runs.processes(spec)
-    while True:
-        started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        try:
-            results, pods_cpu = runs.execute(spec, processes)
-        except (WorkerError, ClusterRunError) as error:
-            raise BenchError(str(error)) from None
-        except (ApiException, HTTPError, ConfigException) as error:
-            raise BenchError(
-                f"the cluster's API did not answer ({type(error).__name__}: "
-                f"{str(error).strip()[:300]}). Is the cluster up, gke-gcloud-auth-plugin "
-                "installed and your gcloud login current?"
-            ) from None
-        document = result_document(spec, results, outputs, started, runs.where, pods_cpu=pods_cpu)
-        runs.payload_bytes = int(document["settings"]["payload_bytes"])
-        limited = document["summary"]["load_generator_limited"]
-        if not limited or runs.fixed_processes or processes >= runs.max_processes:
-            return document
-        processes = min(runs.max_processes, processes * 2)
-        print(f"  the load generator was the limit; again over {processes} processes")
-
-
-def _line(summary: dict[str, Any]) -> str:
-    return (
-        f"{summary['rps']} RPS, p50 {summary['p50_ms']} ms, p99 {summary['p99_ms']} ms, "
-        f"errors {summary['error_rate']:.2%}"
-    )
-
-
 def _warn_if_limited(summary: dict[str, Any]) -> None:
     if summary["load_generator_limited"]:
         print(
@@ -205,49 +97,34 @@ def _warn_if_limited(summary: dict[str, Any]) -> None:
         )
 
 
-def _find_capacity(
-    args: argparse.Namespace, runs: Runs, spec: WorkerSpec, outputs: dict[str, Any]
-) -> dict[str, Any]:
-    objective = Objective(args.p99_ms, args.max_error_rate)
-    print(f"Capacity search, {objective.describe()}, from {spec.rate:g} requests/s:")
-
-    def run_step(rate: float) -> dict[str, Any]:
-        document = _run(runs, replace(spec, rate=rate), outputs)
-        verdict, why = judge(document["summary"], objective)
-        print(f"  {rate:>9.2f}/s  {verdict:<7} {_line(document['summary'])}  ({why})")
-        return document
-
-    capacity = find_capacity(run_step, objective, spec.rate, max_steps=args.max_steps)
-    steps = capacity["steps"]
-    chosen = steps[capacity["step"]] if capacity["step"] is not None else steps[-1]
-    if capacity["rate_per_s"] is None:
-        print(f"No rate met {objective.describe()}: {capacity['stopped']}.")
-    else:
-        print(
-            f"Capacity: {capacity['rate_per_s']:g} requests/s offered, {capacity['rps']} "
-            f"served, at {objective.describe()} ({capacity['stopped']})."
-        )
-    return {**chosen["result"], "capacity": capacity}
-
-
 def _bench(args: argparse.Namespace) -> int:
     rest_url, grpc_target, model, outputs = _target(args)
     spec = _spec(args, rest_url, grpc_target, model)
     in_cluster = not _is_url(args.target) and not args.local
     if in_cluster and args.payload:
         raise BenchError("--payload files stay on this machine: use it with --local")
-    runs = _cluster_runs(args, outputs) if in_cluster else _local_runs(args)
-    if args.find_capacity:
-        result = _find_capacity(args, runs, spec, outputs)
+    if in_cluster:
+
+        def kubeconfig() -> str:
+            if args.kubeconfig:
+                return Path(args.kubeconfig).read_text(encoding="utf-8")
+            return _pulumi_output(args.target, "kubeconfig", "--show-secrets")
+
+        runs = cluster_runs(args.target, outputs, kubeconfig, args.processes)
     else:
-        result = _run(runs, spec, outputs)
+        runs = local_runs(args.processes)
+    if args.find_capacity:
+        objective = Objective(args.p99_ms, args.max_error_rate)
+        result = capacity_search(runs, spec, outputs, objective, max_steps=args.max_steps)
+    else:
+        result = run_once(runs, spec, outputs)
     kind = "capacity" if args.find_capacity else spec.mode
     out = args.out or Path("bench-results") / (
         f"{(outputs.get('experiment') or 'run')}-{spec.protocol}-{kind}-{int(time.time())}.json"
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(f"{spec.protocol} {spec.mode}: {_line(result['summary'])} -> {out}")
+    print(f"{spec.protocol} {spec.mode}: {summary_line(result['summary'])} -> {out}")
     _warn_if_limited(result["summary"])
     return 0
 

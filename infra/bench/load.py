@@ -1,6 +1,6 @@
 """The load generator: Locust as a library, headless, in closed or open loop.
 
-Import this module only after gevent's monkey-patching (infra.bench.cli does it first).
+Import this module only after gevent's monkey-patching (infra.bench.worker does it first).
 
 Closed loop: N users, each sends its next request as soon as the previous one answered;
 latency counts from the send.

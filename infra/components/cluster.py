@@ -184,7 +184,14 @@ class GkeCluster(pulumi.ComponentResource):
             },
             management={"auto_repair": True, "auto_upgrade": True},
             upgrade_settings={"max_surge": 1, "max_unavailable": 0},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=role_bindings),
+            # The pool has a fixed name, so a change GKE cannot make in place (spot, say)
+            # must delete it before creating its successor: created first, the new pool's
+            # name would still be taken. A new machine type or disk is made in place (GKE
+            # recreates the nodes one at a time, max_surge 1); the sweep asks for a
+            # replacement instead when that is faster (infra/sweep/changes.py).
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=role_bindings, delete_before_replace=True
+            ),
         )
 
         if args.load_generator:
@@ -247,5 +254,8 @@ class GkeCluster(pulumi.ComponentResource):
             },
             management={"auto_repair": True, "auto_upgrade": True},
             upgrade_settings={"max_surge": 1, "max_unavailable": 0},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=role_bindings),
+            # Fixed name: see the serving pool.
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=role_bindings, delete_before_replace=True
+            ),
         )

@@ -44,6 +44,7 @@ class DeclaredResource:
     inputs: dict[str, Any]
     dependencies: list[str]
     provider: str
+    delete_before_replace: bool = False
 
 
 @dataclass
@@ -133,6 +134,7 @@ class RecordingMonitor(mocks.MockMonitor):
                     dependencies=sorted(request.dependencies),
                     # "<provider urn>::<provider id>"; empty for the default provider.
                     provider=request.provider.rsplit("::", 1)[0],
+                    delete_before_replace=bool(request.deleteBeforeReplace),
                 )
             )
         return response

@@ -8,8 +8,9 @@ change its shape only with a new schema version. Its keys:
   cost:       catalogue, region, lines [{item, quantity, usd_per_hour, usd_per_month}],
               usd_per_hour, usd_per_month, gke_free_tier_credit_usd_per_month
   warnings:   [str]
-  resources:  [{type, name, parent, custom, inputs, dependencies, provider}] sorted by
-              URN (parent, dependencies and provider as "type::name"; "" for none)
+  resources:  [{type, name, parent, custom, inputs, dependencies, provider,
+              deleteBeforeReplace}] sorted by URN (parent, dependencies and provider as
+              "type::name"; "" for none)
   outputs:    the stack outputs
   manifests:  [file names written beside plan.json]
   placeholders: {placeholder: what the real value will be}
@@ -153,6 +154,7 @@ def _resource_json(resource: DeclaredResource) -> dict[str, Any]:
         "inputs": resource.inputs,
         "dependencies": [_short(urn) for urn in resource.dependencies],
         "provider": _short(resource.provider),
+        "deleteBeforeReplace": resource.delete_before_replace,
     }
 
 

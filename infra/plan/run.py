@@ -55,12 +55,14 @@ def known_stacks() -> list[str]:
     return with_files + [name for name in available_presets() if name not in with_files]
 
 
-def stack_config(stack: str) -> tuple[dict[str, Any], str]:
+def stack_config(stack: str, experiment: str = "") -> tuple[dict[str, Any], str]:
     """The stack's config as the engine would pass it (declared defaults merged), and its
-    GCP project."""
+    GCP project. A stack without a file is planned from its preset: the one named like
+    the stack, or `experiment` (as the sweep's stack is, before it exists)."""
     project = project_name()
     path = stack_file(stack)
-    if not path.is_file() and not (EXPERIMENTS_DIR / f"{stack}.yaml").is_file():
+    preset = experiment or stack
+    if not path.is_file() and not (EXPERIMENTS_DIR / f"{preset}.yaml").is_file():
         raise ConfigError(
             "stack",
             f"{stack!r} has neither a Pulumi.{stack}.yaml nor an experiments/{stack}.yaml "
@@ -97,8 +99,8 @@ def plan_stack(
     `preview`, outputs the mocks do not fake stay unknown, as in `pulumi preview`.
     """
     project = project_name()
-    values, gcp_project = stack_config(stack)
     extra = dict(overrides or {})
+    values, gcp_project = stack_config(stack, str(extra.get("experiment") or ""))
     gcp_project = str(extra.pop("gcp:project", gcp_project))
     values |= extra
     warnings = []

@@ -1,0 +1,168 @@
+"""Run load against one deployment, from this machine or from its cluster: one run, or a
+capacity search under a latency objective. Shared by `bench` and `sweep`.
+
+The cluster's side (Job, pods, logs) is infra.loadgen.run; the processes on this machine
+are infra.bench.fanout. This module decides how many load-generator processes a run gets,
+runs it again over more of them when the generator itself was the limit, and turns the
+runs into results documents.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+from urllib3.exceptions import HTTPError
+
+from infra.bench.capacity import Objective, find_capacity, judge
+from infra.bench.fanout import run_local
+from infra.bench.results import result_document
+from infra.bench.spec import WorkerError, WorkerSpec
+from infra.loadgen.kube import api_clients
+from infra.loadgen.run import ClusterRunError, ClusterRunner
+from infra.loadgen.sizing import process_requests, processes_for
+from infra.naming import label_value
+
+Say = Callable[[str], None]
+Execute = Callable[[WorkerSpec, int], tuple[list[dict[str, Any]], dict[str, Any] | None]]
+
+
+class BenchError(Exception):
+    """A problem the user can fix, reported without a traceback."""
+
+
+@dataclass
+class Runs:
+    """Where the runs happen, and over how many load-generator processes."""
+
+    where: str  # local | cluster
+    execute: Execute
+    max_processes: int
+    fixed_processes: int | None  # --processes
+    payload_bytes: int | None = None  # learnt from the first run
+
+    def processes(self, spec: WorkerSpec) -> int:
+        if self.fixed_processes:
+            return self.fixed_processes
+        if self.where == "local" or spec.mode == "closed":
+            return 1
+        return processes_for(spec.rate, spec.protocol, self.payload_bytes, self.max_processes)
+
+
+def local_runs(processes: int | None) -> Runs:
+    """Runs from this machine, over `processes` processes (default 1)."""
+
+    def execute(spec: WorkerSpec, count: int) -> tuple[list[dict[str, Any]], None]:
+        return run_local(spec, count), None
+
+    return Runs("local", execute, max(1, processes or 1), processes)
+
+
+def cluster_runs(
+    stack: str,
+    outputs: dict[str, Any],
+    kubeconfig: Callable[[], str],
+    processes: int | None,
+    say: Say = print,
+) -> Runs:
+    """Runs from the stack's own cluster: its load-generator pool and image (stack
+    outputs), reached with its kubeconfig (read only once the stack is known to have
+    them)."""
+    image, pool = outputs.get("loadGeneratorImage"), outputs.get("loadGenerator")
+    if not image or not pool:
+        raise BenchError(
+            f"stack {stack} has no in-cluster load generator: run `pulumi config set "
+            "loadGenerator true` and `pulumi up` (the pool costs nothing between runs), or "
+            "bench from this machine with --local"
+        )
+    try:
+        clients = api_clients(kubeconfig())
+    except (ConfigException, ValueError) as error:
+        raise BenchError(f"the stack's kubeconfig cannot be used: {error}") from None
+    runner = ClusterRunner(
+        *clients,
+        namespace=str(outputs["namespace"]),
+        stack_label=label_value(stack),
+        image=str(image),
+        requests=process_requests(),
+        say=say,
+    )
+    say(
+        f"Load from the cluster: {pool['machineType']} pool, up to {pool['maxProcesses']} "
+        f"processes, about {pool['costUsdPerHourWhileBenchmarking']} USD/hour at most while "
+        "it runs"
+    )
+    return Runs("cluster", runner.run, int(pool["maxProcesses"]), processes)
+
+
+def run_once(runs: Runs, spec: WorkerSpec, outputs: dict[str, Any], say: Say = print) -> dict:
+    """One run of the spec's load: its results document. In the cluster, a run its load
+    generator limited is run again over twice the processes, while the pool has them."""
+    processes = runs.processes(spec)
+    while True:
+        started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        try:
+            results, pods_cpu = runs.execute(spec, processes)
+        except (WorkerError, ClusterRunError) as error:
+            raise BenchError(str(error)) from None
+        except (ApiException, HTTPError, ConfigException) as error:
+            raise BenchError(
+                f"the cluster's API did not answer ({type(error).__name__}: "
+                f"{str(error).strip()[:300]}). Is the cluster up, gke-gcloud-auth-plugin "
+                "installed and your gcloud login current?"
+            ) from None
+        document = result_document(spec, results, outputs, started, runs.where, pods_cpu=pods_cpu)
+        runs.payload_bytes = int(document["settings"]["payload_bytes"])
+        limited = document["summary"]["load_generator_limited"]
+        if not limited or runs.fixed_processes or processes >= runs.max_processes:
+            return document
+        processes = min(runs.max_processes, processes * 2)
+        say(f"  the load generator was the limit; again over {processes} processes")
+
+
+def summary_line(summary: dict[str, Any]) -> str:
+    return (
+        f"{summary['rps']} RPS, p50 {summary['p50_ms']} ms, p99 {summary['p99_ms']} ms, "
+        f"errors {summary['error_rate']:.2%}"
+    )
+
+
+def capacity_search(
+    runs: Runs,
+    spec: WorkerSpec,
+    outputs: dict[str, Any],
+    objective: Objective,
+    *,
+    max_steps: int,
+    say: Say = print,
+    after_step: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """The capacity search from `spec.rate`: the chosen step's results document with the
+    search (every step) under "capacity". `after_step` sees each step's document as soon
+    as it is in (the sweep checks its budget there) and may raise to stop the search."""
+    say(f"Capacity search, {objective.describe()}, from {spec.rate:g} requests/s:")
+
+    def run_step(rate: float) -> dict[str, Any]:
+        document = run_once(runs, replace(spec, rate=rate), outputs, say)
+        verdict, why = judge(document["summary"], objective)
+        say(f"  {rate:>9.2f}/s  {verdict:<7} {summary_line(document['summary'])}  ({why})")
+        if after_step:
+            after_step(document)
+        return document
+
+    capacity = find_capacity(run_step, objective, spec.rate, max_steps=max_steps)
+    steps = capacity["steps"]
+    chosen = steps[capacity["step"]] if capacity["step"] is not None else steps[-1]
+    if capacity["rate_per_s"] is None:
+        say(f"No rate met {objective.describe()}: {capacity['stopped']}.")
+    else:
+        say(
+            f"Capacity: {capacity['rate_per_s']:g} requests/s offered, {capacity['rps']} "
+            f"served, at {objective.describe()} ({capacity['stopped']})."
+        )
+    result: dict[str, Any] = {**chosen["result"], "capacity": capacity}
+    return result
