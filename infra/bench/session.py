@@ -99,7 +99,9 @@ def cluster_runs(
     return Runs("cluster", runner.run, int(pool["maxProcesses"]), processes)
 
 
-def run_once(runs: Runs, spec: WorkerSpec, outputs: dict[str, Any], say: Say = print) -> dict:
+def run_once(
+    runs: Runs, spec: WorkerSpec, outputs: dict[str, Any], say: Say = print
+) -> dict[str, Any]:
     """One run of the spec's load: its results document. In the cluster, a run its load
     generator limited is run again over twice the processes, while the pool has them."""
     processes = runs.processes(spec)
