@@ -44,6 +44,7 @@ class Runs:
     max_processes: int
     fixed_processes: int | None  # --processes
     payload_bytes: int | None = None  # learnt from the first run
+    cluster: ClusterRunner | None = None  # the cluster's side, for runs there
 
     def processes(self, spec: WorkerSpec) -> int:
         if self.fixed_processes:
@@ -96,7 +97,7 @@ def cluster_runs(
         f"processes, about {pool['costUsdPerHourWhileBenchmarking']} USD/hour at most while "
         "it runs"
     )
-    return Runs("cluster", runner.run, int(pool["maxProcesses"]), processes)
+    return Runs("cluster", runner.run, int(pool["maxProcesses"]), processes, cluster=runner)
 
 
 def run_once(

@@ -55,6 +55,13 @@ class CpuSamples:
         }
 
 
+def _ready(pod: Any) -> bool:
+    conditions = pod.status.conditions or []
+    return pod.status.phase == "Running" and any(
+        c.type == "Ready" and c.status == "True" for c in conditions
+    )
+
+
 @dataclass
 class ClusterRunner:
     """One stack's cluster: where its serving pods run and its load generator may."""
@@ -82,8 +89,32 @@ class ClusterRunner:
         return sorted(
             (pod.metadata.name, f"http://{pod.status.pod_ip}:{REST_PORT}")
             for pod in pods
-            if pod.status.phase == "Running" and pod.status.pod_ip
+            if pod.status.phase == "Running"
+            and pod.status.pod_ip
+            # A pod on its way out (a rollout's old pod) serves no new requests.
+            and not pod.metadata.deletion_timestamp
         )
+
+    def wait_for_serving(self, replicas: int, timeout_s: float) -> None:
+        """Until exactly `replicas` serving pods run and are ready and none is terminating:
+        the rollout `pulumi up` waited for has also let its old pods go."""
+        selector = (
+            f"app.kubernetes.io/name={APP_NAME},app.kubernetes.io/instance={self.stack_label}"
+        )
+        deadline = self.clock() + timeout_s
+        while True:
+            pods = self.core.list_namespaced_pod(self.namespace, label_selector=selector).items
+            leaving = [p for p in pods if p.metadata.deletion_timestamp]
+            ready = [p for p in pods if not p.metadata.deletion_timestamp and _ready(p)]
+            if not leaving and len(ready) == len(pods) == replicas:
+                return
+            if self.clock() > deadline:
+                raise ClusterRunError(
+                    f"the serving pods did not settle within {timeout_s:.0f} s: {len(ready)} of "
+                    f"{replicas} ready, {len(leaving)} terminating (kubectl -n "
+                    f"{self.namespace} get pods)"
+                )
+            self.sleep(POLL_S)
 
     def run(self, spec: WorkerSpec, processes: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         """Run the spec's load over `processes` pods; their results and the pods' CPU."""

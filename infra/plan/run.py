@@ -82,7 +82,8 @@ def stack_config(stack: str, experiment: str = "") -> tuple[dict[str, Any], str]
     return values, gcp_project
 
 
-def _as_config_string(value: Any) -> str:
+def config_string(value: Any) -> str:
+    """A setting as `pulumi config set` stores it (booleans lower case, lists as JSON)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (list, dict)):
@@ -131,7 +132,7 @@ def plan_stack(
         monitor=RecordingMonitor(plan_mocks, recording),
     )
     pulumi.runtime.set_all_config(
-        {f"{project}:{key}": _as_config_string(value) for key, value in values.items()}
+        {f"{project}:{key}": config_string(value) for key, value in values.items()}
         | {"gcp:project": gcp_project}
     )
     # set_mocks made a root stack already; the program gets its own, as under the CLI.

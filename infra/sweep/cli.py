@@ -1,0 +1,280 @@
+"""`python -m infra sweep [experiments... | --all] --p99-ms MS --max-usd USD`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from infra.bench.capacity import Objective
+from infra.bench.session import BenchError, capacity_search, cluster_runs
+from infra.bench.spec import WorkerSpec
+from infra.errors import ConfigError
+from infra.loadgen.run import ClusterRunError
+from infra.plan.run import PLACEHOLDER_GCP_PROJECT, config_string
+from infra.settings import PROJECT_DIR, project_name
+from infra.sweep.design import (
+    DEFAULT_STACK,
+    SweepDesign,
+    check_names,
+    describe,
+    design_sweep,
+    dry_run_json,
+    reference_experiments,
+)
+from infra.sweep.durations import SearchSettings
+from infra.sweep.experiment import Planned
+from infra.sweep.manifest import SweepManifest, open_manifest
+from infra.sweep.quota import QuotaError, check, fetch_region, gcloud_access_token
+from infra.sweep.report import markdown, write_report
+from infra.sweep.run import ROLLOUT_SETTLE_S, Measure, MeasureError, SweepRun
+
+PROJECT_ENVS = ("GOOGLE_CLOUD_PROJECT", "CLOUDSDK_CORE_PROJECT")
+# What makes two runs' results comparable: a rerun must keep these to continue a sweep.
+COMPARED = ("p99_ms", "max_error_rate", "protocol", "warmup_s", "duration_s")
+
+
+def add_parser(commands: Any) -> None:
+    sweep = commands.add_parser(
+        "sweep",
+        help="deploy, measure and destroy many experiments on one stack, cheapest order first",
+        description="Run experiments one after another on one sweep stack (Pulumi Automation "
+        "API): consecutive experiments of the same node shape only roll the pods. Each is "
+        "measured by the in-cluster capacity search; the stack is destroyed at the end, on "
+        "failure, Ctrl-C and SIGTERM. --dry-run plans it offline and prints the order, the "
+        "changes, the time and the cost.",
+    )
+    sweep.add_argument("experiments", nargs="*", help="experiment presets (or --all)")
+    sweep.add_argument("--all", action="store_true", help="the 15 reference experiments")
+    sweep.add_argument("--p99-ms", type=float, help="the latency objective (a real run needs it)")
+    sweep.add_argument("--max-error-rate", type=float, default=0.01)
+    sweep.add_argument(
+        "--max-usd", type=float, help="budget for the whole sweep, all runs (a real run needs it)"
+    )
+    sweep.add_argument("--protocol", choices=("rest", "grpc"), default="rest")
+    sweep.add_argument(
+        "--rate",
+        type=float,
+        default=20.0,
+        help="first capacity step, requests/s (the next experiment on the same nodes starts "
+        "from the previous one's capacity)",
+    )
+    sweep.add_argument("--max-steps", type=int, default=8, help="capacity steps per experiment")
+    sweep.add_argument("--duration", type=float, default=20.0, help="measured seconds per step")
+    sweep.add_argument("--warmup", type=float, default=5.0, help="seconds excluded per step")
+    sweep.add_argument("--stack", default=DEFAULT_STACK, help="the sweep's stack name")
+    sweep.add_argument(
+        "--dir", type=Path, help="results and manifest (default sweeps/<stack>); rerun to resume"
+    )
+    sweep.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a setting for every experiment, e.g. modelSource=github:me/model@v1#model.tar.gz",
+    )
+    sweep.add_argument("--gcp-project", help="GCP project (default: the stack's gcp:project)")
+    sweep.add_argument("--dry-run", action="store_true", help="plan offline and estimate only")
+    sweep.add_argument("--json", type=Path, help="with --dry-run: also write the plan as JSON")
+    sweep.add_argument("--keep", action="store_true", help="do not destroy the stack at the end")
+    sweep.add_argument(
+        "--skip-quota-check", action="store_true", help="do not read the region's CPU quota"
+    )
+    sweep.set_defaults(run=run_sweep)
+
+
+def _extra(pairs: list[str]) -> dict[str, Any]:
+    extra: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError("--set", f"expected KEY=VALUE, got {pair!r}")
+        extra[key.strip()] = value
+    return extra
+
+
+def _search(args: argparse.Namespace) -> SearchSettings:
+    for name, value, low in (
+        ("--rate", args.rate, 0.0),
+        ("--duration", args.duration, 0.0),
+        ("--max-steps", args.max_steps, 0),
+    ):
+        if value <= low:
+            raise ConfigError(name, f"must be positive, got {value:g}")
+    if args.warmup < 0:
+        raise ConfigError("--warmup", f"must be 0 or more, got {args.warmup:g}")
+    return SearchSettings(
+        p99_ms=args.p99_ms,
+        max_error_rate=args.max_error_rate,
+        protocol=args.protocol,
+        start_rate=args.rate,
+        max_steps=args.max_steps,
+        warmup_s=args.warmup,
+        duration_s=args.duration,
+    )
+
+
+def _gcp_project(args: argparse.Namespace) -> str:
+    return args.gcp_project or next((os.environ[e] for e in PROJECT_ENVS if os.environ.get(e)), "")
+
+
+def _manifest(
+    args: argparse.Namespace, search: SearchSettings, extra: dict[str, Any]
+) -> SweepManifest:
+    directory = args.dir or Path("sweeps") / args.stack
+    compared = {key: getattr(search, key) for key in COMPARED}
+    return open_manifest(directory, args.stack, compared, extra)
+
+
+def run_sweep(args: argparse.Namespace) -> int:
+    if args.all and args.experiments:
+        raise ConfigError("sweep", "name experiments or pass --all, not both")
+    names = check_names(reference_experiments() if args.all else args.experiments)
+    search = _search(args)
+    extra = _extra(args.set)
+    manifest = _manifest(args, search, extra)
+    pending = manifest.pending(names)
+    if manifest.measured:
+        done = len(names) - len(pending)
+        print(f"{manifest.path}: {done} of {len(names)} experiments already measured.")
+    if not pending:
+        print("Every experiment asked for is measured; the report:")
+        report, _ = write_report(manifest)
+        print(markdown(report), end="")
+        return 0
+    design = design_sweep(
+        pending, search, stack=args.stack, extra=extra, gcp_project=_gcp_project(args)
+    )
+    print(describe(design, args.max_usd), end="")
+    if args.dry_run:
+        if args.json:
+            document = dry_run_json(design, args.max_usd)
+            args.json.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+            print(f"\nWrote {args.json}")
+        return 2 if args.max_usd is not None and design.estimate.usd > args.max_usd else 0
+    _ready_to_run(args, design, manifest)
+    manifest.order = list(dict.fromkeys([*manifest.order, *(e.name for e in design.experiments)]))
+    manifest.save()
+    stack = _automation_stack(args.stack)
+    status = SweepRun(
+        design=design,
+        manifest=manifest,
+        stack=stack,
+        config_values=_config_values(design),
+        measure=cluster_measure(design),
+        max_usd=args.max_usd,
+        keep=args.keep,
+    ).run()
+    report, path = write_report(manifest)
+    print(markdown(report), end="")
+    print(f"Report: {path} (and {path.with_suffix('.png').name}, {path.with_suffix('.json').name})")
+    return status
+
+
+def _ready_to_run(args: argparse.Namespace, design: SweepDesign, manifest: SweepManifest) -> None:
+    """Everything a real run needs, checked before anything is created."""
+    if args.p99_ms is None or args.max_usd is None:
+        raise ConfigError(
+            "sweep", "a real run needs --p99-ms (the objective) and --max-usd (the budget)"
+        )
+    if design.gcp_project in ("", PLACEHOLDER_GCP_PROJECT):
+        raise ConfigError(
+            "gcp:project",
+            f"is not set for the sweep: pass --gcp-project, set {PROJECT_ENVS[0]}, or run "
+            f"`pulumi config set gcp:project <id> --stack {design.stack}`",
+        )
+    total = manifest.spent_usd + design.estimate.usd
+    if total > args.max_usd:
+        spent = (
+            f"{manifest.spent_usd:.2f} USD spent by earlier runs + " if manifest.spent_usd else ""
+        )
+        raise ConfigError(
+            "--max-usd",
+            f"{spent}an estimate of {design.estimate.usd:.2f} USD is over the budget of "
+            f"{args.max_usd:g} USD: refused before creating anything. Raise --max-usd, or sweep "
+            "fewer experiments or fewer capacity steps (--max-steps).",
+        )
+    if not shutil.which("pulumi"):
+        raise ConfigError(
+            "sweep",
+            "needs the Pulumi CLI on PATH (the Automation API drives it): "
+            "https://www.pulumi.com/docs/install/ ; `--dry-run` works without it",
+        )
+    if not args.skip_quota_check:
+        try:
+            region = fetch_region(design.gcp_project, design.region, gcloud_access_token())
+        except QuotaError as error:
+            raise ConfigError("quota", f"{error} (or pass --skip-quota-check)") from None
+        problems = check(region, design.need, design.gcp_project)
+        if problems:
+            raise ConfigError("quota", " ".join(problems))
+        print(f"Quota: {design.need.vcpus} vCPUs fit the CPU quota of {design.region}.")
+
+
+def _automation_stack(name: str) -> Any:
+    from pulumi import automation as auto  # noqa: PLC0415 - only a real run needs it
+
+    return auto.create_or_select_stack(stack_name=name, work_dir=str(PROJECT_DIR))
+
+
+def _config_values(design: SweepDesign) -> Callable[[dict[str, Any]], Any]:
+    from pulumi import automation as auto  # noqa: PLC0415
+
+    project = project_name()
+
+    def values(settings: dict[str, Any]) -> dict[str, Any]:
+        config = {
+            f"{project}:{key}": auto.ConfigValue(value=config_string(value), secret=False)
+            for key, value in settings.items()
+        }
+        config["gcp:project"] = auto.ConfigValue(value=design.gcp_project, secret=False)
+        return config
+
+    return values
+
+
+def cluster_measure(design: SweepDesign, say: Callable[[str], None] = print) -> Measure:
+    """Each experiment's capacity, searched from inside its cluster once its pods settled."""
+    search = design.search
+    assert search.p99_ms is not None, "a real run has an objective"
+    objective = Objective(search.p99_ms, search.max_error_rate)
+
+    def measure(
+        experiment: Planned,
+        outputs: dict[str, Any],
+        rate: float,
+        after_step: Callable[[dict[str, Any]], None],
+    ) -> dict[str, Any]:
+        try:
+            runs = cluster_runs(
+                design.stack, outputs, lambda: str(outputs["kubeconfig"]), None, say
+            )
+            assert runs.cluster is not None
+            runs.cluster.wait_for_serving(int(outputs["replicas"]), ROLLOUT_SETTLE_S)
+            spec = WorkerSpec(
+                protocol=search.protocol,
+                rest_url=str(outputs["restEndpoint"]),
+                grpc_target=str(outputs["grpcEndpoint"]),
+                model=str(outputs["modelName"]),
+                signature="serving_default",
+                batch=1,
+                mode="open",
+                rate=rate,
+                users=1,
+                duration_s=search.duration_s,
+                warmup_s=search.warmup_s,
+                timeout_s=30.0,
+                max_in_flight=1000,
+            )
+            return capacity_search(
+                runs, spec, outputs, objective, max_steps=search.max_steps, say=say,
+                after_step=after_step,
+            )  # fmt: skip
+        except (BenchError, ClusterRunError) as error:
+            raise MeasureError(str(error)) from None
+
+    return measure

@@ -1,0 +1,347 @@
+"""A sweep's design: every experiment planned offline as the sweep's stack (the real
+program under the SDK's mocks), put in order, each step's changes, the estimates and the
+quota it needs. The dry run prints it; a real run starts from it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from infra.errors import ConfigError, ModelSourceError
+from infra.loadgen.sizing import POOL_NAME
+from infra.plan.render import plan_json
+from infra.plan.run import StackPlan, plan_stack
+from infra.pricing import NodeGroup, node_group_lines
+from infra.settings import EXPERIMENTS_DIR, available_presets
+from infra.sweep.changes import NODE_POOL, SERVING_POOL_NAME, Step, plan_steps, teardown
+from infra.sweep.durations import Durations, SearchSettings
+from infra.sweep.estimate import Estimate, separate_estimate, sweep_estimate
+from infra.sweep.experiment import Planned
+from infra.sweep.order import sweep_order
+from infra.sweep.quota import Need, largest_phase
+
+SCHEMA = "tfserving-gke/sweep-plan/v1"
+DEFAULT_STACK = "sweep"
+# Settings the sweep itself sets on its stack, for every experiment.
+SWEEP_SETTINGS = ("experiment", "experimentLabel", "ttlHours", "loadGenerator")
+
+
+@dataclass(frozen=True)
+class SweepDesign:
+    stack: str
+    steps: tuple[Step, ...]
+    estimate: Estimate
+    separate: Estimate
+    need: Need
+    search: SearchSettings
+    durations: Durations
+    ttl_hours: int
+    extra: Mapping[str, Any]  # --set settings, on every experiment
+    gcp_project: str
+    region: str
+    warnings: tuple[str, ...]
+
+    @property
+    def experiments(self) -> list[Planned]:
+        return [step.experiment for step in self.steps]
+
+    def config(self, experiment: str) -> dict[str, Any]:
+        """The sweep stack's project settings while it serves `experiment`."""
+        return sweep_settings(self.stack, experiment, self.ttl_hours, self.extra)
+
+    def count(self, type_: str, *actions: str) -> int:
+        return sum(
+            1
+            for step in self.steps
+            for c in step.changes
+            if c.type == type_ and c.action in actions
+        )
+
+
+def ttl_hours(search: SearchSettings, durations: Durations) -> int:
+    """expiresAt moves on with every `up`; the longest a sweep goes between two (the
+    slowest change plus a capacity search), with an hour's margin, and the time to destroy."""
+    d = durations
+    longest = (
+        d.image_build_push
+        + d.node_pool_delete
+        + d.node_pool_create
+        + d.first_rollout
+        + d.load_generator_scale_up
+        + search.minutes(d)
+        + d.destroy
+    )
+    return math.ceil(longest / 60) + 1
+
+
+def sweep_settings(
+    stack: str, experiment: str, ttl: int, extra: Mapping[str, Any]
+) -> dict[str, Any]:
+    return {
+        **extra,
+        "experiment": experiment,
+        # The cloud resources keep one label for the whole sweep: switching experiments
+        # then relabels nothing (GKE would run a node-pool update for a label).
+        "experimentLabel": stack,
+        "ttlHours": ttl,
+        # Capacity is measured from inside the cluster.
+        "loadGenerator": True,
+    }
+
+
+def check_names(names: Sequence[str]) -> list[str]:
+    """The experiments asked for, each once, in the order given; unknown names refused."""
+    presets = available_presets()
+    unknown = [name for name in names if name not in presets]
+    if unknown:
+        raise ConfigError(
+            "sweep",
+            f"no experiment preset named {unknown[0]!r}. Presets: {', '.join(presets)}.",
+        )
+    if not names:
+        raise ConfigError("sweep", "name the experiments to sweep, or pass --all")
+    return list(dict.fromkeys(names))
+
+
+def reference_experiments() -> list[str]:
+    """--all: every preset that reproduces a reference experiment (not `dev`)."""
+    names = []
+    for name in available_presets():
+        with (EXPERIMENTS_DIR / f"{name}.yaml").open(encoding="utf-8") as handle:
+            if (yaml.safe_load(handle) or {}).get("reference"):
+                names.append(name)
+    return names
+
+
+def planned(plan: StackPlan) -> Planned:
+    """What the sweep needs from one experiment's offline plan."""
+    design, s = plan.design, plan.settings
+    catalogue = design.cost.catalogue
+    serving = NodeGroup(design.shape, design.nodes_total, s.disk_type, s.disk_size_gb, s.spot)
+    nodes_usd = sum(line.usd_per_hour for line in node_group_lines(serving, s.region, catalogue))
+    generator = design.load_generator
+    generator_usd = 0.0
+    if generator is not None:
+        one = NodeGroup(
+            generator.shape, 1, generator.disk_type, generator.disk_size_gb, role=POOL_NAME
+        )
+        generator_usd = sum(
+            line.usd_per_hour for line in node_group_lines(one, s.region, catalogue)
+        )
+    resources = plan.recording.resources
+    pool_urn = next(r.urn for r in resources if (r.type, r.name) == (NODE_POOL, SERVING_POOL_NAME))
+    images = tuple(
+        sorted(
+            str(r.inputs["imageName"]) for r in resources if r.type == "docker:index/image:Image"
+        )
+    )
+    return Planned(
+        name=s.experiment,
+        plan=plan_json(plan),
+        machine_type=design.shape.machine_type,
+        vcpus=design.shape.vcpus,
+        memory_gib=design.shape.memory_gib,
+        nodes=design.nodes_total,
+        spot=s.spot,
+        disk_type=s.disk_type,
+        disk_size_gb=s.disk_size_gb,
+        pod_requests=design.pod_requests,
+        node_allocatable=design.node_allocatable,
+        images=images,
+        batching=design.server.batching is not None,
+        fixed_usd_per_hour=design.cost.usd_per_hour - nodes_usd,
+        nodes_usd_per_hour=nodes_usd,
+        load_generator_node_usd_per_hour=generator_usd,
+        load_generator_node_vcpus=generator.shape.vcpus if generator else 0,
+        load_generator_max_nodes=generator.max_nodes if generator else 0,
+        serving_pool_urn=pool_urn,
+    )
+
+
+def design_sweep(
+    names: Sequence[str],
+    search: SearchSettings,
+    *,
+    stack: str = DEFAULT_STACK,
+    extra: Mapping[str, Any] | None = None,
+    gcp_project: str = "",
+    durations: Durations | None = None,
+) -> SweepDesign:
+    """Plan every experiment as the sweep's stack, order them, and estimate the sweep."""
+    d = durations or Durations.from_data()
+    extra = dict(extra or {})
+    owned = sorted(set(extra) & set(SWEEP_SETTINGS))
+    if owned:
+        raise ConfigError(
+            owned[0], "is set by the sweep for each experiment; leave it out of --set"
+        )
+    ttl = ttl_hours(search, d)
+    plans: list[StackPlan] = []
+    for name in check_names(names):
+        overrides = sweep_settings(stack, name, ttl, extra)
+        if gcp_project:
+            overrides["gcp:project"] = gcp_project
+        try:
+            plans.append(plan_stack(stack, overrides))
+        except (ConfigError, ModelSourceError) as error:
+            raise ConfigError(f"experiment {name}", str(error)) from None
+    ordered = sweep_order([planned(plan) for plan in plans])
+    steps = plan_steps(ordered, d)
+    warnings = tuple(dict.fromkeys(w for plan in plans for w in plan.warnings))
+    first = plans[0].settings
+    return SweepDesign(
+        stack=stack,
+        steps=tuple(steps),
+        estimate=sweep_estimate(steps, search, d),
+        separate=separate_estimate(ordered, search, d),
+        need=largest_phase(steps, d),
+        search=search,
+        durations=d,
+        ttl_hours=ttl,
+        extra=extra,
+        gcp_project=first.gcp_project,
+        region=first.region,
+        warnings=warnings,
+    )
+
+
+def pool_operations(design: SweepDesign) -> dict[str, int]:
+    """Node-pool creations, replacements and in-place node recreations over the sweep."""
+    return {
+        "created": design.count(NODE_POOL, "create"),
+        "replaced": design.count(NODE_POOL, "replace"),
+        "recreated_in_place": sum(1 for s in design.steps if s.pool.kind == "in-place"),
+    }
+
+
+def dry_run_json(design: SweepDesign, max_usd: float | None) -> dict[str, Any]:
+    """The dry run as JSON: steps with the resource types each creates, replaces, updates and
+    deletes; the estimates; the quota it needs; whether the budget allows it."""
+    steps = []
+    for index, step in enumerate(design.steps, start=1):
+        phases = [
+            p
+            for p in design.estimate.phases
+            if p.experiment == step.experiment.name and p.what != "destroy"
+        ]
+        steps.append(
+            {
+                "step": index,
+                "experiment": step.experiment.name,
+                "nodes": step.experiment.describe_shape(),
+                "creates": step.types("create"),
+                "replaces": step.types("replace"),
+                "updates": step.types("update"),
+                "deletes": step.types("delete"),
+                "node_pool": step.pool.to_json(),
+                "replace_targets": step.replace_urns,
+                "minutes": round(sum(p.minutes for p in phases), 1),
+                "usd": round(sum(p.usd for p in phases), 2),
+                "usd_per_hour": round(step.experiment.usd_per_hour, 4),
+                "resources": [c.to_json() for c in step.changes],
+            }
+        )
+    last = design.steps[-1].experiment
+    return {
+        "schema": SCHEMA,
+        "stack": design.stack,
+        "gcp_project": design.gcp_project,
+        "region": design.region,
+        "experiments": [e.name for e in design.experiments],
+        "steps": steps,
+        "teardown": {"deletes": sorted(c.type for c in teardown(last))},
+        "node_pools": pool_operations(design),
+        "clusters_created": design.count("gcp:container/cluster:Cluster", "create"),
+        "estimate": design.estimate.to_json(),
+        "separate_stacks_estimate": design.separate.to_json(with_phases=False),
+        "sweep_fraction": {
+            "hours": round(design.estimate.hours / design.separate.hours, 3),
+            "usd": round(design.estimate.usd / design.separate.usd, 3),
+        },
+        "quota": {"region": design.region, **design.need.to_json()},
+        "budget": {
+            "max_usd": max_usd,
+            "fits": None if max_usd is None else design.estimate.usd <= max_usd,
+        },
+        "capacity_search": design.search.to_json(),
+        "ttl_hours": design.ttl_hours,
+        "durations": design.durations.to_json(),
+        "prices": {
+            "catalogue": last.plan["cost"]["catalogue"],
+            "as_of": last.plan["cost"]["as_of"],
+        },
+        "warnings": list(design.warnings),
+    }
+
+
+def _counts(step: Step) -> str:
+    return " / ".join(str(len(step.types(a))) for a in ("create", "replace", "update"))
+
+
+def describe(design: SweepDesign, max_usd: float | None) -> str:
+    """The dry run for a terminal."""
+    s = design.search
+    objective = f"p99 ≤ {s.p99_ms:g} ms" if s.p99_ms is not None else "p99 objective from --p99-ms"
+    lines = [
+        f"Sweep on stack {design.stack}: {len(design.steps)} experiments on one cluster in "
+        f"{design.region}, in this order. Each: `pulumi up`, then a capacity search ({objective}, "
+        f"errors ≤ {s.max_error_rate:.2%}, {s.protocol}, from {s.start_rate:g}/s, at most "
+        f"{s.max_steps} steps of {s.warmup_s:g}+{s.duration_s:g} s).",
+        "",
+        f"{'#':>2}  {'experiment':<28} {'nodes':<26} {'node pool':<10} "
+        f"{'+ / replace / ~':<16} {'minutes':>7} {'USD':>6}",
+    ]
+    document = dry_run_json(design, max_usd)
+    for entry, step in zip(document["steps"], design.steps, strict=True):
+        lines.append(
+            f"{entry['step']:>2}  {entry['experiment']:<28} {entry['nodes']:<26} "
+            f"{step.pool.kind:<10} {_counts(step):<16} "
+            f"{entry['minutes']:>7.1f} {entry['usd']:>6.2f}"
+        )
+    destroy = design.estimate.phases[-1]
+    lines.append(
+        f"{'':>2}  {'destroy':<28} {'':<26} {'':<10} {'':<16} "
+        f"{destroy.minutes:>7.1f} {destroy.usd:>6.2f}"
+    )
+    lines.append("")
+    for step in design.steps:
+        if step.pool.kind in ("replace", "in-place"):
+            lines.append(f"  {step.experiment.name}: node pool {step.pool.kind} ({step.pool.why})")
+    pools = document["node_pools"]
+    sweep, separate = design.estimate, design.separate
+    lines += [
+        "",
+        f"Estimate (durations as of {design.durations.as_of}, infra/data/sweep.yaml; prices "
+        f"{document['prices']['catalogue']}):",
+        f"  this sweep:          {sweep.hours:5.1f} h  {sweep.usd:7.2f} USD  (clusters created: "
+        f"{document['clusters_created']}; node pools created {pools['created']}, replaced "
+        f"{pools['replaced']}, nodes recreated in place {pools['recreated_in_place']} times)",
+        f"  as separate stacks:  {separate.hours:5.1f} h  {separate.usd:7.2f} USD",
+        f"  the sweep takes {sweep.hours / separate.hours:.0%} of the time and "
+        f"{sweep.usd / separate.usd:.0%} of the cost. Capacity searches are counted at their "
+        f"most steps and {design.durations.load_generator_nodes_assumed} load-generator node; "
+        "the running total counts what really runs.",
+        "",
+        f"Quota: {design.need.vcpus} vCPUs at once in {design.region} ({design.need.where}); "
+        "checked against the project's CPUS and E2_CPUS quotas before a real run.",
+        f"The sweep stack records expiresAt {design.ttl_hours} h after each `up`: if the sweep "
+        "dies, the cleanup-expired workflow destroys it.",
+    ]
+    if max_usd is not None:
+        verdict = (
+            "fits"
+            if sweep.usd <= max_usd
+            else "is above it: a real run would be refused (raise --max-usd, or sweep fewer "
+            "experiments or capacity steps)"
+        )
+        lines.append(
+            f"Budget: --max-usd {max_usd:g}: the estimate of {sweep.usd:.2f} USD {verdict}."
+        )
+    if design.warnings:
+        lines += ["", "Warnings from the plans:", *(f"  - {w}" for w in design.warnings)]
+    return "\n".join(lines) + "\n"

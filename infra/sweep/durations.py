@@ -1,0 +1,65 @@
+"""Typical durations of what a sweep does (infra/data/sweep.yaml), and of a capacity
+search with given settings. Pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from infra.facts import load
+
+
+@dataclass(frozen=True)
+class Durations:
+    """Minutes each operation typically takes; see infra/data/sweep.yaml."""
+
+    as_of: str
+    cluster_create: float
+    node_pool_create: float
+    image_build_push: float
+    first_rollout: float
+    rollout: float
+    node_pool_delete: float
+    node_surge_cycle: float
+    node_resize: float
+    load_generator_scale_up: float
+    load_generator_idle: float
+    bench_step_overhead: float
+    destroy: float
+    load_generator_nodes_assumed: int
+    default_pool_vcpus: int
+
+    @classmethod
+    def from_data(cls) -> Durations:
+        data = load("sweep")
+        minutes = {key: float(value) for key, value in data["minutes"].items()}
+        return cls(
+            as_of=str(data["as_of"]),
+            load_generator_nodes_assumed=int(data["load_generator_nodes_assumed"]),
+            default_pool_vcpus=int(data["default_pool_vcpus"]),
+            **minutes,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {key: value for key, value in self.__dict__.items()}
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """How each experiment's capacity is searched (the estimate counts every step)."""
+
+    p99_ms: float | None  # None: not given (a dry run)
+    max_error_rate: float
+    protocol: str
+    start_rate: float
+    max_steps: int
+    warmup_s: float
+    duration_s: float
+
+    def minutes(self, durations: Durations) -> float:
+        """At most this long: every step measured, with its overhead."""
+        per_step = (self.warmup_s + self.duration_s) / 60 + durations.bench_step_overhead
+        return self.max_steps * per_step
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)

@@ -1,0 +1,142 @@
+"""The sweep directory: its manifest (sweep.json) and each experiment's results.
+
+<dir>/sweep.json (schema tfserving-gke/sweep/v1):
+  stack, search {p99_ms, max_error_rate, protocol, start_rate, max_steps, warmup_s,
+  duration_s}, settings (the --set values), order (experiments in sweep order),
+  measured {experiment: {file, measured_at, capacity_rate_per_s, capacity_rps,
+  usd_per_hour}}, failed {experiment: message}, spent_usd (all runs together),
+  runs [{started_at, ended_at, experiments, stopped, spent_usd}],
+  phases [{experiment, what, estimated_minutes, actual_minutes}]
+<dir>/results/<experiment>.json: the capacity search's results (tfserving-gke/bench/v1).
+
+Rerunning the same sweep reads the manifest and runs only what is not measured yet. A
+rerun with a different objective or different settings would mix results that do not
+compare, so it is refused. The manifest is rewritten atomically after every change.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from infra.errors import ConfigError
+
+SCHEMA = "tfserving-gke/sweep/v1"
+MANIFEST = "sweep.json"
+RESULTS_DIR = "results"
+
+
+def now_text() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class SweepManifest:
+    directory: Path
+    stack: str
+    search: dict[str, Any]
+    settings: dict[str, Any]
+    order: list[str] = field(default_factory=list)
+    measured: dict[str, dict[str, Any]] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    spent_usd: float = 0.0
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    phases: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def path(self) -> Path:
+        return self.directory / MANIFEST
+
+    def result_path(self, experiment: str) -> Path:
+        return self.directory / RESULTS_DIR / f"{experiment}.json"
+
+    def pending(self, names: list[str]) -> list[str]:
+        return [name for name in names if name not in self.measured]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "stack": self.stack,
+            "search": self.search,
+            "settings": self.settings,
+            "order": self.order,
+            "measured": self.measured,
+            "failed": self.failed,
+            "spent_usd": round(self.spent_usd, 4),
+            "runs": self.runs,
+            "phases": self.phases,
+        }
+
+    def save(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        temporary = self.path.with_suffix(".json.tmp")
+        temporary.write_text(json.dumps(self.to_json(), indent=2) + "\n", encoding="utf-8")
+        os.replace(temporary, self.path)
+
+    def record_result(self, experiment: str, result: dict[str, Any], usd_per_hour: float) -> None:
+        path = self.result_path(experiment)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(".json.tmp")
+        temporary.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        os.replace(temporary, path)
+        capacity = result.get("capacity") or {}
+        self.measured[experiment] = {
+            "file": path.relative_to(self.directory).as_posix(),
+            "measured_at": now_text(),
+            "capacity_rate_per_s": capacity.get("rate_per_s"),
+            "capacity_rps": capacity.get("rps"),
+            "usd_per_hour": round(usd_per_hour, 4),
+        }
+        self.failed.pop(experiment, None)
+        self.save()
+
+    def results(self) -> dict[str, dict[str, Any]]:
+        """Every measured experiment's results document, in sweep order."""
+        found = {}
+        for name in [*self.order, *sorted(set(self.measured) - set(self.order))]:
+            entry = self.measured.get(name)
+            if entry:
+                found[name] = json.loads(
+                    (self.directory / entry["file"]).read_text(encoding="utf-8")
+                )
+        return found
+
+
+def open_manifest(
+    directory: Path, stack: str, search: dict[str, Any], settings: dict[str, Any]
+) -> SweepManifest:
+    """The sweep directory's manifest, or a new one; refused when it was a different sweep."""
+    path = directory / MANIFEST
+    if not path.is_file():
+        return SweepManifest(directory, stack, search, settings)
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if data.get("schema") != SCHEMA:
+        raise ConfigError("--dir", f"{path} is not a sweep manifest ({SCHEMA})")
+    for what, before, now in (
+        ("stack", data["stack"], stack),
+        ("capacity search", data["search"], search),
+        ("settings (--set)", data["settings"], settings),
+    ):
+        if before != now:
+            raise ConfigError(
+                "--dir",
+                f"{directory} holds a sweep with another {what} ({json.dumps(before)}; now "
+                f"{json.dumps(now)}): its results would not compare with this run's. Rerun "
+                "with the same options to continue it, or pass another --dir.",
+            )
+    return SweepManifest(
+        directory,
+        stack,
+        search,
+        settings,
+        order=list(data.get("order") or []),
+        measured=dict(data.get("measured") or {}),
+        failed=dict(data.get("failed") or {}),
+        spent_usd=float(data.get("spent_usd") or 0.0),
+        runs=list(data.get("runs") or []),
+        phases=list(data.get("phases") or []),
+    )
