@@ -7,7 +7,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from kubernetes.client import (
     V1JobStatus,
     V1ObjectMeta,
     V1Pod,
+    V1PodCondition,
     V1PodList,
     V1PodStatus,
 )
@@ -309,3 +311,52 @@ def test_local_sends_from_this_machine_to_the_stack_s_endpoint(tmp_path: Path) -
     result = json.loads((tmp_path / "out.json").read_text())
     assert result["settings"]["where"] == "local"
     assert result["summary"]["requests"] == 20
+
+
+@dataclass
+class RolloutCore:
+    """CoreV1Api listing serving pods as a rollout leaves them, one answer per poll."""
+
+    answers: list[list[V1Pod]]
+    polls: int = 0
+
+    def list_namespaced_pod(self, namespace: str, label_selector: str) -> V1PodList:
+        assert label_selector == "app.kubernetes.io/name=tfserving,app.kubernetes.io/instance=sweep"
+        self.polls += 1
+        return V1PodList(items=self.answers[min(self.polls, len(self.answers)) - 1])
+
+
+def serving_pod(name: str, ready: bool = True, leaving: bool = False) -> V1Pod:
+    return V1Pod(
+        metadata=V1ObjectMeta(
+            name=name, deletion_timestamp=datetime(2026, 11, 24, tzinfo=UTC) if leaving else None
+        ),
+        status=V1PodStatus(
+            phase="Running",
+            pod_ip="10.8.0.9",
+            conditions=[V1PodCondition(type="Ready", status="True" if ready else "False")],
+        ),
+    )
+
+
+def test_measuring_waits_until_the_old_pods_are_gone_and_the_new_ones_ready() -> None:
+    core = RolloutCore(
+        [
+            [serving_pod("old-0", leaving=True), serving_pod("new-0"), serving_pod("new-1", False)],
+            [serving_pod("old-0", leaving=True), serving_pod("new-0"), serving_pod("new-1")],
+            [serving_pod("new-0"), serving_pod("new-1")],
+        ]
+    )
+    run, _ = runner(FakeCluster(), stack_label="sweep")
+    run = replace(run, core=core)
+    # A terminating pod is never a measurement target.
+    assert [name for name, _ in run.serving_pods()] == ["new-0", "new-1"]
+    core.polls = 0
+    run.wait_for_serving(2, timeout_s=60)
+    assert core.polls == 3
+    clock = iter(range(0, 10_000, 30))
+    stuck = replace(
+        run, core=RolloutCore([[serving_pod("new-0", ready=False)]]), clock=lambda: next(clock)
+    )
+    with pytest.raises(ClusterRunError, match=r"did not settle within 60 s: 0 of 1 ready"):
+        stuck.wait_for_serving(1, timeout_s=60)

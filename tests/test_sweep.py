@@ -1,0 +1,710 @@
+"""`python -m infra sweep`: the dry run of the 15 reference experiments (offline plans of
+the real program), the order and the changes it decides, its estimates and quota check,
+and the orchestration driven through a double of the Automation API's stack object."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pulumi.automation import OutputValue
+from pulumi.automation._cmd import CommandResult
+from pulumi.automation.errors import CommandError
+
+from infra import cli
+from infra.bench.capacity import Objective
+from infra.bench.session import Runs, capacity_search
+from infra.bench.spec import WorkerSpec
+from infra.bench.stats import Sample, worker_result
+from infra.machine import Resources
+from infra.sweep import cli as sweep_cli
+from infra.sweep.changes import NODE_POOL, ResourceChange, pool_change, resource_changes
+from infra.sweep.design import SweepDesign, design_sweep, dry_run_json, reference_experiments
+from infra.sweep.durations import Durations, SearchSettings
+from infra.sweep.experiment import Planned
+from infra.sweep.manifest import SweepManifest, open_manifest
+from infra.sweep.quota import QuotaError, check, fetch_region, largest_phase
+from infra.sweep.report import build_report, markdown, reference_verdict, write_report
+from infra.sweep.run import MeasureError, Meter, SweepRun
+from tests.conftest import ROOT
+
+SEARCH = SearchSettings(300.0, 0.01, "rest", 20.0, 6, 5.0, 20.0)
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
+CLUSTER = "gcp:container/cluster:Cluster"
+SMALL = ["8vcpu-16gb-interop2", "8vcpu-64gb-interop4", "8vcpu-16gb-interop4"]
+REGION_FILE = ROOT / "tests" / "data" / "compute" / "region_us-central1.json"
+
+
+@pytest.fixture(scope="module")
+def reference() -> SweepDesign:
+    return design_sweep(reference_experiments(), SEARCH)
+
+
+@pytest.fixture(scope="module")
+def small() -> SweepDesign:
+    return design_sweep(SMALL, SEARCH, gcp_project="demo-project")
+
+
+# --- the dry run ------------------------------------------------------------------------
+
+
+def test_dry_run_of_the_reference_sweep_meets_the_goal(tmp_path: Path) -> None:
+    out = tmp_path / "sweep.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "infra", "sweep", "--all", "--dry-run", "--json", str(out)],
+        cwd=ROOT, capture_output=True, text=True, check=False, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    document = json.loads(out.read_text())
+    steps = document["steps"]
+    assert len(steps) == 15
+    assert {s["experiment"] for s in steps} == set(reference_experiments())
+    every = [
+        (s["experiment"], kind, t)
+        for s in steps
+        for kind in ("creates", "replaces")
+        for t in s[kind]
+    ]
+    assert [t for _, kind, t in every if t == CLUSTER] == [CLUSTER]
+    assert CLUSTER in steps[0]["creates"]
+    pool_operations = [t for _, _, t in every if t == NODE_POOL]
+    assert len(pool_operations) <= 4
+    assert document["estimate"]["hours"] < document["separate_stacks_estimate"]["hours"] / 2
+    assert document["estimate"]["usd"] < document["separate_stacks_estimate"]["usd"]
+    for key in ("hours", "usd"):
+        assert isinstance(document["estimate"][key], float)
+    # The output names the order, each step's changes, and both estimates.
+    assert "2vcpu-4gb-interop2" in run.stdout and "as separate stacks" in run.stdout
+    assert "Quota:" in run.stdout
+
+
+def test_experiments_on_the_same_nodes_only_roll_the_pods(reference: SweepDesign) -> None:
+    document = dry_run_json(reference, None)
+    for step, entry in zip(reference.steps, document["steps"], strict=True):
+        if step.previous is None or step.previous.pool_shape != step.experiment.pool_shape:
+            continue
+        assert entry["creates"] == [] and entry["deletes"] == []
+        assert set(entry["updates"]) <= {DEPLOYMENT}
+        # Batching on: a new batching ConfigMap (its name carries its content's hash).
+        assert set(entry["replaces"]) <= {CONFIG_MAP}
+        if step.experiment.batching != step.previous.batching:
+            assert entry["replaces"] == [CONFIG_MAP]
+    # Labels stay the sweep's: nothing on the cloud side is touched between them.
+    same_shape = [e for s, e in zip(reference.steps, document["steps"], strict=True)
+                  if s.previous and s.previous.pool_shape == s.experiment.pool_shape]  # fmt: skip
+    assert same_shape and all(
+        not t.startswith("gcp:") for e in same_shape for t in e["updates"] + e["replaces"]
+    )
+
+
+def test_the_order_groups_shapes_smallest_first_then_batching(reference: SweepDesign) -> None:
+    names = [e.name for e in reference.experiments]
+    shapes = [e.pool_shape for e in reference.experiments]
+    # Each shape's experiments come together, once.
+    runs = [shape for i, shape in enumerate(shapes) if i == 0 or shape != shapes[i - 1]]
+    assert len(runs) == len(set(shapes)) == 4
+    assert names[:3] == ["2vcpu-4gb-interop2", "2vcpu-4gb-interop4", "2vcpu-4gb-interop8"]
+    assert [e.machine_type for e in reference.experiments[::3]][:4] == [
+        "e2-custom-2-4096", "e2-custom-4-8192", "e2-custom-8-16384", "e2-highmem-8",
+    ]  # fmt: skip
+    assert names[-3:] == [f"8vcpu-64gb-interop{i}-batch" for i in (2, 4, 8)]
+
+
+def test_a_new_shape_replaces_the_pool_when_that_is_faster(reference: SweepDesign) -> None:
+    kinds = {s.experiment.name: s.pool for s in reference.steps}
+    # 8 nodes recreated one by one would take far longer than a new pool.
+    assert kinds["4vcpu-8gb-interop2"].kind == "replace"
+    assert "8 nodes" in kinds["4vcpu-8gb-interop2"].why
+    step = next(s for s in reference.steps if s.experiment.name == "4vcpu-8gb-interop2")
+    assert step.replace_urns == [
+        "urn:pulumi:sweep::tfserving-gke::tfserving-gke:infra:GkeCluster"
+        "$gcp:container/nodePool:NodePool::cluster-serving"
+    ]
+    # Two nodes: recreated in place, faster than a replacement.
+    assert kinds["8vcpu-64gb-interop2"].kind == "in-place"
+    assert kinds["8vcpu-64gb-interop2"].nodes_recreated == 2
+    assert kinds["2vcpu-4gb-interop4"].kind == "keep"
+
+
+def _planned(name: str, vcpus: int, memory_gib: int, nodes: int, pod_cpu_m: int) -> Planned:
+    return Planned(
+        name=name, plan={"resources": []}, machine_type=f"e2-custom-{vcpus}-{memory_gib * 1024}",
+        vcpus=vcpus, memory_gib=memory_gib, nodes=nodes, spot=False, disk_type="pd-standard",
+        disk_size_gb=30, pod_requests=Resources(pod_cpu_m, memory_gib * 900),
+        node_allocatable=Resources(vcpus * 1000 - 90, memory_gib * 950), images=("img:1",),
+        batching=False, fixed_usd_per_hour=0.125, nodes_usd_per_hour=0.1 * vcpus * nodes,
+        load_generator_node_usd_per_hour=0.1, load_generator_node_vcpus=4,
+        load_generator_max_nodes=2, serving_pool_urn="urn:pool",
+    )  # fmt: skip
+
+
+def test_pods_that_would_not_fit_the_new_nodes_force_a_replacement() -> None:
+    d = Durations.from_data()
+    big = _planned("big", 8, 32, 1, 7000)
+    small = _planned("small", 4, 16, 1, 3000)
+    machine = ResourceChange("update", NODE_POOL, "cluster-serving", ("nodeConfig.machineType",))
+    down = pool_change(big, machine, small, d)
+    assert down.kind == "replace" and "do not fit" in down.why
+    up = pool_change(small, machine, big, d)
+    assert up.kind == "in-place" and up.nodes_recreated == 1
+    assert up.peak_vcpus == small.serving_vcpus + big.vcpus
+    spot = ResourceChange("replace", NODE_POOL, "cluster-serving", ("nodeConfig.spot",))
+    assert pool_change(small, spot, small, d).kind == "replace"
+
+
+def test_replacement_rules_follow_the_providers(reference: SweepDesign) -> None:
+    first, second = reference.experiments[0].plan, reference.experiments[1].plan
+    changes = {(c.type, c.action) for c in resource_changes(first, second)}
+    assert changes == {(DEPLOYMENT, "update")}
+    spot = json.loads(json.dumps(second))
+    for resource in spot["resources"]:
+        if resource["type"] == NODE_POOL and resource["name"] == "cluster-serving":
+            resource["inputs"]["nodeConfig"]["spot"] = True
+        if resource["type"] == "kubernetes:core/v1:Namespace":
+            resource["inputs"]["metadata"]["name"] = "other"
+    found = {(c.type, c.name): c.action for c in resource_changes(second, spot)}
+    assert found[(NODE_POOL, "cluster-serving")] == "replace"
+    assert found[("kubernetes:core/v1:Namespace", "serving-namespace")] == "replace"
+
+
+def test_estimates_count_every_phase_and_the_separate_stacks(reference: SweepDesign) -> None:
+    sweep, separate = reference.estimate, reference.separate
+    d = reference.durations
+    assert sum(1 for p in sweep.phases if p.what == "capacity search") == 15
+    assert sum(1 for p in sweep.phases if p.what.startswith("create")) == 1
+    assert sum(1 for p in sweep.phases if p.what == "destroy") == 1
+    assert sum(1 for p in separate.phases if p.what.startswith("create")) == 15
+    assert sum(1 for p in separate.phases if p.what == "destroy") == 15
+    assert sweep.minutes == pytest.approx(sum(p.minutes for p in sweep.phases))
+    # Same capacity searches either way; the sweep saves the ups and destroys.
+    search = SEARCH.minutes(d)
+    assert search == pytest.approx(6 * (25 / 60 + d.bench_step_overhead))
+    assert separate.minutes - sweep.minutes > 13 * (d.cluster_create + d.destroy)
+
+
+def test_dry_run_over_the_budget_says_so_and_fails(tmp_path: Path) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "infra", "sweep", "8vcpu-16gb-interop2", "8vcpu-16gb-interop4",
+         "--dry-run", "--max-usd", "0.05"],
+        cwd=ROOT, capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 2
+    assert "a real run would be refused" in run.stdout
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["sweep", "nope", "--dry-run"], "no experiment preset named 'nope'"),
+        (["sweep", "--all", "dev", "--dry-run"], "not both"),
+        (["sweep", "dev", "--set", "experiment=x", "--dry-run"], "is set by the sweep"),
+        (["sweep", "dev", "--set", "novalue", "--dry-run"], "expected KEY=VALUE"),
+        (["sweep", "dev", "--set", "nodeCount=zero", "--dry-run"], "nodeCount"),
+        (["sweep", "dev", "--max-steps", "0", "--dry-run"], "--max-steps"),
+    ],
+)
+def test_bad_sweep_options_are_refused_before_anything_runs(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+# --- quota --------------------------------------------------------------------------------
+
+
+def test_quota_check_names_what_to_request(small: SweepDesign) -> None:
+    region = json.loads(REGION_FILE.read_text())
+    need = largest_phase(small.steps, small.durations)
+    assert need.vcpus == 24 + 16  # in-place 2 x 8 -> highmem-8 with a surge node, + load gen.
+    problems = check(region, need, "demo-project")
+    assert len(problems) == 2  # CPUS (20 free) and E2_CPUS (28 free)
+    assert problems[0].startswith("CPUS quota in us-central1: 20 of 24 free (4 in use)")
+    assert "Request at least 44" in problems[0]
+    assert "project=demo-project" in problems[0]
+    assert check(region, replace(need, vcpus=20), "demo-project") == []
+
+
+@dataclass
+class FakeComputeApi:
+    status: int = 200
+    requests: list[tuple[str, str]] = field(default_factory=list)
+
+
+@pytest.fixture
+def compute_api() -> Iterator[tuple[str, FakeComputeApi]]:
+    api = FakeComputeApi()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            api.requests.append((self.path, self.headers.get("Authorization", "")))
+            body = REGION_FILE.read_bytes() if api.status == 200 else b'{"error": "denied"}'
+            self.send_response(api.status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", api
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_quota_is_read_from_the_compute_api(compute_api: tuple[str, FakeComputeApi]) -> None:
+    url, api = compute_api
+    region = fetch_region("demo-project", "us-central1", "tok3n", base_url=url)
+    assert region["name"] == "us-central1"
+    assert api.requests == [
+        ("/compute/v1/projects/demo-project/regions/us-central1", "Bearer tok3n")
+    ]
+    api.status = 403
+    with pytest.raises(QuotaError, match=r"HTTP 403 .*gcloud services enable compute"):
+        fetch_region("demo-project", "us-central1", "tok3n", base_url=url)
+
+
+# --- orchestration through a double of the Automation API stack ---------------------------
+
+
+@dataclass
+class Clock:
+    now: float = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class FakeWorkspace:
+    calls: list[tuple[str, Any]]
+
+    def remove_stack(self, name: str) -> None:
+        self.calls.append(("remove_stack", name))
+
+
+@dataclass
+class FakeStack:
+    """Answers as pulumi.automation.Stack does, records each call, and runs scripted
+    trouble: an `up` that fails, a signal during `up`, destroys that fail."""
+
+    outputs_of: dict[str, dict[str, Any]]
+    clock: Clock
+    name: str = "sweep"
+    calls: list[tuple[str, Any]] = field(default_factory=list)
+    experiment: str = ""
+    up_minutes: float = 5.0
+    fail_up: str = ""
+    signal_in_up: str = ""
+    destroy_failures: int = 0
+    workspace: FakeWorkspace = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.workspace = FakeWorkspace(self.calls)
+
+    def set_all_config(self, config: dict[str, Any]) -> None:
+        self.experiment = config["tfserving-gke:experiment"].value
+        assert config["tfserving-gke:experimentLabel"].value == self.name
+        assert config["tfserving-gke:loadGenerator"].value == "true"
+        assert config["gcp:project"].value == "demo-project"
+        self.calls.append(("set_all_config", self.experiment))
+
+    def up(self, **kwargs: Any) -> None:
+        self.calls.append(("up", (self.experiment, tuple(kwargs.get("replace") or ()))))
+        assert callable(kwargs["on_output"])
+        self.clock.now += self.up_minutes * 60
+        if self.experiment == self.signal_in_up:
+            os.kill(os.getpid(), signal.SIGTERM)
+        if self.experiment == self.fail_up:
+            raise CommandError(CommandResult("", "error: quota exceeded", 255))
+
+    def outputs(self) -> dict[str, OutputValue]:
+        self.calls.append(("outputs", self.experiment))
+        return {
+            key: OutputValue(value, secret=key == "kubeconfig")
+            for key, value in self.outputs_of[self.experiment].items()
+        }
+
+    def destroy(self, **kwargs: Any) -> None:
+        self.calls.append(("destroy", self.name))
+        if self.destroy_failures:
+            self.destroy_failures -= 1
+            raise CommandError(CommandResult("", "error: resource busy", 255))
+
+    def names(self) -> list[str]:
+        return [name for name, _ in self.calls]
+
+
+def synthetic_run(capacity: float, clock: Clock) -> Runs:
+    """Runs whose server meets the objective up to `capacity` requests/s, 1 min a step."""
+
+    def execute(spec: WorkerSpec, processes: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        clock.now += 60
+        latency = 40.0 if spec.rate <= capacity else 900.0
+        count = int(spec.rate * 2)
+        samples = [Sample(i / spec.rate, latency, None, 0.2) for i in range(count)]
+        result = {
+            "index": 0, "processes": processes, "payload": "image_input DT_FLOAT (1, 224, 224, 3)",
+            "payload_bytes": 1_288_534, "signature": "serving_default", "server": None,
+            **worker_result(samples, 0.0, 2.0, 0.2, 2.5),
+        }  # fmt: skip
+        return [result], {"serving_pods": {"tfserving-0": {"mean_m": 3500, "max_m": 3900}}}
+
+    return Runs("cluster", execute, max_processes=4, fixed_processes=None)
+
+
+CAPACITIES = {
+    "8vcpu-16gb-interop2": 40.0,
+    "8vcpu-16gb-interop4": 52.0,
+    "8vcpu-64gb-interop4": 55.0,
+}
+
+
+@dataclass
+class FakeMeasure:
+    clock: Clock
+    calls: list[tuple[str, Any]]
+    interrupt: str = ""
+    fail: str = ""
+    signal_at: str = ""
+
+    def __call__(
+        self,
+        experiment: Planned,
+        outputs: dict[str, Any],
+        rate: float,
+        after_step: Callable[[dict[str, Any]], None],
+    ) -> dict[str, Any]:
+        self.calls.append(("measure", (experiment.name, rate)))
+        if experiment.name == self.interrupt:
+            raise KeyboardInterrupt
+        if experiment.name == self.signal_at:
+            os.kill(os.getpid(), signal.SIGTERM)
+        if experiment.name == self.fail:
+            raise MeasureError("no serving pod is running")
+        spec = WorkerSpec(
+            "rest", outputs["restEndpoint"], outputs["grpcEndpoint"], outputs["modelName"],
+            "serving_default", 1, "open", rate, 1, 2.0, 0.0, 30.0, 1000,
+        )  # fmt: skip
+        return capacity_search(
+            synthetic_run(CAPACITIES[experiment.name], self.clock), spec, outputs,
+            Objective(300.0, 0.01), max_steps=6, say=lambda line: None, after_step=after_step,
+        )  # fmt: skip
+
+
+@dataclass
+class Harness:
+    design: SweepDesign
+    manifest: SweepManifest
+    stack: FakeStack
+    measure: FakeMeasure
+    clock: Clock
+    said: list[str]
+
+    def run(self, max_usd: float = 25.0, keep: bool = False) -> int:
+        return SweepRun(
+            design=self.design,
+            manifest=self.manifest,
+            stack=self.stack,
+            config_values=sweep_cli._config_values(self.design),
+            measure=self.measure,
+            max_usd=max_usd,
+            keep=keep,
+            say=self.said.append,
+            clock=self.clock,
+        ).run()
+
+
+def outputs_by_experiment(design: SweepDesign) -> dict[str, dict[str, Any]]:
+    return {e.name: {**e.plan["outputs"], "kubeconfig": "{}"} for e in design.experiments}
+
+
+@pytest.fixture
+def harness(small: SweepDesign, tmp_path: Path) -> Harness:
+    clock = Clock()
+    stack = FakeStack(outputs_by_experiment(small), clock)
+    manifest = open_manifest(
+        tmp_path / "sweep",
+        "sweep",
+        {"p99_ms": 300.0, "max_error_rate": 0.01, "protocol": "rest"},
+        {},
+    )
+    return Harness(small, manifest, stack, FakeMeasure(clock, stack.calls), clock, [])
+
+
+def test_a_sweep_ups_measures_each_experiment_in_order_then_destroys(harness: Harness) -> None:
+    assert harness.run() == 0
+    calls = harness.stack.calls
+    order = [e.name for e in harness.design.experiments]
+    assert order == ["8vcpu-16gb-interop2", "8vcpu-16gb-interop4", "8vcpu-64gb-interop4"]
+    per_step = ["set_all_config", "up", "outputs", "measure"]
+    assert harness.stack.names() == per_step * 3 + ["destroy", "remove_stack"]
+    assert [args for name, args in calls if name == "up"] == [
+        (step.experiment.name, tuple(step.replace_urns)) for step in harness.design.steps
+    ]
+    # The next experiment on the same nodes starts from the previous one's capacity.
+    rates = [args[1] for name, args in calls if name == "measure"]
+    assert rates[0] == SEARCH.start_rate and rates[1] == pytest.approx(40.0, rel=0.05)
+    manifest = json.loads(harness.manifest.path.read_text())
+    assert set(manifest["measured"]) == set(order)
+    assert manifest["runs"][-1]["stopped"] == "done"
+    assert manifest["spent_usd"] > 0
+    for name in order:
+        result = json.loads(
+            (harness.manifest.directory / manifest["measured"][name]["file"]).read_text()
+        )
+        assert result["capacity"]["rate_per_s"] is not None
+    assert {p["what"] for p in manifest["phases"]} >= {"capacity search"}
+
+
+def test_budget_spent_before_an_experiment_stops_and_destroys(harness: Harness) -> None:
+    first = harness.design.steps[0].experiment.name
+    first_usd = sum(p.usd for p in harness.design.estimate.phases if p.experiment == first)
+    destroy = harness.design.estimate.phases[-1].usd
+    status = harness.run(max_usd=first_usd + destroy + 0.01)
+    assert status == 1
+    assert [a for n, a in harness.stack.calls if n == "up"] == [(first, ())]
+    assert harness.stack.names()[-2:] == ["destroy", "remove_stack"]
+    stopped = json.loads(harness.manifest.path.read_text())["runs"][-1]["stopped"]
+    assert stopped.startswith("budget:") and "over --max-usd" in stopped
+
+
+def test_budget_spent_during_a_search_stops_it_and_destroys(harness: Harness) -> None:
+    harness.stack.up_minutes = 600  # ten hours of `up`: the first search finds it spent
+    assert harness.run(max_usd=5.0) == 1
+    assert harness.stack.names().count("up") == 1
+    assert harness.stack.names()[-2:] == ["destroy", "remove_stack"]
+    manifest = json.loads(harness.manifest.path.read_text())
+    assert "capacity search" in manifest["runs"][-1]["stopped"]
+    assert manifest["measured"] == {}
+
+
+def test_a_failed_up_still_destroys(harness: Harness) -> None:
+    harness.stack.fail_up = "8vcpu-16gb-interop4"
+    assert harness.run() == 1
+    names = harness.stack.names()
+    assert names.count("up") == 2 and names[-2:] == ["destroy", "remove_stack"]
+    stopped = json.loads(harness.manifest.path.read_text())["runs"][-1]["stopped"]
+    assert "CommandError" in stopped and "quota exceeded" in stopped
+
+
+def test_ctrl_c_during_a_search_destroys(harness: Harness) -> None:
+    harness.measure.interrupt = "8vcpu-16gb-interop4"
+    assert harness.run() == 130
+    assert harness.stack.names()[-2:] == ["destroy", "remove_stack"]
+    assert harness.stack.names().count("up") == 2
+    assert json.loads(harness.manifest.path.read_text())["runs"][-1]["stopped"] == (
+        "interrupted (SIGINT)"
+    )
+
+
+def test_sigterm_during_up_lets_it_finish_then_destroys(harness: Harness) -> None:
+    harness.stack.signal_in_up = "8vcpu-16gb-interop2"
+    previous = signal.getsignal(signal.SIGTERM)
+    assert harness.run() == 128 + signal.SIGTERM
+    names = harness.stack.names()
+    assert names == ["set_all_config", "up", "destroy", "remove_stack"]
+    assert any("stopping after the current Pulumi operation" in line for line in harness.said)
+    assert signal.getsignal(signal.SIGTERM) == previous
+
+
+def test_sigterm_during_a_search_stops_it_and_destroys(harness: Harness) -> None:
+    harness.measure.signal_at = "8vcpu-16gb-interop2"
+    assert harness.run() == 128 + signal.SIGTERM
+    assert harness.stack.names()[-2:] == ["destroy", "remove_stack"]
+    assert json.loads(harness.manifest.path.read_text())["measured"] == {}
+
+
+def test_an_experiment_that_cannot_be_measured_is_recorded_and_the_sweep_goes_on(
+    harness: Harness,
+) -> None:
+    harness.measure.fail = "8vcpu-16gb-interop4"
+    assert harness.run() == 1
+    manifest = json.loads(harness.manifest.path.read_text())
+    assert manifest["failed"] == {"8vcpu-16gb-interop4": "no serving pod is running"}
+    assert set(manifest["measured"]) == {"8vcpu-16gb-interop2", "8vcpu-64gb-interop4"}
+    assert harness.stack.names()[-2:] == ["destroy", "remove_stack"]
+
+
+def test_a_destroy_is_tried_twice_then_reported_loudly(harness: Harness) -> None:
+    harness.stack.destroy_failures = 2
+    assert harness.run() == 1
+    assert harness.stack.names().count("destroy") == 2
+    assert "remove_stack" not in harness.stack.names()
+    assert any("STILL UP AND BILLING" in line for line in harness.said)
+    harness.stack.destroy_failures = 1
+    harness.stack.calls.clear()
+    harness.run()
+    assert harness.stack.names().count("destroy") == 2
+    assert harness.stack.names()[-1] == "remove_stack"
+
+
+def test_keep_leaves_the_stack_up(harness: Harness) -> None:
+    assert harness.run(keep=True) == 0
+    assert "destroy" not in harness.stack.names()
+    assert any("--keep" in line and "pulumi destroy --stack sweep" in line for line in harness.said)
+
+
+def test_the_meter_bills_what_runs_for_as_long_as_it_runs() -> None:
+    clock = Clock(0.0)
+    meter = Meter(clock, spent_before=1.0)
+    meter.bill(2.0)  # USD/h
+    clock.now = 1800
+    assert meter.spent == pytest.approx(2.0)
+    meter.generator_running(0.4)
+    clock.now = 3600
+    meter.generator_idle(10)  # nodes stay ten minutes after the search
+    clock.now = 3600 + 1800
+    assert meter.spent == pytest.approx(1.0 + 2.0 * 1.5 + 0.4 * (0.5 + 10 / 60))
+    meter.stop()
+    clock.now += 3600
+    assert meter.spent == pytest.approx(1.0 + 2.0 * 1.5 + 0.4 * (0.5 + 10 / 60))
+
+
+# --- the command: resume, budget refusal, report ------------------------------------------
+
+
+@pytest.fixture
+def command(
+    small: SweepDesign, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> tuple[list[FakeStack], FakeMeasure, Path]:
+    clock = Clock()
+    stacks: list[FakeStack] = []
+    calls: list[tuple[str, Any]] = []
+    measure = FakeMeasure(clock, calls)
+
+    def new_stack(name: str) -> FakeStack:
+        stacks.append(FakeStack(outputs_by_experiment(small), clock, name=name, calls=calls))
+        return stacks[-1]
+
+    monkeypatch.setattr(sweep_cli, "_automation_stack", new_stack)
+    monkeypatch.setattr(sweep_cli, "cluster_measure", lambda design: measure)
+    monkeypatch.setattr(shutil, "which", lambda name: f"/usr/local/bin/{name}")
+    return stacks, measure, tmp_path / "sweep"
+
+
+def sweep_command(directory: Path, *extra: str) -> list[str]:
+    return [
+        "sweep", *SMALL, "--p99-ms", "300", "--max-usd", "25", "--dir", str(directory),
+        "--gcp-project", "demo-project", "--skip-quota-check", "--max-steps", "6", *extra,
+    ]  # fmt: skip
+
+
+def test_a_rerun_continues_with_what_is_not_measured(
+    command: tuple[list[FakeStack], FakeMeasure, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    stacks, measure, directory = command
+    measure.interrupt = "8vcpu-16gb-interop4"
+    assert cli.main(sweep_command(directory)) == 130
+    first = [a[0] for n, a in stacks[0].calls if n == "up"]
+    assert first == ["8vcpu-16gb-interop2", "8vcpu-16gb-interop4"]
+    measure.interrupt = ""
+    stacks[0].calls.clear()
+    assert cli.main(sweep_command(directory)) == 0
+    second = [a[0] for n, a in stacks[1].calls if n == "up"]
+    assert second == ["8vcpu-16gb-interop4", "8vcpu-64gb-interop4"]
+    out = capsys.readouterr().out
+    assert "1 of 3 experiments already measured" in out
+    report = json.loads((directory / "report.json").read_text())
+    assert {e["experiment"] for e in report["experiments"]} == set(SMALL)
+    assert report["winner"] in SMALL
+    assert (directory / "report.png").stat().st_size > 1000
+    assert len(json.loads((directory / "sweep.json").read_text())["runs"]) == 2
+    # A third run has nothing left to do and creates nothing.
+    assert cli.main(sweep_command(directory)) == 0
+    assert len(stacks) == 2
+
+
+def test_a_rerun_with_another_objective_is_refused(
+    command: tuple[list[FakeStack], FakeMeasure, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, measure, directory = command
+    measure.interrupt = SMALL[0]
+    cli.main(sweep_command(directory))
+    capsys.readouterr()
+    argv = sweep_command(directory)
+    argv[argv.index("--p99-ms") + 1] = "200"
+    assert cli.main(argv) == 2
+    assert "another capacity search" in capsys.readouterr().err
+
+
+def test_an_estimate_over_the_budget_is_refused_before_creating_anything(
+    command: tuple[list[FakeStack], FakeMeasure, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    stacks, _, directory = command
+    argv = sweep_command(directory)
+    argv[argv.index("--max-usd") + 1] = "0.2"
+    assert cli.main(argv) == 2
+    assert stacks == []
+    err = capsys.readouterr().err
+    assert "over the budget of 0.2 USD: refused before creating anything" in err
+
+
+def test_a_real_run_needs_an_objective_a_budget_and_a_project(
+    command: tuple[list[FakeStack], FakeMeasure, Path],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    stacks, _, directory = command
+    for name in sweep_cli.PROJECT_ENVS:
+        monkeypatch.delenv(name, raising=False)
+    assert cli.main(["sweep", *SMALL, "--dir", str(directory), "--skip-quota-check"]) == 2
+    assert "needs --p99-ms" in capsys.readouterr().err
+    argv = [a for a in sweep_command(directory) if a not in ("--gcp-project", "demo-project")]
+    assert cli.main(argv) == 2
+    assert "gcp:project" in capsys.readouterr().err
+    assert stacks == []
+
+
+# --- the report ---------------------------------------------------------------------------
+
+
+def test_the_report_ranks_by_requests_per_dollar_and_judges_the_reference(
+    harness: Harness,
+) -> None:
+    assert harness.run() == 0
+    report, path = write_report(harness.manifest)
+    assert report == build_report(harness.manifest)
+    by_name = {e["experiment"]: e for e in report["experiments"]}
+    assert (
+        by_name["8vcpu-16gb-interop4"]["capacity_rps"]
+        > by_name["8vcpu-16gb-interop2"]["capacity_rps"]
+    )
+    assert by_name["8vcpu-16gb-interop4"]["cpu_per_pod_cores"] == 3.5
+    # Cheaper nodes at nearly the same capacity: the 16 GB shape wins per dollar.
+    assert report["winner"] == "8vcpu-16gb-interop4"
+    assert report["reference"]["verdict"].startswith("holds")
+    text = path.read_text()
+    assert "**winner**" in text and "8 vCPU / 16 GB, inter-op 4" in text
+    assert markdown(report) == text
+
+
+def test_reference_verdicts() -> None:
+    def entry(name: str, per_usd: float) -> dict[str, Any]:
+        return {"experiment": name, "requests_per_usd": per_usd}
+
+    ref = entry("8vcpu-16gb-interop4", 1000)
+    assert reference_verdict([entry("x", 1000)], "x").startswith("not tested")
+    assert reference_verdict([ref, entry("x", 1030)], "x").startswith("holds within 5%")
+    assert reference_verdict([ref, entry("x", 1500)], "x") == (
+        "does not hold for this model: x serves 50% more requests per dollar"
+    )
+    assert reference_verdict([ref], None).startswith("undecided")
