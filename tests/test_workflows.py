@@ -40,7 +40,7 @@ def tool(name: str) -> str:
 
 def test_workflows_exist() -> None:
     names = {path.stem for path in WORKFLOWS}
-    assert names == {"ci", "pr-plan", "deploy", "destroy", "cleanup-expired"}
+    assert names == {"ci", "pr-plan", "deploy", "destroy", "cleanup-expired", "sweep"}
 
 
 def test_workflows_are_valid_under_the_github_workflow_schema() -> None:
@@ -169,3 +169,24 @@ def test_destroys_succeed_when_the_cluster_is_already_gone(name: str) -> None:
     assert destroying
     for step in destroying:
         assert step["env"]["PULUMI_K8S_DELETE_UNREACHABLE"] == "true"
+
+
+def test_the_sweep_workflow_reports_and_always_destroys() -> None:
+    workflow = load(ROOT / ".github" / "workflows" / "sweep.yml")
+    inputs = workflow[True]["workflow_dispatch"]["inputs"]  # YAML reads `on` as True
+    assert {"experiments", "p99_ms", "max_usd"} <= set(inputs)
+    (job,) = workflow["jobs"].values()
+    assert job["env"]["PULUMI_K8S_DELETE_UNREACHABLE"] == "true"
+    assert job["concurrency"]["cancel-in-progress"] is False
+    runs = [step for step in job["steps"] if "run" in step]
+    sweep = next(step for step in runs if "python -m infra sweep" in step["run"])
+    assert '--p99-ms "$P99_MS" --max-usd "$MAX_USD"' in sweep["run"]
+    last = job["steps"][-1]
+    assert last["if"] == "always()"
+    assert 'pulumi destroy --yes --non-interactive --stack "$STACK"' in last["run"]
+    report = next(step for step in runs if "GITHUB_STEP_SUMMARY" in step["run"])
+    assert report["if"] == "always()"
+    upload = next(
+        s for s in job["steps"] if s.get("uses", "").startswith("actions/upload-artifact")
+    )
+    assert upload["if"] == "always()" and upload["with"]["path"] == "sweep-results/"
