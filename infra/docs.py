@@ -1,4 +1,5 @@
-"""README sections generated from the declarations: settings reference and experiment table.
+"""README sections generated from the declarations: settings reference, experiment table,
+and the sweep of the reference experiments against separate stacks.
 
 Between `<!-- BEGIN GENERATED: <name> -->` and `<!-- END GENERATED: <name> -->`; the test
 suite fails when README.md and the declarations disagree.
@@ -21,6 +22,8 @@ from infra.settings import (
     load_declarations,
     resolve_settings,
 )
+from infra.sweep.design import design_sweep, dry_run_json, reference_experiments
+from infra.sweep.durations import DEFAULT_SEARCH
 
 README = PROJECT_DIR / "README.md"
 _DOCS_PROJECT = "your-gcp-project"
@@ -76,9 +79,42 @@ def experiment_table() -> str:
     return "\n".join(rows)
 
 
+def sweep_estimate_table() -> str:
+    """The dry run of the reference sweep, at the sweep's defaults, beside separate stacks."""
+    design = design_sweep(reference_experiments(), DEFAULT_SEARCH)
+    document = dry_run_json(design, None)
+    pools = document["node_pools"]
+    sweep, separate = design.estimate, design.separate
+    shapes = ", ".join(
+        f"{step.previous.machine_type} → {step.experiment.machine_type} {step.pool.kind}"
+        for step in design.steps
+        if step.previous and step.pool.kind in ("replace", "in-place")
+    )
+    return "\n".join(
+        [
+            f"Durations as of {design.durations.as_of}, prices {document['prices']['catalogue']}, "
+            f"at most {design.search.max_steps} capacity steps of "
+            f"{design.search.warmup_s:g} + {design.search.duration_s:g} s per experiment:",
+            "",
+            "| | hours | USD |",
+            "|---|---|---|",
+            f"| one sweep: {document['clusters_created']} cluster created, node pools created "
+            f"{pools['created']} and replaced {pools['replaced']} ({shapes}) "
+            f"| {sweep.hours:.1f} | {sweep.usd:.2f} |",
+            f"| the same {len(design.steps)} as separate stacks (up, capacity search, destroy, "
+            f"one after another) | {separate.hours:.1f} | {separate.usd:.2f} |",
+            "",
+            f"The sweep takes {sweep.hours / separate.hours:.0%} of the time and "
+            f"{sweep.usd / separate.usd:.0%} of the money. Its largest phase needs "
+            f"{design.need.vcpus} vCPUs at once in {design.region}: {design.need.where}.",
+        ]
+    )
+
+
 SECTIONS: dict[str, Callable[[], str]] = {
     "settings": settings_reference,
     "experiments": experiment_table,
+    "sweep": sweep_estimate_table,
 }
 
 

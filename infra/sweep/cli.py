@@ -26,7 +26,7 @@ from infra.sweep.design import (
     dry_run_json,
     reference_experiments,
 )
-from infra.sweep.durations import SearchSettings
+from infra.sweep.durations import DEFAULT_SEARCH, SearchSettings
 from infra.sweep.experiment import Planned
 from infra.sweep.manifest import SweepManifest, open_manifest
 from infra.sweep.quota import QuotaError, check, fetch_region, gcloud_access_token
@@ -51,21 +51,30 @@ def add_parser(commands: Any) -> None:
     sweep.add_argument("experiments", nargs="*", help="experiment presets (or --all)")
     sweep.add_argument("--all", action="store_true", help="the 15 reference experiments")
     sweep.add_argument("--p99-ms", type=float, help="the latency objective (a real run needs it)")
-    sweep.add_argument("--max-error-rate", type=float, default=0.01)
+    sweep.add_argument("--max-error-rate", type=float, default=DEFAULT_SEARCH.max_error_rate)
     sweep.add_argument(
         "--max-usd", type=float, help="budget for the whole sweep, all runs (a real run needs it)"
     )
-    sweep.add_argument("--protocol", choices=("rest", "grpc"), default="rest")
+    sweep.add_argument("--protocol", choices=("rest", "grpc"), default=DEFAULT_SEARCH.protocol)
     sweep.add_argument(
         "--rate",
         type=float,
-        default=20.0,
+        default=DEFAULT_SEARCH.start_rate,
         help="first capacity step, requests/s (the next experiment on the same nodes starts "
         "from the previous one's capacity)",
     )
-    sweep.add_argument("--max-steps", type=int, default=8, help="capacity steps per experiment")
-    sweep.add_argument("--duration", type=float, default=20.0, help="measured seconds per step")
-    sweep.add_argument("--warmup", type=float, default=5.0, help="seconds excluded per step")
+    sweep.add_argument(
+        "--max-steps",
+        type=int,
+        default=DEFAULT_SEARCH.max_steps,
+        help="capacity steps per experiment",
+    )
+    sweep.add_argument(
+        "--duration", type=float, default=DEFAULT_SEARCH.duration_s, help="measured s per step"
+    )
+    sweep.add_argument(
+        "--warmup", type=float, default=DEFAULT_SEARCH.warmup_s, help="s excluded per step"
+    )
     sweep.add_argument("--stack", default=DEFAULT_STACK, help="the sweep's stack name")
     sweep.add_argument(
         "--dir", type=Path, help="results and manifest (default sweeps/<stack>); rerun to resume"

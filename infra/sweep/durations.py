@@ -63,3 +63,16 @@ class SearchSettings:
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+# The sweep's defaults (`python -m infra sweep --help`): short steps, as every experiment
+# gets the same search and the next one on the same nodes starts near its capacity.
+DEFAULT_SEARCH = SearchSettings(
+    p99_ms=None,
+    max_error_rate=0.01,
+    protocol="rest",
+    start_rate=20.0,
+    max_steps=8,
+    warmup_s=5.0,
+    duration_s=20.0,
+)
