@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,30 +32,9 @@ from infra.billing.catalog import (  # noqa: E402
     with_new_catalogue,
 )
 from infra.billing.client import BILLING_API, CatalogError, fetch_skus  # noqa: E402
+from infra.gcloud import GcloudError, access_token  # noqa: E402
 
 PRICES = ROOT / "infra" / "data" / "prices.yaml"
-
-
-def gcloud_token() -> str:
-    """An access token of the gcloud account (`gcloud auth print-access-token`)."""
-    try:
-        result = subprocess.run(
-            ["gcloud", "auth", "print-access-token"],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=60,
-        )
-    except FileNotFoundError:
-        raise CatalogError(
-            "gcloud is not installed: install the Google Cloud CLI, or pass --api-key."
-        ) from None
-    except subprocess.CalledProcessError as error:
-        raise CatalogError(
-            f"gcloud auth print-access-token failed: {error.stderr.strip()[:300]}. Run "
-            "`gcloud auth login`, or pass --api-key."
-        ) from None
-    return result.stdout.strip()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="where to write (default: --prices)")
     args = parser.parse_args(argv)
     try:
-        token = "" if args.api_key else gcloud_token()
+        token = "" if args.api_key else access_token("pass --api-key")
         skus = fetch_skus(
             COMPUTE_ENGINE_SERVICE,
             token=token,
@@ -79,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         rates = e2_rates(skus)
         prices = yaml.safe_load(args.prices.read_text(encoding="utf-8"))
         updated = with_new_catalogue(prices, rates, datetime.now(UTC).date())
-    except (CatalogError, ValueError) as error:
+    except (CatalogError, GcloudError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     target = args.out or args.prices

@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import grpc
 
 from infra.bench.tensors import PREDICT_METHOD, PredictRequest, PredictResponse
+from tests.json_api import send_json
 
 METADATA = {
     "model_spec": {"name": "toy", "signature_name": "", "version": "1"},
@@ -127,12 +128,7 @@ def rest_server(
         disable_nagle_algorithm = True  # headers and body go out at once, no 40 ms ACK wait
 
         def _reply(self, status: int, body: dict[str, object]) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            send_json(self, status, body)
 
         def do_GET(self) -> None:
             if self.path == "/v1/models/toy/metadata":

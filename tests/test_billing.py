@@ -6,13 +6,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import yaml
@@ -26,6 +23,7 @@ from infra.billing.catalog import (
 from infra.billing.client import CatalogError, fetch_skus
 from infra.facts import DATA_DIR
 from tests.conftest import ROOT
+from tests.json_api import JsonApi
 
 PAGES = [
     json.loads((ROOT / "tests" / "data" / "billing" / f"compute_skus_page{n}.json").read_text())
@@ -78,63 +76,42 @@ def test_a_new_catalogue_is_current_and_keeps_the_others() -> None:
         with_new_catalogue(prices, {}, date(2027, 1, 5))
 
 
-class FakeCatalog:
+class FakeCatalog(JsonApi):
     """services.skus.list on 127.0.0.1: the two pages, scripted failures, every request kept."""
 
     def __init__(self) -> None:
-        self.requests: list[tuple[str, dict[str, list[str]], dict[str, str]]] = []
         self.fail_next: list[int] = []
-        catalog = self
+        super().__init__(self._page)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                parts = urlsplit(self.path)
-                query = parse_qs(parts.query)
-                catalog.requests.append((parts.path, query, dict(self.headers)))
-                if catalog.fail_next:
-                    self._send(catalog.fail_next.pop(0), {"error": {"message": "scripted"}})
-                    return
-                page = 1 if query.get("pageToken") == ["page-2"] else 0
-                self._send(200, PAGES[page])
-
-            def _send(self, status: int, body: dict[str, Any]) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: Any) -> None:
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    def _page(
+        self, path: str, query: dict[str, list[str]], headers: dict[str, str]
+    ) -> tuple[int, Any]:
+        if self.fail_next:
+            return self.fail_next.pop(0), {"error": {"message": "scripted"}}
+        return 200, PAGES[1 if query.get("pageToken") == ["page-2"] else 0]
 
 
 @pytest.fixture
 def catalog() -> Iterator[FakeCatalog]:
     fake = FakeCatalog()
     yield fake
-    fake.server.shutdown()
-    fake.server.server_close()
+    fake.close()
 
 
 def test_every_page_is_read_with_the_token(catalog: FakeCatalog) -> None:
     skus = fetch_skus(COMPUTE_ENGINE_SERVICE, token="t0ken", base_url=catalog.url)
     assert len(skus) == len(ALL_SKUS)
-    paths = {path for path, _, _ in catalog.requests}
+    paths = {r.path for r in catalog.requests}
     assert paths == {f"/v1/services/{COMPUTE_ENGINE_SERVICE}/skus"}
-    first, second = (query for _, query, _ in catalog.requests)
+    first, second = (r.query for r in catalog.requests)
     assert first["currencyCode"] == ["USD"] and "pageToken" not in first
     assert second["pageToken"] == ["page-2"]
-    assert all(headers["Authorization"] == "Bearer t0ken" for _, _, headers in catalog.requests)
+    assert all(r.headers["Authorization"] == "Bearer t0ken" for r in catalog.requests)
 
 
 def test_an_api_key_and_a_quota_project_are_sent_as_google_expects(catalog: FakeCatalog) -> None:
     fetch_skus(COMPUTE_ENGINE_SERVICE, api_key="k3y", quota_project="proj", base_url=catalog.url)
-    _, query, headers = catalog.requests[0]
+    query, headers = catalog.requests[0].query, catalog.requests[0].headers
     assert query["key"] == ["k3y"]
     assert headers["X-Goog-User-Project"] == "proj"
     assert "Authorization" not in headers

@@ -10,10 +10,8 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +36,7 @@ from infra.sweep.quota import QuotaError, check, fetch_region, largest_phase
 from infra.sweep.report import build_report, markdown, reference_verdict, write_report
 from infra.sweep.run import MeasureError, Meter, SweepRun
 from tests.conftest import ROOT
+from tests.json_api import JsonApi
 
 SEARCH = SearchSettings(300.0, 0.01, "rest", 20.0, 6, 5.0, 20.0)
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
@@ -237,49 +236,31 @@ def test_quota_check_names_what_to_request(small: SweepDesign) -> None:
     assert check(region, replace(need, vcpus=20), "demo-project") == []
 
 
-@dataclass
-class FakeComputeApi:
-    status: int = 200
-    requests: list[tuple[str, str]] = field(default_factory=list)
-
-
 @pytest.fixture
-def compute_api() -> Iterator[tuple[str, FakeComputeApi]]:
-    api = FakeComputeApi()
+def compute_api() -> Iterator[tuple[JsonApi, list[int]]]:
+    """regions.get on 127.0.0.1: the region's answer, or the scripted status."""
+    statuses: list[int] = []
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            api.requests.append((self.path, self.headers.get("Authorization", "")))
-            body = REGION_FILE.read_bytes() if api.status == 200 else b'{"error": "denied"}'
-            self.send_response(api.status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def answer(path: str, query: dict[str, list[str]], headers: dict[str, str]) -> tuple[int, Any]:
+        if statuses:
+            return statuses[0], {"error": {"code": statuses[0], "message": "denied"}}
+        return 200, json.loads(REGION_FILE.read_text())
 
-        def log_message(self, *args: Any) -> None:
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", api
-    finally:
-        server.shutdown()
-        server.server_close()
+    api = JsonApi(answer)
+    yield api, statuses
+    api.close()
 
 
-def test_quota_is_read_from_the_compute_api(compute_api: tuple[str, FakeComputeApi]) -> None:
-    url, api = compute_api
-    region = fetch_region("demo-project", "us-central1", "tok3n", base_url=url)
+def test_quota_is_read_from_the_compute_api(compute_api: tuple[JsonApi, list[int]]) -> None:
+    api, statuses = compute_api
+    region = fetch_region("demo-project", "us-central1", "tok3n", base_url=api.url)
     assert region["name"] == "us-central1"
-    assert api.requests == [
-        ("/compute/v1/projects/demo-project/regions/us-central1", "Bearer tok3n")
-    ]
-    api.status = 403
+    (request,) = api.requests
+    assert request.path == "/compute/v1/projects/demo-project/regions/us-central1"
+    assert request.headers["Authorization"] == "Bearer tok3n"
+    statuses.append(403)
     with pytest.raises(QuotaError, match=r"HTTP 403 .*gcloud services enable compute"):
-        fetch_region("demo-project", "us-central1", "tok3n", base_url=url)
+        fetch_region("demo-project", "us-central1", "tok3n", base_url=api.url)
 
 
 # --- orchestration through a double of the Automation API stack ---------------------------

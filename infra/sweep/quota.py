@@ -5,19 +5,18 @@ adds a surge node; a replaced pool is deleted first) plus the load-generator poo
 most nodes, and GKE's default pool while the cluster is created. `check` compares it with
 the quotas the Compute Engine API's `regions.get` answers (`quotas: [{metric, limit,
 usage}]`): CPUS, and E2_CPUS where the project has that quota. `fetch_region` reads that
-answer with an access token (`gcloud auth print-access-token`).
+answer with the gcloud account's access token (infra/gcloud.py).
 """
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import requests
 
+from infra.gcloud import GcloudError, access_token
 from infra.sweep.changes import Step
 from infra.sweep.durations import Durations
 
@@ -129,19 +128,7 @@ def fetch_region(
 
 
 def gcloud_access_token() -> str:
-    """The user's access token, from the gcloud CLI (which GKE's auth plugin needs anyway)."""
-    if not shutil.which("gcloud"):
-        raise QuotaError(
-            "reading the CPU quota needs the gcloud CLI (gcloud auth print-access-token); "
-            "install it, or pass --skip-quota-check"
-        )
-    result = subprocess.run(
-        ["gcloud", "auth", "print-access-token"],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
-    if result.returncode != 0 or not result.stdout.strip():
-        raise QuotaError(f"gcloud auth print-access-token failed: {result.stderr.strip()[:300]}")
-    return result.stdout.strip()
+    try:
+        return access_token("pass --skip-quota-check")
+    except GcloudError as error:
+        raise QuotaError(f"reading the CPU quota: {error}") from None
