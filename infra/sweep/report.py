@@ -126,7 +126,9 @@ def markdown(report: dict[str, Any]) -> str:
             f"| {_cell(e['requests_per_usd'], 0)} |"
         )
     lines.append("")
-    if report["winner"]:
+    if not report["experiments"]:
+        lines.append("Nothing measured yet.")
+    elif report["winner"]:
         winner = next(e for e in report["experiments"] if e["experiment"] == report["winner"])
         lines.append(
             f"Winner: **{report['winner']}**, {_cell(winner['capacity_rps'])} requests/s within "
