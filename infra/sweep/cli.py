@@ -10,11 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from infra.bench.capacity import Objective
-from infra.bench.session import BenchError, capacity_search, cluster_runs
-from infra.bench.spec import WorkerSpec
 from infra.errors import ConfigError
-from infra.loadgen.run import ClusterRunError
 from infra.plan.run import PLACEHOLDER_GCP_PROJECT, config_string
 from infra.settings import PROJECT_DIR, project_name
 from infra.sweep.design import (
@@ -248,6 +244,13 @@ def _config_values(design: SweepDesign) -> Callable[[dict[str, Any]], Any]:
 
 def cluster_measure(design: SweepDesign, say: Callable[[str], None] = print) -> Measure:
     """Each experiment's capacity, searched from inside its cluster once its pods settled."""
+    # The load generator's side (the kubernetes client) only for a real run: every other
+    # command imports this module.
+    from infra.bench.capacity import Objective  # noqa: PLC0415
+    from infra.bench.session import BenchError, capacity_search, cluster_runs  # noqa: PLC0415
+    from infra.bench.spec import WorkerSpec  # noqa: PLC0415
+    from infra.loadgen.run import ClusterRunError  # noqa: PLC0415
+
     search = design.search
     assert search.p99_ms is not None, "a real run has an objective"
     objective = Objective(search.p99_ms, search.max_error_rate)
