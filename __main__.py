@@ -8,6 +8,7 @@ import pulumi
 
 from infra.build_context import write_build_context
 from infra.components.cluster import ClusterArgs, GkeCluster
+from infra.components.dashboard import StackDashboard
 from infra.components.image import ContextImage, ImageArgs, ServingImage
 from infra.components.workload import ServingWorkload
 from infra.errors import ConfigError, ModelSourceError
@@ -15,6 +16,7 @@ from infra.experiment import design_experiment
 from infra.loadgen.image import IMAGE_REPOSITORY, write_load_generator_context
 from infra.manifests import render_manifests
 from infra.model_source import resolve_model
+from infra.monitoring.dashboard import dashboard
 from infra.naming import (
     cluster_name,
     cost_labels,
@@ -26,17 +28,20 @@ from infra.outputs import endpoint_outputs, experiment_outputs, load_generator_o
 from infra.settings import PROJECT_DIR
 from infra.stack_config import deploy_time, model_request, settings_from_pulumi
 from infra.ttl import expires_at
+from infra.warmup.records import plan_warmup
 
 try:
     settings, fetch = settings_from_pulumi()
     design = design_experiment(settings)
     model = resolve_model(model_request(settings), fetch)
+    warmup = plan_warmup(settings.model_name, model, settings.warmup)
     context = write_build_context(
         settings.model_name,
         model,
         settings.tf_serving_version,
         settings.tf_serving_variant,
         PROJECT_DIR,
+        warmup=warmup,
     )
     load_generator = write_load_generator_context() if design.load_generator else None
 except (ConfigError, ModelSourceError) as error:
@@ -44,6 +49,8 @@ except (ConfigError, ModelSourceError) as error:
 
 for warning in (*design.warnings, *model.warnings):
     pulumi.log.warn(warning)
+if warmup.source == "none":
+    pulumi.log.warn(f"model warmup: {warmup.description}")
 labels = cost_labels(settings.project, settings.stack, settings.label)
 
 cluster = GkeCluster(
@@ -61,6 +68,8 @@ cluster = GkeCluster(
         disk_size_gb=settings.disk_size_gb,
         labels=labels,
         load_generator=design.load_generator,
+        autoscaling=design.autoscaling,
+        metrics=settings.metrics,
     ),
 )
 image = ServingImage(
@@ -86,6 +95,22 @@ workload = ServingWorkload(
     "serving", render_manifests(design, image.repo_digest), provider=cluster.provider
 )
 
+board = (
+    StackDashboard(
+        "dashboard",
+        settings.gcp_project,
+        dashboard(
+            settings.stack,
+            cluster_name(settings.stack),
+            settings.namespace,
+            settings.model_name,
+        ),
+        required_services=cluster.project_services,
+    )
+    if settings.metrics
+    else None
+)
+
 outputs = {
     **experiment_outputs(design, model, expires_at(settings.ttl_hours, deploy_time())),
     **endpoint_outputs(workload.service_ip, settings.model_name),
@@ -93,6 +118,8 @@ outputs = {
     "clusterName": cluster.cluster_name,
     "kubeconfig": cluster.kubeconfig,
     "imageDigest": image.repo_digest,
+    "dashboardUrl": board.url if board else None,
+    "modelWarmup": warmup.description,
 }
 for name, value in outputs.items():
     pulumi.export(name, value)

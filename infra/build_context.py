@@ -19,6 +19,7 @@ from pathlib import Path
 from infra.facts import load
 from infra.model_source import ResolvedModel
 from infra.tfserving import GRPC_PORT, MODEL_BASE_DIR, REST_PORT, SERVER_BINARY, model_base_path
+from infra.warmup.records import Warmup
 
 BASE_IMAGE_REPOSITORY = "tensorflow/serving"
 BUILD_ROOT = Path("build") / "images"
@@ -112,9 +113,9 @@ def render_dockerfile(
     )
 
 
-def write_context(project_dir: Path, key: str, files: Mapping[str, Path | str]) -> Path:
+def write_context(project_dir: Path, key: str, files: Mapping[str, Path | str | bytes]) -> Path:
     """Write a build context once under build/images/<key>/ (relative path returned):
-    `files` maps each path in it to a source file or to text. Every file and directory gets
+    `files` maps each path in it to a source file, text or bytes. Every file and directory gets
     an explicit mode; the whole context appears at once (a killed run leaves none)."""
     relative = BUILD_ROOT / key
     target = project_dir / relative
@@ -132,6 +133,8 @@ def write_context(project_dir: Path, key: str, files: Mapping[str, Path | str]) 
                     os.chmod(staging / directory, STAGED_DIR_MODE)
             if isinstance(content, Path):
                 shutil.copyfile(content, destination)
+            elif isinstance(content, bytes):
+                destination.write_bytes(content)
             else:
                 destination.write_text(content, encoding="utf-8")
             os.chmod(destination, STAGED_FILE_MODE)
@@ -151,15 +154,26 @@ def write_build_context(
     tf_serving_version: str,
     variant: str,
     project_dir: Path,
+    *,
+    warmup: Warmup | None = None,
 ) -> BuildContext:
-    """Write the context once per (model, base image); later calls reuse it."""
+    """Write the context once per (model, base image, warmup records); later calls reuse
+    it. Generated warmup records go where TF Serving reads them, in the served version."""
     dockerfile = render_dockerfile(model_name, model, tf_serving_version, variant)
     content = model.artifact.sha256 if model.artifact else "unresolved"
+    generated = warmup.data if warmup and warmup.source == "generated" else b""
+    if generated:
+        content += hashlib.sha256(generated).hexdigest()
     # The Dockerfile names the base image and the model; the content digest covers the files.
     key = f"{model_name}-{hashlib.sha256((content + dockerfile).encode()).hexdigest()[:16]}"
-    files: dict[str, Path | str] = {".dockerignore": DOCKERIGNORE, "Dockerfile": dockerfile}
+    files: dict[str, Path | str | bytes] = {
+        ".dockerignore": DOCKERIGNORE,
+        "Dockerfile": dockerfile,
+    }
     for destination, source in model.artifact.files if model.artifact else ():
         files[f"models/{model_name}/{destination}"] = source
+    if generated and warmup:
+        files[f"models/{model_name}/{warmup.path}"] = generated
     relative = write_context(project_dir, key, files)
     return BuildContext(
         relative,

@@ -21,6 +21,7 @@ from infra.machine import (
     system_pod_reserve,
 )
 from infra.pricing import CostEstimate, NodeGroup, estimate_cost
+from infra.scaling.design import AutoscalingDesign, design_autoscaling
 from infra.settings import Settings
 from infra.tfserving import BatchingParameters, ServerOptions
 
@@ -60,6 +61,9 @@ class ExperimentDesign:
     cost: CostEstimate
     warnings: tuple[str, ...]
     load_generator: LoadGeneratorDesign | None = None
+    # With autoscaling: the limits, and the cost with the most nodes (`cost` is the least).
+    autoscaling: AutoscalingDesign | None = None
+    cost_at_max: CostEstimate | None = None
 
 
 def design_experiment(settings: Settings) -> ExperimentDesign:
@@ -69,17 +73,18 @@ def design_experiment(settings: Settings) -> ExperimentDesign:
     pod_requests = serving_pod_requests(shape, s.pods_per_node)
     cores = pod_cpu_cores(shape, s.pods_per_node)
     zones = load("gke")["zones_per_region"] if s.regional else 1
-    nodes_total = s.node_count * zones
+    warnings = list(s.warnings)
+    scaling = design_autoscaling(s, zones, warnings)
+    nodes_total = scaling.min_nodes if scaling else s.node_count * zones
     slots = nodes_total * s.pods_per_node
-    replicas = s.replicas or slots
-    if replicas > slots:
+    replicas = scaling.min_replicas if scaling else s.replicas or slots
+    if replicas > slots and not scaling:
         raise ConfigError(
             "replicas",
             f"{replicas} pods cannot be scheduled: {nodes_total} node(s) x podsPerNode "
             f"{s.pods_per_node} = {slots} slots, and each pod takes one ({pod_requests}). "
             f"Set replicas to at most {slots}, or raise nodeCount or podsPerNode.",
         )
-    warnings = list(s.warnings)
     batching = _batching(s, cores, warnings)
     rest_threads, grpc_threads = _request_threads(s, cores, batching, warnings)
     server = ServerOptions(
@@ -95,28 +100,33 @@ def design_experiment(settings: Settings) -> ExperimentDesign:
             f"{shape.machine_type} is shared-core: CPU is time-sliced with other tenants, so "
             "latency figures from it are not comparable with dedicated-core shapes."
         )
-    # A free slot lets a new pod start before an old one stops; without one, replace in place.
-    rollout = RolloutStrategy(1, 0) if slots > replicas else RolloutStrategy(0, 1)
+    # A free slot lets a new pod start before an old one stops; without one, replace in
+    # place. With autoscaling, a surge pod that finds no room gets a node added for it.
+    rollout = RolloutStrategy(1, 0) if slots > replicas or scaling else RolloutStrategy(0, 1)
     load_generator = design_load_generator(s)
-    cost = estimate_cost(
-        shape=shape,
-        node_count_total=nodes_total,
-        region=s.region,
-        spot=s.spot,
-        regional_cluster=s.regional,
-        disk_type=s.disk_type,
-        disk_size_gb=s.disk_size_gb,
-        external_ip=s.exposure == "external",
-        benchmark_nodes=NodeGroup(
-            load_generator.shape,
-            load_generator.max_nodes,
-            load_generator.disk_type,
-            load_generator.disk_size_gb,
-            role=POOL_NAME,
+
+    def priced(node_count_total: int) -> CostEstimate:
+        return estimate_cost(
+            shape=shape,
+            node_count_total=node_count_total,
+            region=s.region,
+            spot=s.spot,
+            regional_cluster=s.regional,
+            disk_type=s.disk_type,
+            disk_size_gb=s.disk_size_gb,
+            external_ip=s.exposure == "external",
+            benchmark_nodes=NodeGroup(
+                load_generator.shape,
+                load_generator.max_nodes,
+                load_generator.disk_type,
+                load_generator.disk_size_gb,
+                role=POOL_NAME,
+            )
+            if load_generator
+            else None,
         )
-        if load_generator
-        else None,
-    )
+
+    cost = priced(nodes_total)
     warnings += cost.warnings
     return ExperimentDesign(
         settings=s,
@@ -133,6 +143,8 @@ def design_experiment(settings: Settings) -> ExperimentDesign:
         cost=cost,
         warnings=tuple(warnings),
         load_generator=load_generator,
+        autoscaling=scaling,
+        cost_at_max=priced(scaling.max_nodes) if scaling else None,
     )
 
 

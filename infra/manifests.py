@@ -13,7 +13,9 @@ from infra.bench.barrier import BARRIER_PORT
 from infra.build_context import RUN_AS_GID, RUN_AS_UID, entrypoint
 from infra.experiment import ExperimentDesign
 from infra.loadgen.sizing import ROLE as LOAD_GENERATOR
+from infra.monitoring.podmonitoring import collector_ingress, pod_monitoring
 from infra.naming import NODE_POOL_NAME, label_value
+from infra.scaling.manifests import horizontal_pod_autoscaler
 from infra.tfserving import (
     CONFIG_DIR,
     GRPC_PORT,
@@ -65,7 +67,11 @@ MANIFEST_ORDER = (
     "service",
     "poddisruptionbudget",
     "networkpolicy",
+    "horizontalpodautoscaler",
+    "podmonitoring",
 )
+# Kinds every stack has; the others come with settings (load generator, autoscaling, metrics).
+REQUIRED_KINDS = MANIFEST_ORDER[:6]
 
 
 # What the written YAML says above each object, where the manifest alone cannot tell why.
@@ -104,11 +110,20 @@ class WorkloadManifests:
     networkpolicy: dict[str, Any]
     # What the in-cluster load generator's pods may reach (with a load generator only).
     load_generator_policy: dict[str, Any] | None = None
+    # With autoscaling.
+    horizontalpodautoscaler: dict[str, Any] | None = None
+    # With metrics: Managed Service for Prometheus scrapes the serving pods.
+    podmonitoring: dict[str, Any] | None = None
 
     def items(self) -> list[tuple[str, dict[str, Any]]]:
-        objects = [(kind, getattr(self, kind)) for kind in MANIFEST_ORDER]
+        objects = [(kind, getattr(self, kind)) for kind in REQUIRED_KINDS]
         if self.load_generator_policy:
             objects.append(("networkpolicy", self.load_generator_policy))
+        objects += [
+            (kind, getattr(self, kind))
+            for kind in MANIFEST_ORDER[len(REQUIRED_KINDS) :]
+            if getattr(self, kind) is not None
+        ]
         return objects
 
 
@@ -178,7 +193,9 @@ def render_manifests(design: ExperimentDesign, image: Any) -> WorkloadManifests:
             },
         ),
         "spec": {
-            "replicas": design.replicas,
+            # With autoscaling the HorizontalPodAutoscaler owns the count: declared here,
+            # every `pulumi up` would reset it.
+            **({} if design.autoscaling else {"replicas": design.replicas}),
             "revisionHistoryLimit": 5,
             "selector": {"matchLabels": selector_labels(design)},
             "strategy": {
@@ -239,7 +256,10 @@ def render_manifests(design: ExperimentDesign, image: Any) -> WorkloadManifests:
                         {"port": GRPC_PORT, "protocol": "TCP"},
                         {"port": REST_PORT, "protocol": "TCP"},
                     ]
-                }
+                },
+                # With metrics, the managed collectors scrape the REST port: the rule above
+                # admits them already; this one says so, and stays if that one narrows.
+                *([collector_ingress(REST_PORT)] if s.metrics else []),
             ],
             "egress": [],
         },
@@ -252,6 +272,12 @@ def render_manifests(design: ExperimentDesign, image: Any) -> WorkloadManifests:
         pdb,
         network_policy,
         _load_generator_policy(design) if design.load_generator else None,
+        horizontal_pod_autoscaler(_metadata(design, APP_NAME), APP_NAME, design.autoscaling)
+        if design.autoscaling
+        else None,
+        pod_monitoring(_metadata(design, APP_NAME), selector_labels(design), "http")
+        if s.metrics
+        else None,
     )
 
 

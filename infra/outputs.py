@@ -36,6 +36,17 @@ def experiment_outputs(
         EXPIRY_OUTPUT: expires_at,
         "costUsdPerHour": round(design.cost.usd_per_hour, 4),
         "costUsdPerMonth": round(design.cost.usd_per_month, 2),
+        "autoscaling": None
+        if design.autoscaling is None or design.cost_at_max is None
+        else {
+            "minReplicas": design.autoscaling.min_replicas,
+            "maxReplicas": design.autoscaling.max_replicas,
+            "targetCpuUtilization": design.autoscaling.target_cpu_utilization,
+            "minNodes": design.autoscaling.min_nodes,
+            "maxNodes": design.autoscaling.max_nodes,
+            # costUsdPerHour above is at the fewest nodes.
+            "costUsdPerHourAtMaxNodes": round(design.cost_at_max.usd_per_hour, 4),
+        },
     }
 
 

@@ -85,6 +85,12 @@ class Settings:
     disk_size_gb: int
     pods_per_node: int
     replicas: int
+    autoscaling: bool
+    min_replicas: int
+    max_replicas: int
+    target_cpu_utilization: int
+    min_nodes: int
+    max_nodes: int
     model_name: str
     model_source: str
     model_sha256: str
@@ -109,6 +115,8 @@ class Settings:
     load_generator: bool
     load_generator_machine_type: str
     load_generator_max_nodes: int
+    metrics: bool
+    warmup: bool
     ttl_hours: int
     namespace: str
     exposure: str

@@ -9,6 +9,7 @@ import hashlib
 from dataclasses import dataclass
 
 from infra.facts import load
+from infra.monitoring.names import METRICS_PATH
 
 GRPC_PORT = 8500
 REST_PORT = 8501
@@ -16,7 +17,6 @@ MODEL_BASE_DIR = "/models"
 CONFIG_DIR = "/etc/tfs-config"
 BATCHING_FILE = "batching_config.txt"
 MONITORING_FILE = "monitoring_config.txt"
-METRICS_PATH = "/monitoring/prometheus/metrics"
 SERVER_BINARY = "/usr/bin/tensorflow_model_server"
 
 

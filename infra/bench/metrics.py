@@ -21,9 +21,7 @@ from typing import Any
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-METRICS_PATH = "/monitoring/prometheus/metrics"
-REQUEST_COUNT = ":tensorflow:serving:request_count"
-REQUEST_LATENCY = ":tensorflow:serving:request_latency"
+from infra.monitoring.names import METRICS_PATH, REQUEST_COUNT, REQUEST_LATENCY
 
 
 @dataclass

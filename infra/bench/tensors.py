@@ -42,9 +42,17 @@ _MESSAGES = build_messages(
             ),
             Field("model_spec", 2, F.TYPE_MESSAGE, f".{_PACKAGE}.ModelSpec"),
         ],
+        # tensorflow_serving/apis/prediction_log.proto: warmup records (infra/warmup) are
+        # PredictionLogs holding a PredictLog; the other log types are not written here.
+        "PredictLog": [
+            Field("request", 1, F.TYPE_MESSAGE, f".{_PACKAGE}.PredictRequest"),
+            Field("response", 2, F.TYPE_MESSAGE, f".{_PACKAGE}.PredictResponse"),
+        ],
+        "PredictionLog": [Field("predict_log", 6, F.TYPE_MESSAGE, f".{_PACKAGE}.PredictLog")],
     },
 )
 PredictRequest = _MESSAGES["PredictRequest"]
+PredictionLog = _MESSAGES["PredictionLog"]
 PredictResponse = _MESSAGES["PredictResponse"]
 PREDICT_METHOD = "/tensorflow.serving.PredictionService/Predict"
 # DataType values (tensorflow/core/framework/types.proto) and struct codes for the

@@ -39,6 +39,7 @@ from infra.bench.tensors import (  # noqa: E402
     sample_payload,
     signature_inputs,
 )
+from infra.monitoring.names import METRICS_PATH  # noqa: E402
 
 
 def build_payload(spec: WorkerSpec) -> Payload:
@@ -75,7 +76,7 @@ def watch_servers(spec: WorkerSpec, t0: float) -> dict[str, Any]:
         servers[name] = metrics.figures(window, spec.duration_s)
         total = metrics.add(total, window)
     return {
-        "source": f"TF Serving {metrics.METRICS_PATH}, measured window",
+        "source": f"TF Serving {METRICS_PATH}, measured window",
         "servers": servers,
         "all": metrics.figures(total, spec.duration_s),
     }

@@ -12,6 +12,7 @@ import pulumi_kubernetes as k8s
 
 from infra.loadgen.sizing import POOL_NAME, ROLE, ROLE_LABEL, TAINT_KEY, LoadGeneratorDesign
 from infra.naming import NODE_POOL_NAME
+from infra.scaling.design import AutoscalingDesign
 
 # What nodes need and no more: GKE's minimal node role (logs, metrics, resource
 # metadata), and reading the image, granted on the repository itself by the image component.
@@ -24,6 +25,8 @@ REQUIRED_APIS = (
     "iam.googleapis.com",
     "cloudresourcemanager.googleapis.com",
 )
+# The dashboard and the managed metrics live in Cloud Monitoring.
+METRICS_APIS = ("monitoring.googleapis.com",)
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 
 
@@ -43,6 +46,9 @@ class ClusterArgs:
     disk_size_gb: int
     labels: dict[str, str]
     load_generator: LoadGeneratorDesign | None = None
+    autoscaling: AutoscalingDesign | None = None
+    # Managed Service for Prometheus collects what PodMonitorings select.
+    metrics: bool = False
 
 
 def _kubeconfig(name: str, endpoint: str, ca_certificate: str) -> str:
@@ -81,6 +87,27 @@ def _kubeconfig(name: str, endpoint: str, ca_certificate: str) -> str:
     )
 
 
+def _serving_pool_size(args: ClusterArgs) -> tuple[dict[str, Any], pulumi.ResourceOptions]:
+    """A fixed node count, or with autoscaling the cluster autoscaler's limits over all
+    zones (total_*): it adds a node when a pod finds no room and removes one about ten
+    minutes after it went idle. The initial count only matters at creation and is
+    ForceNew in the provider, so later changes to it are ignored."""
+    scaling = args.autoscaling
+    if scaling is None:
+        return {"node_count": args.node_count}, pulumi.ResourceOptions()
+    return (
+        {
+            "initial_node_count": scaling.initial_nodes_per_zone,
+            "autoscaling": {
+                "total_min_node_count": scaling.min_nodes,
+                "total_max_node_count": scaling.max_nodes,
+                "location_policy": "BALANCED",
+            },
+        },
+        pulumi.ResourceOptions(ignore_changes=["initialNodeCount"]),
+    )
+
+
 class GkeCluster(pulumi.ComponentResource):
     """A hardened zonal (or regional) GKE cluster with one E2 serving node pool."""
 
@@ -105,7 +132,7 @@ class GkeCluster(pulumi.ComponentResource):
                 disable_on_destroy=False,
                 opts=child,
             )
-            for api in REQUIRED_APIS
+            for api in (*REQUIRED_APIS, *(METRICS_APIS if args.metrics else ()))
         ]
         self.project_services = list(apis)
         after_apis = pulumi.ResourceOptions(parent=self, depends_on=apis)
@@ -159,19 +186,25 @@ class GkeCluster(pulumi.ComponentResource):
             enable_shielded_nodes=True,
             cost_management_config={"enabled": True},
             resource_labels=args.labels,
+            **(
+                {"monitoring_config": {"managed_prometheus": {"enabled": True}}}
+                if args.metrics
+                else {}
+            ),
             opts=pulumi.ResourceOptions.merge(
                 after_apis, pulumi.ResourceOptions(ignore_changes=["nodeConfig"])
             ),
         )
         self.cluster_name = cluster.name
 
+        size, size_options = _serving_pool_size(args)
         node_pool = gcp.container.NodePool(
             f"{name}-{NODE_POOL_NAME}",
             project=args.gcp_project,
             name=NODE_POOL_NAME,
             cluster=cluster.name,
             location=cluster.location,
-            node_count=args.node_count,
+            **size,
             node_config={
                 **node_config_common,
                 "machine_type": args.machine_type,
@@ -189,8 +222,11 @@ class GkeCluster(pulumi.ComponentResource):
             # name would still be taken. A new machine type or disk is made in place (GKE
             # recreates the nodes one at a time, max_surge 1); the sweep asks for a
             # replacement instead when that is faster (infra/sweep/changes.py).
-            opts=pulumi.ResourceOptions(
-                parent=self, depends_on=role_bindings, delete_before_replace=True
+            opts=pulumi.ResourceOptions.merge(
+                pulumi.ResourceOptions(
+                    parent=self, depends_on=role_bindings, delete_before_replace=True
+                ),
+                size_options,
             ),
         )
 

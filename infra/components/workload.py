@@ -20,7 +20,8 @@ def _load_balancer_ip(status: Any) -> str:
 
 
 class ServingWorkload(pulumi.ComponentResource):
-    """Namespace, config, Deployment, Service, PodDisruptionBudget and NetworkPolicy."""
+    """Namespace, config, Deployment, Service, PodDisruptionBudget and NetworkPolicy; with
+    the settings for them, a HorizontalPodAutoscaler and a PodMonitoring."""
 
     service_ip: pulumi.Output[str]
 
@@ -43,7 +44,7 @@ class ServingWorkload(pulumi.ComponentResource):
         configmap = k8s.core.v1.ConfigMap(
             f"{name}-config", **_fields(manifests.configmap), opts=in_namespace
         )
-        k8s.apps.v1.Deployment(
+        deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
             **_fields(manifests.deployment),
             opts=pulumi.ResourceOptions.merge(
@@ -59,6 +60,25 @@ class ServingWorkload(pulumi.ComponentResource):
         k8s.networking.v1.NetworkPolicy(
             f"{name}-network-policy", **_fields(manifests.networkpolicy), opts=in_namespace
         )
+        if manifests.horizontalpodautoscaler:
+            k8s.autoscaling.v2.HorizontalPodAutoscaler(
+                f"{name}-autoscaler",
+                **_fields(manifests.horizontalpodautoscaler),
+                opts=pulumi.ResourceOptions.merge(
+                    in_namespace, pulumi.ResourceOptions(depends_on=[deployment])
+                ),
+            )
+        if manifests.podmonitoring:
+            # A custom resource: GKE installs its definition with managed collection
+            # (the cluster's monitoring_config, infra/components/cluster.py).
+            k8s.apiextensions.CustomResource(
+                f"{name}-pod-monitoring",
+                api_version=manifests.podmonitoring["apiVersion"],
+                kind=manifests.podmonitoring["kind"],
+                metadata=manifests.podmonitoring["metadata"],
+                spec=manifests.podmonitoring["spec"],
+                opts=in_namespace,
+            )
         if manifests.load_generator_policy:
             k8s.networking.v1.NetworkPolicy(
                 f"{name}-load-generator-policy",

@@ -26,6 +26,8 @@ MODULES = (
     "infra/bench/stats.py",
     "infra/bench/tensors.py",
     "infra/bench/worker.py",
+    "infra/monitoring/__init__.py",
+    "infra/monitoring/names.py",
 )
 ENTRYPOINT = ("python", "-m", "infra.bench.worker")
 DOCKERIGNORE = "# The context holds the load generator only.\n*\n!requirements.txt\n!infra/\n"

@@ -23,6 +23,8 @@ PLACEHOLDERS = {
     "CLUSTER_ENDPOINT": "the GKE control plane's address, assigned on deploy",
     "CLUSTER_CA_CERTIFICATE": "the cluster's CA certificate, created on deploy",
     "ACCESS_TOKEN": "the deployer's short-lived Google access token",
+    "PROJECT_NUMBER": "the GCP project's number",
+    "DASHBOARD_ID": "the dashboard's id, assigned by Cloud Monitoring",
     "imageDigest": (
         "sha256 of the image build context (Dockerfile and model), standing in for the "
         "registry digest the push returns"
@@ -101,6 +103,8 @@ class PlanMocks(pulumi.runtime.Mocks):
             repository = str(args.inputs["imageName"]).rsplit(":", 1)[0]
             digest = build_context_digest(args.inputs["build"]["context"])
             state["repoDigest"] = f"{repository}@sha256:{digest}"
+        elif kind == "gcp:monitoring/dashboard:Dashboard":
+            return "projects/PROJECT_NUMBER/dashboards/DASHBOARD_ID", state
         elif kind == "kubernetes:core/v1:Service":
             state["status"] = {"loadBalancer": {"ingress": [{"ip": "LOAD_BALANCER_IP"}]}}
         return f"{args.name}-id", state

@@ -88,6 +88,15 @@ def summary(design: ExperimentDesign) -> dict[str, Any]:
         "load_balancer_source_ranges": list(s.load_balancer_source_ranges),
         "model": {"name": s.model_name, "source": s.model_source},  # resolved: see outputs
         "tf_serving_version": s.tf_serving_version,
+        "autoscaling": None
+        if design.autoscaling is None
+        else {
+            "min_replicas": design.autoscaling.min_replicas,
+            "max_replicas": design.autoscaling.max_replicas,
+            "target_cpu_utilization": design.autoscaling.target_cpu_utilization,
+            "min_nodes": design.autoscaling.min_nodes,
+            "max_nodes": design.autoscaling.max_nodes,
+        },
         "load_generator": None
         if design.load_generator is None
         else {
@@ -170,7 +179,17 @@ def plan_json(plan: StackPlan) -> dict[str, Any]:
             for key, source in sorted(settings.sources.items())
         },
         "summary": summary(plan.design),
-        "cost": cost_json(plan.design.cost),
+        "cost": {
+            **cost_json(plan.design.cost),
+            # With autoscaling, `lines` price the fewest nodes and this the most.
+            "at_max_nodes": None
+            if plan.design.cost_at_max is None or plan.design.autoscaling is None
+            else {
+                "nodes": plan.design.autoscaling.max_nodes,
+                "usd_per_hour": round(plan.design.cost_at_max.usd_per_hour, 6),
+                "usd_per_month": round(plan.design.cost_at_max.usd_per_month, 2),
+            },
+        },
         "warnings": list(plan.warnings),
         "resources": [
             _resource_json(r) for r in sorted(plan.recording.resources, key=lambda r: r.urn)
@@ -248,6 +267,22 @@ def _resources_text(r: dict[str, int]) -> str:
     return f"{r['cpu_m']}m CPU / {r['memory_mib']} MiB"
 
 
+def _node_range(design: ExperimentDesign) -> str:
+    assert design.autoscaling is not None
+    return f"{design.autoscaling.min_nodes} to {design.autoscaling.max_nodes}"
+
+
+def _pods_text(design: ExperimentDesign) -> str:
+    scaling = design.autoscaling
+    if scaling is None:
+        return str(design.replicas)
+    return (
+        f"{scaling.min_replicas} to {scaling.max_replicas} (autoscaled at "
+        f"{scaling.target_cpu_utilization}% CPU; {scaling.min_nodes} to {scaling.max_nodes} "
+        "nodes)"
+    )
+
+
 def describe(plan: StackPlan) -> str:
     """The plan of one stack for a terminal."""
     s, d = plan.settings, plan.design
@@ -263,11 +298,12 @@ def describe(plan: StackPlan) -> str:
         "",
         "Experiment",
         f"  machine type      {shape}",
-        f"  nodes             {d.nodes_total} in {s.cluster_location}"
+        f"  nodes             "
+        f"{d.nodes_total if d.autoscaling is None else _node_range(d)} in {s.cluster_location}"
         f"{' (regional)' if s.regional else ' (zonal)'}, {'spot' if s.spot else 'on-demand'}",
         f"  node allocatable  {_resources_text(info['node_allocatable'])}"
         f" (GKE system pods need {_resources_text(info['system_pods'])})",
-        f"  serving pods      {d.replicas} ({s.pods_per_node} per node), each requesting "
+        f"  serving pods      {_pods_text(d)} ({s.pods_per_node} per node), each requesting "
         f"{_resources_text(info['pod_requests'])}",
         f"  threads           intra-op {d.server.intra_op_parallelism}, inter-op "
         f"{d.server.inter_op_parallelism}, REST {d.server.rest_api_num_threads}, "
@@ -283,6 +319,7 @@ def describe(plan: StackPlan) -> str:
             )
         ),
         f"  model             {s.model_name} from {s.model_source}: {_resolution(plan)}",
+        f"  warmup            {plan.recording.stack_outputs.get('modelWarmup', '-')}",
         f"  image             FROM tensorflow/serving:{s.tf_serving_version}"
         f"{'-gpu' if s.tf_serving_variant == 'gpu' else ''}",
         "  load generator    "
@@ -291,6 +328,13 @@ def describe(plan: StackPlan) -> str:
             if d.load_generator is None
             else f"{d.load_generator.shape.machine_type} pool, 0 to {d.load_generator.max_nodes} "
             f"nodes of {d.load_generator.processes_per_node} processes, scaled from zero"
+        ),
+        "  metrics           "
+        + (
+            "TF Serving's Prometheus page scraped every 30 s (PodMonitoring), dashboard "
+            "(dashboardUrl output)"
+            if s.metrics
+            else "off (metrics false)"
         ),
         f"  exposure          {s.exposure} load balancer, gRPC 8500 and REST 8501"
         + (
@@ -313,6 +357,11 @@ def describe(plan: StackPlan) -> str:
     lines.append(
         f"  {'total':<44} {d.cost.usd_per_hour:>9.4f}/h {d.cost.usd_per_month:>9.2f}/month"
     )
+    if d.autoscaling and d.cost_at_max:
+        lines.append(
+            f"  {'total at ' + str(d.autoscaling.max_nodes) + ' nodes (autoscaling maximum)':<44} "
+            f"{d.cost_at_max.usd_per_hour:>9.4f}/h {d.cost_at_max.usd_per_month:>9.2f}/month"
+        )
     if d.cost.free_tier_credit_usd_per_month:
         lines.append(
             f"  (the GKE free tier credits {d.cost.free_tier_credit_usd_per_month:.2f}/month: "

@@ -1,0 +1,126 @@
+"""What TF Serving warms a model up with: the model's own warmup file, or records generated
+from its serving signatures. Pure (apart from reading nothing: the signatures come with
+the resolved model).
+
+A generated record is a PredictionLog holding one Predict request for one signature, with
+every input a zero-filled tensor of the declared dtype and shape (unknown dimensions 1).
+TF Serving runs each record before serving and fails the model's load if one fails
+(saved_model_warmup.cc returns the request's error), so only what is surely valid is
+generated: Predict signatures whose inputs are numeric or boolean with a known rank.
+Classify and Regress signatures take serialized tf.Example strings, and string inputs have
+no value that every model accepts; they are skipped, and the plan says why.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from infra.bench.tensors import PredictionLog
+from infra.model_source import WARMUP_FILE, ResolvedModel
+from infra.saved_model_info import DTYPES, Signature
+from infra.warmup.tfrecord import encode
+
+PREDICT_METHOD = "tensorflow/serving/predict"
+# TF Serving stops at 1000 records (WarmupConsts::kMaxNumRecords).
+MAX_RECORDS = 1000
+# Bytes per element of each numeric DataType (types.proto), zero-filled in tensor_content.
+ITEM_BYTES = {
+    "float32": 4,
+    "float64": 8,
+    "int32": 4,
+    "uint8": 1,
+    "int16": 2,
+    "int8": 1,
+    "complex64": 8,
+    "int64": 8,
+    "bool": 1,
+    "bfloat16": 2,
+    "uint16": 2,
+    "complex128": 16,
+    "float16": 2,
+    "uint32": 4,
+    "uint64": 8,
+}
+_DTYPE_ENUM = {name: number for number, name in DTYPES.items()}
+
+
+@dataclass(frozen=True)
+class Warmup:
+    """The decision, for the plan and the image: where warmup records come from."""
+
+    source: str  # model | generated | off | none | unresolved
+    description: str
+    data: bytes = b""  # the generated file (source "generated")
+    path: str = ""  # under /models/<name>/, e.g. "1/assets.extra/tf_serving_warmup_requests"
+
+
+def _request_record(model_name: str, signature: Signature) -> bytes:
+    log = PredictionLog()
+    request = log.predict_log.request
+    request.model_spec.name = model_name
+    request.model_spec.signature_name = signature.key
+    for spec in signature.inputs:
+        assert spec.shape is not None
+        shape = [1 if size < 0 else size for size in spec.shape]
+        tensor = request.inputs[spec.name]
+        tensor.dtype = _DTYPE_ENUM[spec.dtype]
+        for size in shape:
+            tensor.tensor_shape.dim.add(size=size)
+        tensor.tensor_content = bytes(math.prod(shape) * ITEM_BYTES[spec.dtype])
+    data: bytes = log.SerializeToString()
+    return data
+
+
+def _why_not(signature: Signature) -> str:
+    if signature.method != PREDICT_METHOD:
+        return f"{signature.key} is a {signature.method.rsplit('/', 1)[-1]} signature"
+    for spec in signature.inputs:
+        if spec.shape is None:
+            return f"{signature.key}: input {spec.name} has an unknown rank"
+        if spec.dtype not in ITEM_BYTES:
+            return f"{signature.key}: input {spec.name} is {spec.dtype}"
+    if not signature.inputs:
+        return f"{signature.key} has no inputs"
+    return ""
+
+
+def generate(model_name: str, signatures: tuple[Signature, ...]) -> tuple[list[bytes], list[str]]:
+    """One record per signature that can be warmed safely, and why the others cannot."""
+    records: list[bytes] = []
+    skipped: list[str] = []
+    for signature in signatures:
+        reason = _why_not(signature)
+        if reason:
+            skipped.append(reason)
+        elif len(records) < MAX_RECORDS:
+            records.append(_request_record(model_name, signature))
+    return records, skipped
+
+
+def plan_warmup(model_name: str, model: ResolvedModel, enabled: bool) -> Warmup:
+    if not model.resolved or model.artifact is None:
+        return Warmup("unresolved", "decided once the model is fetched (pulumi up)")
+    newest = max(model.artifact.versions)
+    if model.warmup:
+        return Warmup("model", f"the model's own {newest}/{WARMUP_FILE}")
+    if not enabled:
+        return Warmup("off", "none (warmup false): the first requests after each rollout are slow")
+    if model.signatures is None:
+        return Warmup("none", "none: the model's signatures could not be read")
+    records, skipped = generate(model_name, model.signatures)
+    why = f" ({'; '.join(skipped)})" if skipped else ""
+    if not records:
+        return Warmup(
+            "none",
+            f"none: no signature can be warmed safely{why}; add your own "
+            f"{newest}/{WARMUP_FILE} to the model",
+        )
+    warmed = [s.key for s in model.signatures if not _why_not(s)]
+    return Warmup(
+        "generated",
+        f"generated: {len(records)} Predict request(s), {', '.join(warmed)}, zero-filled "
+        f"inputs{'; skipped' + why if skipped else ''}",
+        encode(records),
+        f"{newest}/{WARMUP_FILE}",
+    )
