@@ -1,5 +1,5 @@
-"""Command line: `python -m infra plan ...`, `model inspect ...`, `ttl ...`, `sweep ...` and
-`docs ...`."""
+"""Command line: `python -m infra plan ...`, `model inspect ...`, `ttl ...`, `sweep ...`,
+`promote ...` and `docs ...`."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from infra.plan.diff import (
 )
 from infra.plan.render import describe, matrix, plan_json, write_plan
 from infra.plan.run import StackPlan, known_stacks, plan_stack
+from infra.promote.cli import add_parser as add_promote_parser
 from infra.settings import PROJECT_DIR, load_declarations
 from infra.stack_config import fetch_environment
 from infra.sweep.cli import add_parser as add_sweep_parser
@@ -210,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     ttl_report.add_argument("--destroyed", type=Path, help="stacks destroyed, one per line")
     ttl_report.set_defaults(run=_ttl_report)
     add_sweep_parser(commands)
+    add_promote_parser(commands)
     docs = commands.add_parser("docs", help="check or regenerate README's generated sections")
     docs.add_argument("--write", action="store_true", help="rewrite README.md in place")
     docs.set_defaults(run=_docs)

@@ -42,8 +42,12 @@ def _entry(name: str, result: dict[str, Any], r: Row) -> dict[str, Any]:
         "p99_ms": r.p99_ms,
         "error_rate": r.error_rate,
         "cpu_per_pod_cores": _pod_cpu_cores(result),
+        "replicas": experiment.get("replicas"),
         "usd_per_hour": experiment.get("costUsdPerHour"),
         "requests_per_usd": r.requests_per_usd,
+        # The exact model measured, for `promote` to pin.
+        "model_release_tag": experiment.get("modelReleaseTag"),
+        "model_sha256": experiment.get("modelSha256"),
         "load_generator_limited": r.generator_limited,
         "stopped": capacity.get("stopped"),
     }
@@ -93,6 +97,8 @@ def build_report(manifest: SweepManifest) -> dict[str, Any]:
         "stack": manifest.stack,
         "objective": {"p99_ms": search["p99_ms"], "max_error_rate": search["max_error_rate"]},
         "protocol": search["protocol"],
+        # The --set values every experiment ran with (a model of the user's, say).
+        "settings": manifest.settings,
         "experiments": entries,
         "winner": winner,
         "reference": {
