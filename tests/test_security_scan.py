@@ -15,6 +15,7 @@ import yaml
 
 from infra.plan.render import kubernetes_manifests
 from infra.plan.run import StackPlan
+from tests.conftest import PlanFn
 
 SCANNED_STACKS = ("dev", "8vcpu-64gb-interop4-batch")
 
@@ -96,3 +97,13 @@ def test_pods_run_as_a_uid_of_10000_or_more(
     ]
     security = deployment["spec"]["template"]["spec"]["securityContext"]
     assert security["runAsUser"] >= 10000 and security["runAsGroup"] >= 10000
+
+
+def test_a_production_stack_passes_every_checkov_check_too(plan: PlanFn, tmp_path: Path) -> None:
+    production = plan("8vcpu-16gb-interop4", autoscaling=True, metrics=True, loadGenerator=False)
+    write_manifests([production], tmp_path)
+    report = scan(tmp_path)
+    kinds = {check["resource"].split(".")[0] for check in report["results"]["passed_checks"]}
+    assert "HorizontalPodAutoscaler" in kinds or "Deployment" in kinds
+    assert [c["check_id"] for c in report["results"]["failed_checks"]] == []
+    assert report["summary"]["parsing_errors"] == 0
