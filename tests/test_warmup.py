@@ -23,7 +23,7 @@ from infra.model_source import (
     resolve_model,
 )
 from infra.saved_model_info import Signature, TensorSpec
-from infra.warmup.records import generate, plan_warmup
+from infra.warmup.records import Warmup, generate, plan_warmup
 from infra.warmup.tfrecord import crc32c, decode, encode, masked_crc32c
 from tests.conftest import ROOT, PlanFn
 from tests.model_archives import TINY_MODEL
@@ -79,20 +79,20 @@ def tiny_model(path: Path = TINY_MODEL, project_dir: Path = ROOT) -> ResolvedMod
     )
 
 
+def warmup_in_image(model: ResolvedModel, warmup: Warmup, project_dir: Path) -> Path:
+    """Where the image's build context holds the served version's warmup file."""
+    context = write_build_context(
+        "tiny_classifier", model, "2.20.0", "cpu", project_dir, warmup=warmup
+    )
+    return project_dir / context.directory / CONTEXT_WARMUP
+
+
 def test_the_image_gets_a_warmup_file_generated_from_the_signature(tmp_path: Path) -> None:
     model = tiny_model()
     warmup = plan_warmup("tiny_classifier", model, enabled=True)
     assert warmup.source == "generated"
     assert warmup.path == f"1/{WARMUP_FILE}"
-    context = write_build_context(
-        "tiny_classifier",
-        model,
-        "2.20.0",
-        "cpu",
-        tmp_path,
-        warmup=warmup,
-    )
-    written = tmp_path / context.directory / CONTEXT_WARMUP
+    written = warmup_in_image(model, warmup, tmp_path)
     assert written.stat().st_mode & 0o777 == 0o644
     (record,) = read_tfrecord(written.read_bytes())
     log = PredictionLog()
@@ -132,15 +132,7 @@ def test_the_models_own_warmup_file_wins(tmp_path: Path) -> None:
     model = tiny_model(source, tmp_path)
     warmup = plan_warmup("tiny_classifier", model, enabled=True)
     assert warmup.source == "model" and warmup.data == b""
-    context = write_build_context(
-        "tiny_classifier",
-        model,
-        "2.20.0",
-        "cpu",
-        tmp_path,
-        warmup=warmup,
-    )
-    assert (tmp_path / context.directory / CONTEXT_WARMUP).read_bytes() == own
+    assert warmup_in_image(model, warmup, tmp_path).read_bytes() == own
 
 
 def predict(key: str, *inputs: TensorSpec) -> Signature:
