@@ -670,6 +670,10 @@ def test_the_report_ranks_by_requests_per_dollar_and_judges_the_reference(
         > by_name["8vcpu-16gb-interop2"]["capacity_rps"]
     )
     assert by_name["8vcpu-16gb-interop4"]["cpu_per_pod_cores"] == 3.5
+    # What `promote` needs: the replicas measured, the model measured, the sweep's --set.
+    assert by_name["8vcpu-16gb-interop4"]["replicas"] == 2
+    assert "model_sha256" in by_name["8vcpu-16gb-interop4"]
+    assert report["settings"] == {}
     # Cheaper nodes at nearly the same capacity: the 16 GB shape wins per dollar.
     assert report["winner"] == "8vcpu-16gb-interop4"
     assert report["reference"]["verdict"].startswith("holds")
