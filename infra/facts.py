@@ -11,9 +11,18 @@ import yaml
 DATA_DIR = Path(__file__).parent / "data"
 
 
+# libyaml's parser when PyYAML has it (the wheels do): the same safe loading, much faster.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def read_yaml(path: Path) -> Any:
+    """A YAML file, loaded safely."""
+    with path.open(encoding="utf-8") as handle:
+        return yaml.load(handle, Loader=_LOADER)
+
+
 @cache
 def load(name: str) -> dict[str, Any]:
     """Parse infra/data/<name>.yaml once per process."""
-    with (DATA_DIR / f"{name}.yaml").open(encoding="utf-8") as handle:
-        parsed: dict[str, Any] = yaml.safe_load(handle)
+    parsed: dict[str, Any] = read_yaml(DATA_DIR / f"{name}.yaml")
     return parsed

@@ -8,6 +8,7 @@ it came from, so the plan can show it. Nothing else in the program reads Pulumi 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import ipaddress
 import itertools
 import json
@@ -17,9 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from infra.errors import ConfigError, did_you_mean
+from infra.facts import read_yaml
 from infra.naming import image_repository_name
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -148,10 +148,20 @@ def snake_case(key: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower()
 
 
+@functools.lru_cache(maxsize=8)
+def _project_document(project_file: Path, modified_ns: int) -> dict[str, Any]:
+    document: dict[str, Any] = read_yaml(project_file)
+    return document
+
+
+def _project(project_file: Path) -> dict[str, Any]:
+    """Pulumi.yaml, parsed once per version of the file (plans read it for every stack)."""
+    return _project_document(project_file, project_file.stat().st_mtime_ns)
+
+
 def load_declarations(project_file: Path = PROJECT_FILE) -> dict[str, Declaration]:
     """Every setting declared in Pulumi.yaml's config section."""
-    with project_file.open(encoding="utf-8") as handle:
-        project = yaml.safe_load(handle)
+    project = _project(project_file)
     return {
         key: Declaration(
             key, spec["type"], spec.get("default"), " ".join(spec["description"].split())
@@ -161,8 +171,7 @@ def load_declarations(project_file: Path = PROJECT_FILE) -> dict[str, Declaratio
 
 
 def project_name(project_file: Path = PROJECT_FILE) -> str:
-    with project_file.open(encoding="utf-8") as handle:
-        return str(yaml.safe_load(handle)["name"])
+    return str(_project(project_file)["name"])
 
 
 def available_presets() -> list[str]:
@@ -179,8 +188,7 @@ def load_preset(name: str, declarations: Mapping[str, Declaration]) -> dict[str,
             f"no preset named {name!r}.{did_you_mean(name, presets)} Presets: "
             f'{", ".join(presets)}. Use one of these, or "{NO_PRESET}" for no preset.',
         )
-    with path.open(encoding="utf-8") as handle:
-        preset = yaml.safe_load(handle) or {}
+    preset = read_yaml(path) or {}
     values: dict[str, Any] = preset.get("settings") or {}
     unknown = sorted(set(values) - set(declarations))
     if unknown:

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-import yaml
 from pulumi.runtime.config import CONFIG
 
 from infra.errors import ConfigError
+from infra.facts import read_yaml
 from infra.model_source import FetchEnvironment, ModelRequest
 from infra.settings import (
     PROJECT_DIR,
@@ -41,8 +41,7 @@ def _stack_file_config(stack: str, project_dir: Path) -> dict[str, Any]:
     path = stack_file(stack, project_dir)
     if not path.is_file():
         return {}
-    with path.open(encoding="utf-8") as handle:
-        config: dict[str, Any] = (yaml.safe_load(handle) or {}).get("config") or {}
+    config: dict[str, Any] = (read_yaml(path) or {}).get("config") or {}
     return config
 
 

@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
-import yaml
 from pulumi.runtime import settings as runtime_settings
 from pulumi.runtime.stack import run_in_stack
 from pulumi.runtime.sync_await import _sync_await
 
 from infra.errors import ConfigError
 from infra.experiment import ExperimentDesign, design_experiment
+from infra.facts import read_yaml
 from infra.plan.mocks import PlanMocks, Recording, RecordingMonitor
 from infra.settings import (
     EXPERIMENTS_DIR,
@@ -70,8 +70,7 @@ def stack_config(stack: str, experiment: str = "") -> tuple[dict[str, Any], str]
         )
     raw: dict[str, Any] = {}
     if path.is_file():
-        with path.open(encoding="utf-8") as handle:
-            raw = (yaml.safe_load(handle) or {}).get("config") or {}
+        raw = (read_yaml(path) or {}).get("config") or {}
     values = {key: decl.default for key, decl in load_declarations().items()}
     for key, value in raw.items():
         short = key.removeprefix(f"{project}:")
