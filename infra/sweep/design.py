@@ -224,11 +224,7 @@ def dry_run_json(design: SweepDesign, max_usd: float | None) -> dict[str, Any]:
     deletes; the estimates; the quota it needs; whether the budget allows it."""
     steps = []
     for index, step in enumerate(design.steps, start=1):
-        phases = [
-            p
-            for p in design.estimate.phases
-            if p.experiment == step.experiment.name and p.what != "destroy"
-        ]
+        phases = design.estimate.of(step.experiment.name)
         steps.append(
             {
                 "step": index,

@@ -20,6 +20,8 @@ from infra.sweep.durations import Durations, SearchSettings
 from infra.sweep.experiment import Planned
 
 MINUTES_PER_HOUR = 60.0
+DESTROY = "destroy"
+CAPACITY_SEARCH = "capacity search"
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,10 @@ class Estimate:
     @property
     def usd(self) -> float:
         return sum(p.usd for p in self.phases)
+
+    def of(self, experiment: str) -> list[Phase]:
+        """One experiment's phases: its `up` and its capacity search (not the destroy)."""
+        return [p for p in self.phases if p.experiment == experiment and p.what != DESTROY]
 
     def to_json(self, with_phases: bool = True) -> dict[str, Any]:
         document: dict[str, Any] = {"hours": round(self.hours, 2), "usd": round(self.usd, 2)}
@@ -89,7 +95,7 @@ def bench_phase(
 ) -> Phase:
     minutes = search.minutes(durations) + (durations.load_generator_scale_up if scale_up else 0)
     rate = experiment.usd_per_hour + _load_generator_usd_per_hour(experiment, durations)
-    return Phase("capacity search", experiment.name, minutes, _usd(rate, minutes))
+    return Phase(CAPACITY_SEARCH, experiment.name, minutes, _usd(rate, minutes))
 
 
 def destroy_phase(last: Planned, durations: Durations) -> Phase:
@@ -101,7 +107,7 @@ def destroy_phase(last: Planned, durations: Durations) -> Phase:
             _load_generator_usd_per_hour(last, d), min(d.load_generator_idle, d.node_pool_delete)
         )
     )
-    return Phase("destroy", last.name, d.destroy, usd)
+    return Phase(DESTROY, last.name, d.destroy, usd)
 
 
 def _transition(step: Step, durations: Durations) -> Phase:
@@ -161,8 +167,3 @@ def separate_estimate(
             destroy_phase(experiment, durations),
         ]
     return Estimate(tuple(phases))
-
-
-def step_estimate(estimate: Estimate, experiment: str) -> float:
-    """USD of the phases of one experiment (its `up` and its capacity search)."""
-    return sum(p.usd for p in estimate.phases if p.experiment == experiment and p.what != "destroy")

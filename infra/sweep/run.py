@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from infra.sweep.changes import Step
 from infra.sweep.design import SweepDesign
-from infra.sweep.estimate import destroy_phase
+from infra.sweep.estimate import CAPACITY_SEARCH, destroy_phase
 from infra.sweep.experiment import Planned
 from infra.sweep.manifest import SweepManifest, now_text
 
@@ -221,11 +221,7 @@ class SweepRun:
                     start_rates[experiment.pool_shape] = float(capacity)
 
     def _projected(self, step: Step) -> float:
-        return sum(
-            p.usd
-            for p in self.design.estimate.phases
-            if p.experiment == step.experiment.name and p.what != "destroy"
-        )
+        return sum(p.usd for p in self.design.estimate.of(step.experiment.name))
 
     def _check_budget(self, meter: Meter, step: Step, destroy_usd: float) -> None:
         projected = meter.spent + self._projected(step) + destroy_usd
@@ -281,7 +277,7 @@ class SweepRun:
             return None
         finally:
             meter.generator_idle(self.design.durations.load_generator_idle)
-            self._record_phase(step, "capacity search", started)
+            self._record_phase(step, CAPACITY_SEARCH, started)
         self.manifest.record_result(experiment.name, result, experiment.usd_per_hour)
         self.manifest.spent_usd = meter.spent
         self.manifest.save()
@@ -291,9 +287,8 @@ class SweepRun:
     def _record_phase(self, step: Step, what: str, started: float) -> None:
         estimated = sum(
             p.minutes
-            for p in self.design.estimate.phases
-            if p.experiment == step.experiment.name
-            and (p.what == "capacity search") == (what == "capacity search")
+            for p in self.design.estimate.of(step.experiment.name)
+            if (p.what == CAPACITY_SEARCH) == (what == CAPACITY_SEARCH)
         )
         self.manifest.phases.append(
             {
