@@ -12,9 +12,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-import yaml
-
 from infra.experiment import design_experiment
+from infra.facts import read_yaml
 from infra.settings import (
     EXPERIMENTS_DIR,
     PROJECT_DIR,
@@ -54,8 +53,7 @@ def experiment_table() -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for name in available_presets():
-        with (EXPERIMENTS_DIR / f"{name}.yaml").open(encoding="utf-8") as handle:
-            preset = yaml.safe_load(handle)
+        preset = read_yaml(EXPERIMENTS_DIR / f"{name}.yaml")
         settings = resolve_settings(
             stack=name,
             gcp_project=_DOCS_PROJECT,

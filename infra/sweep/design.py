@@ -10,9 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
 from infra.errors import ConfigError, ModelSourceError
+from infra.facts import read_yaml
 from infra.loadgen.sizing import POOL_NAME
 from infra.plan.render import plan_json
 from infra.plan.run import StackPlan, plan_stack
@@ -112,9 +111,8 @@ def reference_experiments() -> list[str]:
     """--all: every preset that reproduces a reference experiment (not `dev`)."""
     names = []
     for name in available_presets():
-        with (EXPERIMENTS_DIR / f"{name}.yaml").open(encoding="utf-8") as handle:
-            if (yaml.safe_load(handle) or {}).get("reference"):
-                names.append(name)
+        if (read_yaml(EXPERIMENTS_DIR / f"{name}.yaml") or {}).get("reference"):
+            names.append(name)
     return names
 
 
