@@ -6,7 +6,6 @@ Every decision is made (and every bad setting rejected) before the first resourc
 
 import pulumi
 
-from infra.build_context import write_build_context
 from infra.components.cluster import ClusterArgs, GkeCluster
 from infra.components.dashboard import StackDashboard
 from infra.components.image import ContextImage, ImageArgs, ServingImage
@@ -15,7 +14,8 @@ from infra.errors import ConfigError, ModelSourceError
 from infra.experiment import design_experiment
 from infra.loadgen.image import IMAGE_REPOSITORY, write_load_generator_context
 from infra.manifests import render_manifests
-from infra.model_source import resolve_model
+from infra.model.build_context import write_build_context
+from infra.model.source import resolve_model
 from infra.monitoring.dashboard import dashboard
 from infra.naming import (
     cluster_name,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from infra.docs import README, render_readme
 from infra.errors import ConfigError, ModelSourceError
-from infra.model_source import ModelRequest, describe_model, resolve_model
+from infra.model.source import ModelRequest, describe_model, resolve_model
 from infra.plan.diff import (
     StackDiff,
     diff_plan_sets,

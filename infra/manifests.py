@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from infra.bench.barrier import BARRIER_PORT
-from infra.build_context import RUN_AS_GID, RUN_AS_UID, entrypoint
 from infra.experiment import ExperimentDesign
 from infra.loadgen.sizing import ROLE as LOAD_GENERATOR
+from infra.model.build_context import RUN_AS_GID, RUN_AS_UID, entrypoint
 from infra.monitoring.podmonitoring import collector_ingress, pod_monitoring
 from infra.naming import NODE_POOL_NAME, label_value
 from infra.scaling.manifests import horizontal_pod_autoscaler

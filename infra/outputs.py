@@ -7,7 +7,7 @@ from typing import Any
 
 from infra.experiment import ExperimentDesign
 from infra.loadgen.sizing import POOL_NAME
-from infra.model_source import ResolvedModel
+from infra.model.source import ResolvedModel
 from infra.tfserving import GRPC_PORT, REST_PORT, model_status_path
 from infra.ttl import EXPIRY_OUTPUT
 

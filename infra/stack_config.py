@@ -16,7 +16,7 @@ from pulumi.runtime.config import CONFIG
 
 from infra.errors import ConfigError
 from infra.facts import read_yaml
-from infra.model_source import FetchEnvironment, ModelRequest
+from infra.model.source import FetchEnvironment, ModelRequest
 from infra.settings import (
     PROJECT_DIR,
     SECRET_SETTINGS,

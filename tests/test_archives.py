@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from infra.archive import ExtractionLimits
 from infra.errors import ModelSourceError
-from infra.model_source import FetchEnvironment, ModelRequest, resolve_model
+from infra.model.archive import ExtractionLimits
+from infra.model.source import FetchEnvironment, ModelRequest, resolve_model
 from tests.model_archives import link, tar_gz, tiny_model_files, write, zip_bytes
 
 

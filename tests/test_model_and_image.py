@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from infra.build_context import image_tag, render_dockerfile, write_build_context
 from infra.errors import ModelSourceError
-from infra.model import inspect_local_model
-from infra.model_source import FetchEnvironment, ModelRequest, ResolvedModel, resolve_model
+from infra.model.build_context import image_tag, render_dockerfile, write_build_context
+from infra.model.layout import inspect_local_model
+from infra.model.source import FetchEnvironment, ModelRequest, ResolvedModel, resolve_model
 from tests.conftest import ROOT
 
 TINY_MODEL = ROOT / "models" / "tiny_classifier"

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from infra.build_context import image_tag, write_build_context
 from infra.errors import ModelSourceError
-from infra.fetch import RetryPolicy
-from infra.model_source import FetchEnvironment, ModelRequest, ResolvedModel, resolve_model
+from infra.model.build_context import image_tag, write_build_context
+from infra.model.fetch import RetryPolicy
+from infra.model.source import FetchEnvironment, ModelRequest, ResolvedModel, resolve_model
 from tests.conftest import ROOT
 from tests.fake_github import Asset, Failure, FakeGitHub, serving
 from tests.model_archives import tar_gz, tiny_model_files

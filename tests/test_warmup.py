@@ -14,15 +14,15 @@ import google_crc32c
 import pytest
 from google.protobuf.unknown_fields import UnknownFieldSet
 
-from infra.build_context import write_build_context
-from infra.model_source import (
+from infra.model.build_context import write_build_context
+from infra.model.signatures import Signature, TensorSpec
+from infra.model.source import (
     WARMUP_FILE,
     FetchEnvironment,
     ModelRequest,
     ResolvedModel,
     resolve_model,
 )
-from infra.saved_model_info import Signature, TensorSpec
 from infra.warmup.records import Warmup, generate, plan_warmup
 from infra.warmup.tfrecord import crc32c, decode, encode, masked_crc32c
 from tests.conftest import ROOT, PlanFn

@@ -11,7 +11,7 @@ text format matches fields by name, so their numbers here only need to be unique
 
 from __future__ import annotations
 
-from infra.protos import BOOL_VALUE, INT64_VALUE, STRING_VALUE, F, Field, build_messages
+from infra.model.protos import BOOL_VALUE, INT64_VALUE, STRING_VALUE, F, Field, build_messages
 
 _MESSAGES = build_messages(
     "tfserving_gke_test/serving_config.proto",

@@ -10,7 +10,7 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
-from infra.protos import INT64_VALUE, F, Field, build_messages, tensor_shape_fields
+from infra.model.protos import INT64_VALUE, F, Field, build_messages, tensor_shape_fields
 
 _PACKAGE = "tensorflow.serving"
 _MESSAGES = build_messages(

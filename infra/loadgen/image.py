@@ -1,6 +1,6 @@
 """The load-generator image's build context: this project's own load-generator code
 (infra.bench.worker and what it imports) on a pinned Python, non-root. Pure apart from
-writing the context (infra.build_context.write_context)."""
+writing the context (infra.model.build_context.write_context)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import hashlib
 import json
 from pathlib import Path
 
-from infra.build_context import RUN_AS_GID, RUN_AS_UID, write_context
 from infra.facts import load
+from infra.model.build_context import RUN_AS_GID, RUN_AS_UID, write_context
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 REQUIREMENTS = "requirements-loadgen.txt"
@@ -17,7 +17,8 @@ IMAGE_REPOSITORY = "load-generator"
 # Every module a load-generator process imports (tests check the list is complete).
 MODULES = (
     "infra/__init__.py",
-    "infra/protos.py",
+    "infra/model/__init__.py",
+    "infra/model/protos.py",
     "infra/bench/__init__.py",
     "infra/bench/barrier.py",
     "infra/bench/load.py",

@@ -17,8 +17,8 @@ import math
 from dataclasses import dataclass
 
 from infra.bench.tensors import PredictionLog
-from infra.model_source import WARMUP_FILE, ResolvedModel
-from infra.saved_model_info import DTYPES, Signature
+from infra.model.signatures import DTYPES, Signature
+from infra.model.source import WARMUP_FILE, ResolvedModel
 from infra.warmup.tfrecord import encode
 
 PREDICT_METHOD = "tensorflow/serving/predict"

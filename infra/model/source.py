@@ -22,11 +22,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from infra.archive import ExtractionLimits, safe_extract
 from infra.errors import ModelSourceError
-from infra.fetch import HttpClient, RetryPolicy, check_url_is_safe, github_release_asset
-from infra.model import SAVED_MODEL_FILE, ModelArtifact, inspect_local_model, is_version_dir
-from infra.saved_model_info import Signature, read_signatures
+from infra.model.archive import ExtractionLimits, safe_extract
+from infra.model.fetch import HttpClient, RetryPolicy, check_url_is_safe, github_release_asset
+from infra.model.layout import SAVED_MODEL_FILE, ModelArtifact, inspect_local_model, is_version_dir
+from infra.model.signatures import Signature, read_signatures
 
 CACHE_DIR = Path("build") / "cache"
 WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"

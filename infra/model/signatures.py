@@ -11,7 +11,7 @@ from pathlib import Path
 
 from google.protobuf.message import DecodeError
 
-from infra.protos import F, Field, build_messages, tensor_shape_fields
+from infra.model.protos import F, Field, build_messages, tensor_shape_fields
 
 _PACKAGE = "tensorflow"
 _MESSAGES = build_messages(

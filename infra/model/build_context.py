@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from infra.facts import load
-from infra.model_source import ResolvedModel
+from infra.model.source import ResolvedModel
 from infra.tfserving import GRPC_PORT, MODEL_BASE_DIR, REST_PORT, SERVER_BINARY, model_base_path
 from infra.warmup.records import Warmup
 
