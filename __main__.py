@@ -47,10 +47,8 @@ try:
 except (ConfigError, ModelSourceError) as error:
     raise pulumi.RunError(str(error)) from None
 
-for warning in (*design.warnings, *model.warnings):
+for warning in (*design.warnings, *model.warnings, *warmup.warnings):
     pulumi.log.warn(warning)
-if warmup.source == "none":
-    pulumi.log.warn(f"model warmup: {warmup.description}")
 labels = cost_labels(settings.project, settings.stack, settings.label)
 
 cluster = GkeCluster(

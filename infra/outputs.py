@@ -7,6 +7,7 @@ from typing import Any
 
 from infra.experiment import ExperimentDesign
 from infra.loadgen.sizing import POOL_NAME
+from infra.model.signatures import serving_inputs
 from infra.model.source import ResolvedModel
 from infra.tfserving import GRPC_PORT, REST_PORT, model_status_path
 from infra.ttl import EXPIRY_OUTPUT
@@ -33,6 +34,7 @@ def experiment_outputs(
         "modelReleaseTag": model.release_tag,
         "modelSha256": model.sha256,
         "modelVersions": list(model.artifact.versions) if model.artifact else [],
+        "servingInputs": serving_inputs(model.signatures) if model.signatures else None,
         EXPIRY_OUTPUT: expires_at,
         "costUsdPerHour": round(design.cost.usd_per_hour, 4),
         "costUsdPerMonth": round(design.cost.usd_per_month, 2),

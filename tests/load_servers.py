@@ -14,7 +14,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import grpc
 
-from infra.bench.tensors import PREDICT_METHOD, PredictRequest, PredictResponse
+from infra.bench.tensors import PREDICT_METHOD
+from infra.model.apis import PredictRequest, PredictResponse
 from tests.json_api import send_json
 
 METADATA = {
@@ -103,11 +104,20 @@ class _QuietServer(ThreadingHTTPServer):
         return
 
 
-def metadata(shape: tuple[int, ...] = (-1, 4, 4, 3)) -> dict[str, object]:
-    """The metadata answer of a model whose one input has this shape (-1: the batch)."""
+def metadata(
+    shape: tuple[int, ...] = (-1, 4, 4, 3), dtype: str = "DT_FLOAT", encoding: str = ""
+) -> dict[str, object]:
+    """The metadata answer of a model whose one input has this shape (-1: the batch), dtype
+    and, if given, encoding (coo_sparse or composite_tensor, as TF Serving's JSON shows a
+    TensorInfo's oneof instead of its name)."""
     document = json.loads(json.dumps(METADATA))
     spec = document["metadata"]["signature_def"]["signature_def"]["serving_default"]
-    spec["inputs"]["image_input"]["tensor_shape"]["dim"] = [{"size": str(d)} for d in shape]
+    tensor = spec["inputs"]["image_input"]
+    tensor["tensor_shape"]["dim"] = [{"size": str(d)} for d in shape]
+    tensor["dtype"] = dtype
+    if encoding:
+        del tensor["name"]
+        tensor[encoding] = {}
     return dict(document)
 
 

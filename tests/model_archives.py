@@ -11,6 +11,8 @@ from pathlib import Path
 from tests.conftest import ROOT
 
 TINY_MODEL = ROOT / "models" / "tiny_classifier"
+# A warmup file TensorFlow runs on the tiny model (tests/data/models/README.md).
+OWN_WARMUP = (ROOT / "tests" / "data" / "warmup" / "tiny_classifier_ok").read_bytes()
 
 
 def tiny_model_files(prefix: str) -> dict[str, bytes]:

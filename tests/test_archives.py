@@ -11,7 +11,7 @@ import pytest
 from infra.errors import ModelSourceError
 from infra.model.archive import ExtractionLimits
 from infra.model.source import FetchEnvironment, ModelRequest, resolve_model
-from tests.model_archives import link, tar_gz, tiny_model_files, write, zip_bytes
+from tests.model_archives import OWN_WARMUP, link, tar_gz, tiny_model_files, write, zip_bytes
 
 
 def resolve_archive(tmp_path: Path, content: bytes, name: str = "model.tar.gz", **limits: int):  # type: ignore[no-untyped-def]
@@ -53,7 +53,7 @@ def test_zip_archives_are_accepted(tmp_path: Path) -> None:
 
 
 def test_warmup_file_is_kept(tmp_path: Path) -> None:
-    files = tiny_model_files("m/1/") | {"m/1/assets.extra/tf_serving_warmup_requests": b"\0"}
+    files = tiny_model_files("m/1/") | {"m/1/assets.extra/tf_serving_warmup_requests": OWN_WARMUP}
     model = resolve_archive(tmp_path, tar_gz(files))
     assert model.warmup is True
     assert model.artifact is not None

@@ -5,6 +5,7 @@ kind; and the comparison of results."""
 from __future__ import annotations
 
 import json
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -14,9 +15,16 @@ import pytest
 
 from infra.bench.report import best, markdown, row
 from infra.bench.stats import Sample, merge, worker_result
-from infra.bench.tensors import PredictRequest, generated_payload, signature_inputs
+from infra.bench.tensors import (
+    InputSpec,
+    PayloadError,
+    generated_payload,
+    payload_protocol,
+    signature_inputs,
+)
+from infra.model.apis import PredictRequest
 from tests.conftest import ROOT
-from tests.load_servers import METADATA, Capacity, grpc_server, rest_server
+from tests.load_servers import METADATA, Capacity, grpc_server, metadata, rest_server
 
 SERVICE_S = 0.02  # each request takes 20 ms
 WORKERS = 4  # at most 4 at once: capacity 200 requests per second
@@ -174,7 +182,9 @@ def test_unreachable_target_is_a_clear_error(tmp_path: Path) -> None:
         timeout=60,
     )
     assert run.returncode == 2
-    assert run.stderr.startswith("error: cannot build a payload from http://127.0.0.1:9")
+    assert run.stderr.startswith(
+        "error: cannot read the model's signature from http://127.0.0.1:9/v1/models/toy/metadata"
+    )
 
 
 def test_payload_follows_the_signature_and_is_encoded_once() -> None:
@@ -308,3 +318,67 @@ def test_compare_command_writes_table_and_chart(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stderr
     assert "**x**" in run.stdout
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def bench_run(tmp_path: Path, target: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "infra", "bench", target, "--model", "toy", "--warmup", "0.2",
+         "--duration", "1", "--rate", "20", "--out", str(tmp_path / "r.json"), *args],
+        cwd=ROOT, capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("dtype", "encoding", "said"),
+    [
+        ("DT_STRING", "", "input 'image_input' is DT_STRING: bench cannot generate a value"),
+        ("DT_FLOAT", "coo_sparse", "input 'image_input' is a sparse tensor"),
+        ("DT_INT64", "composite_tensor", "input 'image_input' is a composite tensor"),
+        ("DT_COMPLEX64", "", "input 'image_input' is DT_COMPLEX64"),
+    ],
+)
+def test_a_request_bench_cannot_build_is_refused_before_sending(
+    tmp_path: Path, dtype: str, encoding: str, said: str
+) -> None:
+    capacity = Capacity(WORKERS, SERVICE_S)
+    with rest_server(capacity, model_metadata=metadata(dtype=dtype, encoding=encoding)) as url:
+        run = bench_run(tmp_path, url)
+    assert run.returncode == 2, run.stderr
+    assert said in run.stderr and "--payload FILE" in run.stderr
+    assert "Traceback" not in run.stderr
+    assert capacity.served == 0 and capacity.bad_requests == []
+
+
+@pytest.mark.parametrize("dtype", ["DT_HALF", "DT_BFLOAT16"])
+def test_a_dtype_only_grpc_carries_goes_over_grpc(tmp_path: Path, dtype: str) -> None:
+    capacity = Capacity(WORKERS, SERVICE_S)
+    with (
+        rest_server(capacity, model_metadata=metadata(dtype=dtype)) as url,
+        grpc_server(capacity) as target,
+    ):
+        run = bench_run(tmp_path, url, "--grpc-target", target)
+        assert run.returncode == 0, run.stderr
+        assert f"is {dtype}, which TF Serving's REST API cannot read" in run.stderr
+        result = json.loads((tmp_path / "r.json").read_text())
+        assert result["settings"]["protocol"] == "grpc"
+        assert result["summary"]["error_rate"] == 0 and capacity.served > 0
+        refused = bench_run(tmp_path, url, "--grpc-target", target, "--protocol", "rest")
+    assert refused.returncode == 2 and "use --protocol grpc" in refused.stderr
+
+
+def test_half_and_bfloat16_are_encoded_as_tensorflow_stores_them() -> None:
+    specs = [InputSpec("h", "DT_HALF", (-1, 2)), InputSpec("b", "DT_BFLOAT16", (2,))]
+    payload = generated_payload("toy", "serving_default", specs, seed=3)
+    assert payload.rest_body == b""  # REST cannot carry them
+    request = PredictRequest.FromString(payload.grpc_request)
+    half, brain = request.inputs["h"], request.inputs["b"]
+    assert (half.dtype, brain.dtype) == (19, 14)
+    assert [d.size for d in half.tensor_shape.dim] == [1, 2]
+    values = struct.unpack("<2e", half.tensor_content)
+    assert all(0 <= v < 1 for v in values)
+    # bfloat16 keeps a float32's upper 16 bits.
+    (first,) = struct.unpack("<H", brain.tensor_content[:2])
+    assert 0 <= struct.unpack("<f", struct.pack("<I", first << 16))[0] < 1
+    with pytest.raises(PayloadError, match="use --protocol grpc"):
+        payload_protocol(specs, "rest", chosen_by_user=True)
+    assert payload_protocol(specs, "rest", chosen_by_user=False) == "grpc"

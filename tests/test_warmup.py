@@ -126,7 +126,7 @@ def test_the_plan_says_where_warmup_comes_from(plan: PlanFn) -> None:
 def test_the_models_own_warmup_file_wins(tmp_path: Path) -> None:
     source = tmp_path / "model"
     shutil.copytree(TINY_MODEL, source / "1")
-    own = encode([b"the model's own records"])
+    own = (ROOT / "tests" / "data" / "warmup" / "tiny_classifier_ok").read_bytes()
     (source / "1" / "assets.extra").mkdir()
     (source / "1" / WARMUP_FILE).write_bytes(own)
     model = tiny_model(source, tmp_path)

@@ -23,7 +23,8 @@ from infra.bench.session import (
     run_once,
     summary_line,
 )
-from infra.bench.spec import WorkerSpec
+from infra.bench.spec import WorkerError, WorkerSpec
+from infra.bench.tensors import GRPC_ONLY, fetch_inputs, outputs_inputs, payload_protocol
 
 
 def _pulumi_output(stack: str, *extra: str) -> str:
@@ -65,11 +66,41 @@ def _is_url(target: str) -> bool:
     return target.startswith(("http://", "https://"))
 
 
-def _spec(args: argparse.Namespace, rest_url: str, grpc_target: str, model: str) -> WorkerSpec:
-    if args.payload and args.protocol == "grpc":
-        raise BenchError("--payload is a REST body; gRPC payloads come from the signature")
+def _protocol(
+    args: argparse.Namespace, rest_url: str, model: str, outputs: dict[str, Any], local: bool
+) -> str:
+    """REST unless the user says otherwise, or the model's inputs need gRPC; refused up
+    front, naming the input, when bench cannot generate the model's request."""
+    if args.payload:
+        if args.protocol == "grpc":
+            raise BenchError("--payload is a REST body; gRPC payloads come from the signature")
+        return "rest"
+    specs = outputs_inputs(outputs, args.signature)
+    if specs is None and local:
+        # The load goes where this machine reaches: the model's signature is read first.
+        try:
+            specs = fetch_inputs(rest_url, model, args.signature, args.timeout)
+        except WorkerError as error:
+            raise BenchError(str(error)) from None
+    protocol = args.protocol or "rest"
+    if specs is None:
+        return protocol
+    chosen = payload_protocol(specs, protocol, chosen_by_user=args.protocol is not None)
+    if chosen != protocol:
+        needs = next(s for s in specs if s.dtype in GRPC_ONLY)
+        print(
+            f"Input {needs.name!r} is {needs.dtype}, which TF Serving's REST API cannot read: "
+            "the load goes over gRPC.",
+            file=sys.stderr,
+        )
+    return chosen
+
+
+def _spec(
+    args: argparse.Namespace, rest_url: str, grpc_target: str, model: str, protocol: str
+) -> WorkerSpec:
     return WorkerSpec(
-        protocol=args.protocol,
+        protocol=protocol,
         rest_url=rest_url,
         grpc_target=grpc_target,
         model=model,
@@ -99,8 +130,9 @@ def _warn_if_limited(summary: dict[str, Any]) -> None:
 
 def _bench(args: argparse.Namespace) -> int:
     rest_url, grpc_target, model, outputs = _target(args)
-    spec = _spec(args, rest_url, grpc_target, model)
     in_cluster = not _is_url(args.target) and not args.local
+    protocol = _protocol(args, rest_url, model, outputs, local=not in_cluster)
+    spec = _spec(args, rest_url, grpc_target, model, protocol)
     if in_cluster and args.payload:
         raise BenchError("--payload files stay on this machine: use it with --local")
     if in_cluster:
@@ -151,7 +183,12 @@ def main(argv: list[str]) -> int:
     )
     bench.add_argument("target", help="stack name (reads its outputs) or REST base URL")
     bench.add_argument("--model", help="model name (default: the stack's modelName output)")
-    bench.add_argument("--protocol", choices=("rest", "grpc"), default="rest")
+    bench.add_argument(
+        "--protocol",
+        choices=("rest", "grpc"),
+        help="default: rest, or grpc when an input's dtype only travels over gRPC "
+        "(float16, bfloat16)",
+    )
     bench.add_argument("--grpc-target", help="host:port for gRPC (default: <REST host>:8500)")
     bench.add_argument("--mode", choices=("closed", "open"), default="open")
     bench.add_argument("--users", type=int, default=8, help="closed loop: concurrent users")

@@ -21,7 +21,6 @@ from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import gevent  # noqa: E402
-import requests  # noqa: E402
 
 from infra.bench import metrics  # noqa: E402
 from infra.bench.barrier import BarrierError, monotonic_at, start_time  # noqa: E402
@@ -35,26 +34,28 @@ from infra.bench.spec import (  # noqa: E402
 from infra.bench.stats import worker_result  # noqa: E402
 from infra.bench.tensors import (  # noqa: E402
     Payload,
+    PayloadError,
+    fetch_inputs,
     generated_payload,
+    payload_protocol,
     sample_payload,
-    signature_inputs,
 )
 from infra.monitoring.names import METRICS_PATH  # noqa: E402
 
 
 def build_payload(spec: WorkerSpec) -> Payload:
     """The request, encoded once: from a REST body file, or from the model's signature."""
-    if spec.payload_file:
-        sample = json.loads(Path(spec.payload_file).read_text(encoding="utf-8"))
-        return sample_payload(spec.model, spec.signature, sample)
-    url = f"{spec.rest_url}/v1/models/{spec.model}/metadata"
     try:
-        response = requests.get(url, timeout=spec.timeout_s)
-        response.raise_for_status()
-        specs = signature_inputs(response.json(), spec.signature)
-    except (requests.RequestException, ValueError, KeyError) as error:
-        raise WorkerError(f"cannot build a payload from {url}: {error}") from None
-    return generated_payload(spec.model, spec.signature, specs, batch=spec.batch)
+        if spec.payload_file:
+            sample = json.loads(Path(spec.payload_file).read_text(encoding="utf-8"))
+            return sample_payload(spec.model, spec.signature, sample)
+        specs = fetch_inputs(spec.rest_url, spec.model, spec.signature, spec.timeout_s)
+        payload_protocol(specs, spec.protocol, chosen_by_user=True)
+        return generated_payload(spec.model, spec.signature, specs, batch=spec.batch)
+    except PayloadError as error:
+        raise WorkerError(f"cannot build a request: {error}") from None
+    except (OSError, ValueError) as error:
+        raise WorkerError(f"cannot read --payload {spec.payload_file}: {error}") from None
 
 
 def watch_servers(spec: WorkerSpec, t0: float) -> dict[str, Any]:

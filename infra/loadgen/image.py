@@ -18,6 +18,7 @@ IMAGE_REPOSITORY = "load-generator"
 MODULES = (
     "infra/__init__.py",
     "infra/model/__init__.py",
+    "infra/model/apis.py",
     "infra/model/protos.py",
     "infra/bench/__init__.py",
     "infra/bench/barrier.py",

@@ -28,6 +28,7 @@ class Field:
     type_name: str = ""
     repeated: bool = False
     map_value: tuple[int, str] | None = None  # (value kind, value type name) for map<string, V>
+    oneof: str = ""  # the oneof the field belongs to, if any
 
 
 def _field_proto(field: Field, message: str) -> Any:
@@ -64,8 +65,14 @@ def build_messages(
     for name, fields in messages.items():
         message = file_proto.message_type.add(name=name)
         full_name = f".{package}.{name}"
+        oneofs = list(dict.fromkeys(field.oneof for field in fields if field.oneof))
+        for oneof in oneofs:
+            message.oneof_decl.add(name=oneof)
         for field in fields:
-            message.field.append(_field_proto(field, full_name))
+            proto = _field_proto(field, full_name)
+            if field.oneof:
+                proto.oneof_index = oneofs.index(field.oneof)
+            message.field.append(proto)
             if field.map_value:
                 entry = message.nested_type.add(name=_entry_name(field.name))
                 entry.options.map_entry = True

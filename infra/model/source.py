@@ -26,7 +26,8 @@ from infra.errors import ModelSourceError
 from infra.model.archive import ExtractionLimits, safe_extract
 from infra.model.fetch import HttpClient, RetryPolicy, check_url_is_safe, github_release_asset
 from infra.model.layout import SAVED_MODEL_FILE, ModelArtifact, inspect_local_model, is_version_dir
-from infra.model.signatures import Signature, read_signatures
+from infra.model.signatures import Signature, read_saved_model
+from infra.warmup.check import describe_problems, warmup_file_problems
 
 CACHE_DIR = Path("build") / "cache"
 WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"
@@ -191,6 +192,35 @@ def _single_subdirectory(tree: Path) -> Path | None:
     return None
 
 
+def _serving_signatures(pb: Path, version: int, shown: str) -> tuple[Signature, ...] | None:
+    """The signatures TF Serving's CPU image serves; refused when it could load none."""
+    graphs = read_saved_model(pb)
+    if graphs is None:
+        return None
+    if graphs.signatures is None:
+        raise ModelSourceError(
+            f"{shown}: version {version} has no MetaGraph tagged exactly {{serve}} (it has "
+            f"{graphs.describe_tag_sets()}). TF Serving loads the graph whose tags equal "
+            "--saved_model_tags (default serve) and would fail to load this model. Export it "
+            "with tags=['serve'] (tf.saved_model.save does), or add a {serve} graph."
+        )
+    return graphs.signatures
+
+
+def _check_own_warmup(path: Path, signatures: tuple[Signature, ...] | None, shown: str) -> None:
+    """Refuse a model whose own warmup file would fail its load on every pod."""
+    if signatures is None:
+        return
+    problems = warmup_file_problems(path.read_bytes(), signatures)
+    if problems:
+        raise ModelSourceError(
+            f"{shown}: its warmup file {path.name} would fail the model's load on every pod "
+            f"(TF Serving runs each record before serving): {describe_problems(problems)}. "
+            "Fix or remove the file; without it the project generates one from the "
+            "signatures (setting warmup)."
+        )
+
+
 def _lay_out(request: ModelRequest, root: Path, base: ResolvedModel) -> ResolvedModel:
     model_root = find_model_root(root, base.source)
     inside = model_root.relative_to(root).as_posix()
@@ -199,17 +229,19 @@ def _lay_out(request: ModelRequest, root: Path, base: ResolvedModel) -> Resolved
     # TF Serving's default version policy serves the highest version, and reads warmup
     # records only from <version dir>/assets.extra/ (saved_model_warmup_util.cc).
     newest = max(artifact.versions)
-    pb = next(path for dest, path in artifact.files if dest == f"{newest}/{SAVED_MODEL_FILE}")
-    destinations = {dest for dest, _ in artifact.files}
-    warmup = f"{newest}/{WARMUP_FILE}" in destinations
-    signatures = read_signatures(pb)
+    by_destination = dict(artifact.files)
+    pb = by_destination[f"{newest}/{SAVED_MODEL_FILE}"]
+    warmup_file = by_destination.get(f"{newest}/{WARMUP_FILE}")
+    signatures = _serving_signatures(pb, newest, shown)
+    if warmup_file is not None:
+        _check_own_warmup(warmup_file, signatures, shown)
     warnings = list(base.warnings) + list(artifact.warnings)
     misplaced = sorted(
         dest
-        for dest in destinations
+        for dest in by_destination
         if dest.endswith(WARMUP_FILE) and dest != f"{newest}/{WARMUP_FILE}"
     )
-    if misplaced and not warmup:
+    if misplaced and warmup_file is None:
         warnings.append(
             f"warmup records at {', '.join(misplaced)} are not used: TF Serving serves version "
             f"{newest} and reads only {newest}/{WARMUP_FILE}, so the first requests after a "
@@ -218,7 +250,11 @@ def _lay_out(request: ModelRequest, root: Path, base: ResolvedModel) -> Resolved
     if signatures is None:
         warnings.append(f"version {newest}: {SAVED_MODEL_FILE} could not be read for signatures.")
     return replace(
-        base, artifact=artifact, signatures=signatures, warmup=warmup, warnings=tuple(warnings)
+        base,
+        artifact=artifact,
+        signatures=signatures,
+        warmup=warmup_file is not None,
+        warnings=tuple(warnings),
     )
 
 
@@ -440,7 +476,7 @@ def describe_model(model: ResolvedModel) -> str:
                 lines += [f"    in   {spec}" for spec in signature.inputs]
                 lines += [f"    out  {spec}" for spec in signature.outputs]
         elif model.signatures is not None:
-            lines.append("signatures  none tagged serve")
+            lines.append("signatures  none (the {serve} graph has no serving signature)")
     if model.warnings:
         lines.append("warnings")
         lines += [f"  - {warning}" for warning in model.warnings]

@@ -15,6 +15,7 @@ from infra.plan.run import PLACEHOLDER_GCP_PROJECT, config_string
 from infra.settings import PROJECT_DIR, project_name
 from infra.sweep.design import (
     DEFAULT_STACK,
+    SEARCH_SIGNATURE,
     SweepDesign,
     check_names,
     describe,
@@ -272,7 +273,7 @@ def cluster_measure(design: SweepDesign, say: Callable[[str], None] = print) -> 
                 rest_url=str(outputs["restEndpoint"]),
                 grpc_target=str(outputs["grpcEndpoint"]),
                 model=str(outputs["modelName"]),
-                signature="serving_default",
+                signature=SEARCH_SIGNATURE,
                 batch=1,
                 mode="open",
                 rate=rate,

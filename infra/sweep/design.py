@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from infra.bench.tensors import PayloadError, outputs_inputs, payload_protocol
 from infra.errors import ConfigError, ModelSourceError
 from infra.facts import read_yaml
 from infra.loadgen.sizing import POOL_NAME
@@ -28,6 +29,8 @@ SCHEMA = "tfserving-gke/sweep-plan/v1"
 DEFAULT_STACK = "sweep"
 # Settings the sweep itself sets on its stack, for every experiment.
 SWEEP_SETTINGS = ("experiment", "experimentLabel", "ttlHours", "loadGenerator")
+# The signature a sweep's capacity searches send requests to.
+SEARCH_SIGNATURE = "serving_default"
 
 
 @dataclass(frozen=True)
@@ -188,6 +191,8 @@ def design_sweep(
             plans.append(plan_stack(stack, overrides))
         except (ConfigError, ModelSourceError) as error:
             raise ConfigError(f"experiment {name}", str(error)) from None
+    for plan in plans:
+        _check_requests(plan, search)
     ordered = sweep_order([planned(plan) for plan in plans])
     steps = plan_steps(ordered, d)
     warnings = tuple(dict.fromkeys(w for plan in plans for w in plan.warnings))
@@ -206,6 +211,22 @@ def design_sweep(
         region=first.region,
         warnings=warnings,
     )
+
+
+def _check_requests(plan: StackPlan, search: SearchSettings) -> None:
+    """The capacity search's requests, generated from the model's serving signature, must
+    be ones bench can build and send over the search's protocol (known once the model is
+    resolved: after `model inspect`, or in a real run)."""
+    specs = outputs_inputs(plan.recording.stack_outputs, SEARCH_SIGNATURE)
+    if specs is None:
+        return
+    try:
+        payload_protocol(specs, search.protocol, chosen_by_user=True)
+    except PayloadError as error:
+        raise ConfigError(
+            f"experiment {plan.settings.experiment}",
+            f"its model's {SEARCH_SIGNATURE} signature cannot be load-tested by the sweep: {error}",
+        ) from None
 
 
 def pool_operations(design: SweepDesign) -> dict[str, int]:

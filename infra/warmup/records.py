@@ -16,32 +16,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from infra.bench.tensors import PredictionLog
-from infra.model.signatures import DTYPES, Signature
+from infra.model.apis import PredictionLog
+from infra.model.signatures import DENSE, DTYPES, ITEM_BYTES, Signature
 from infra.model.source import WARMUP_FILE, ResolvedModel
+from infra.warmup.check import MAX_RECORDS, PREDICT_METHOD
 from infra.warmup.tfrecord import encode
 
-PREDICT_METHOD = "tensorflow/serving/predict"
-# TF Serving stops at 1000 records (WarmupConsts::kMaxNumRecords).
-MAX_RECORDS = 1000
-# Bytes per element of each numeric DataType (types.proto), zero-filled in tensor_content.
-ITEM_BYTES = {
-    "float32": 4,
-    "float64": 8,
-    "int32": 4,
-    "uint8": 1,
-    "int16": 2,
-    "int8": 1,
-    "complex64": 8,
-    "int64": 8,
-    "bool": 1,
-    "bfloat16": 2,
-    "uint16": 2,
-    "complex128": 16,
-    "float16": 2,
-    "uint32": 4,
-    "uint64": 8,
-}
 _DTYPE_ENUM = {name: number for number, name in DTYPES.items()}
 
 
@@ -53,6 +33,18 @@ class Warmup:
     description: str
     data: bytes = b""  # the generated file (source "generated")
     path: str = ""  # under /models/<name>/, e.g. "1/assets.extra/tf_serving_warmup_requests"
+    skipped: tuple[str, ...] = ()  # signatures a generated file leaves out, and why
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """What the plan and `pulumi up` warn about: no warmup, or signatures left cold."""
+        if self.source == "none":
+            return (f"model warmup: {self.description}",)
+        return tuple(
+            f"model warmup: no record generated for {reason}; its first requests after a "
+            f"rollout are slow unless the model brings its own {WARMUP_FILE}"
+            for reason in self.skipped
+        )
 
 
 def _request_record(model_name: str, signature: Signature) -> bytes:
@@ -76,6 +68,11 @@ def _why_not(signature: Signature) -> str:
     if signature.method != PREDICT_METHOD:
         return f"{signature.key} is a {signature.method.rsplit('/', 1)[-1]} signature"
     for spec in signature.inputs:
+        if spec.encoding != DENSE:
+            return (
+                f"{signature.key}: input {spec.name} is a {spec.encoding} tensor, which one "
+                "dense warmup tensor cannot feed"
+            )
         if spec.shape is None:
             return f"{signature.key}: input {spec.name} has an unknown rank"
         if spec.dtype not in ITEM_BYTES:
@@ -123,4 +120,5 @@ def plan_warmup(model_name: str, model: ResolvedModel, enabled: bool) -> Warmup:
         f"inputs{'; skipped' + why if skipped else ''}",
         encode(records),
         f"{newest}/{WARMUP_FILE}",
+        tuple(skipped),
     )
