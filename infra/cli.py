@@ -1,5 +1,5 @@
 """Command line: `python -m infra plan ...`, `model inspect ...`, `ttl ...`, `sweep ...`,
-`promote ...` and `docs ...`."""
+`promote ...`, `teardown ...` and `docs ...`."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from infra.promote.cli import add_parser as add_promote_parser
 from infra.settings import PROJECT_DIR, load_declarations
 from infra.stack_config import fetch_environment
 from infra.sweep.cli import add_parser as add_sweep_parser
+from infra.teardown.cli import add_parser as add_teardown_parser
 from infra.ttl import TtlDecision, decide, parse_expiry, summary_markdown
 
 
@@ -212,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     ttl_report.set_defaults(run=_ttl_report)
     add_sweep_parser(commands)
     add_promote_parser(commands)
+    add_teardown_parser(commands)
     docs = commands.add_parser("docs", help="check or regenerate README's generated sections")
     docs.add_argument("--write", action="store_true", help="rewrite README.md in place")
     docs.set_defaults(run=_docs)

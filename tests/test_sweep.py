@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pulumi.automation import OutputValue
+from pulumi.automation import Deployment, OutputValue
 from pulumi.automation._cmd import CommandResult
-from pulumi.automation.errors import CommandError
+from pulumi.automation.errors import CommandError, ConcurrentUpdateError
 
 from infra import cli
 from infra.bench.capacity import Objective
@@ -35,6 +35,7 @@ from infra.sweep.manifest import SweepManifest, open_manifest
 from infra.sweep.quota import QuotaError, check, fetch_region, largest_phase
 from infra.sweep.report import build_report, markdown, reference_verdict, write_report
 from infra.sweep.run import MeasureError, Meter, SweepRun
+from infra.teardown.pending import CloudResource
 from tests.conftest import ROOT
 from tests.json_api import JsonApi
 
@@ -43,6 +44,8 @@ DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
 CLUSTER = "gcp:container/cluster:Cluster"
 SMALL = ["8vcpu-16gb-interop2", "8vcpu-64gb-interop4", "8vcpu-16gb-interop4"]
+# Every teardown: a stale lock cleared, the state read for cut-off creates, destroy, remove.
+TEARDOWN = ["cancel", "export_stack", "destroy", "remove_stack"]
 REGION_FILE = ROOT / "tests" / "data" / "compute" / "region_us-central1.json"
 
 
@@ -275,8 +278,26 @@ class Clock:
 
 
 @dataclass
+class FakeCliApi:
+    """pulumi.automation's low-level CLI API: the refresh the teardown runs."""
+
+    calls: list[tuple[str, Any]]
+
+    def refresh(self, **kwargs: Any) -> CommandResult:
+        self.calls.append(("refresh", kwargs))
+        assert kwargs["cwd"] == str(ROOT) and callable(kwargs["on_output"])
+        return CommandResult("", "", 0)
+
+
+@dataclass
 class FakeWorkspace:
     calls: list[tuple[str, Any]]
+    work_dir: str = str(ROOT)
+    env_vars: dict[str, str] = field(default_factory=dict)
+    cli_api: FakeCliApi = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.cli_api = FakeCliApi(self.calls)
 
     def remove_stack(self, name: str) -> None:
         self.calls.append(("remove_stack", name))
@@ -296,6 +317,8 @@ class FakeStack:
     fail_up: str = ""
     signal_in_up: str = ""
     destroy_failures: int = 0
+    pending: list[dict[str, Any]] = field(default_factory=list)  # the state's pending ops
+    lock_message: str = ""  # the backend's refusal while a stale lock stands
     workspace: FakeWorkspace = field(init=False)
 
     def __post_init__(self) -> None:
@@ -324,8 +347,26 @@ class FakeStack:
             for key, value in self.outputs_of[self.experiment].items()
         }
 
+    def cancel(self) -> None:
+        self.calls.append(("cancel", self.name))
+        if not self.lock_message:
+            raise CommandError(CommandResult("", "error: no stack update in progress", 255))
+        self.lock_message = ""
+
+    def export_stack(self) -> Deployment:
+        self.calls.append(("export_stack", self.name))
+        self._check_lock()
+        return Deployment(
+            version=3, deployment={"resources": [], "pending_operations": self.pending}
+        )
+
+    def _check_lock(self) -> None:
+        if self.lock_message:
+            raise ConcurrentUpdateError(CommandResult("", self.lock_message, 255))
+
     def destroy(self, **kwargs: Any) -> None:
         self.calls.append(("destroy", self.name))
+        self._check_lock()
         if self.destroy_failures:
             self.destroy_failures -= 1
             raise CommandError(CommandResult("", "error: resource busy", 255))
@@ -399,6 +440,7 @@ class Harness:
     measure: FakeMeasure
     clock: Clock
     said: list[str]
+    existing: dict[str, bool | str] = field(default_factory=dict)  # what GCP answers
 
     def run(self, max_usd: float = 25.0, keep: bool = False) -> int:
         return SweepRun(
@@ -408,10 +450,15 @@ class Harness:
             config_values=sweep_cli._config_values(self.design),
             measure=self.measure,
             max_usd=max_usd,
+            exists=self.exists,
             keep=keep,
             say=self.said.append,
             clock=self.clock,
         ).run()
+
+    def exists(self, resource: CloudResource) -> bool | str:
+        self.stack.calls.append(("exists", resource.import_id))
+        return self.existing.get(resource.import_id, False)
 
 
 def outputs_by_experiment(design: SweepDesign) -> dict[str, dict[str, Any]]:
@@ -437,7 +484,7 @@ def test_a_sweep_ups_measures_each_experiment_in_order_then_destroys(harness: Ha
     order = [e.name for e in harness.design.experiments]
     assert order == ["8vcpu-16gb-interop2", "8vcpu-16gb-interop4", "8vcpu-64gb-interop4"]
     per_step = ["set_all_config", "up", "outputs", "measure"]
-    assert harness.stack.names() == per_step * 3 + ["destroy", "remove_stack"]
+    assert harness.stack.names() == per_step * 3 + TEARDOWN
     assert [args for name, args in calls if name == "up"] == [
         (step.experiment.name, tuple(step.replace_urns)) for step in harness.design.steps
     ]
@@ -463,7 +510,7 @@ def test_budget_spent_before_an_experiment_stops_and_destroys(harness: Harness) 
     status = harness.run(max_usd=first_usd + destroy + 0.01)
     assert status == 1
     assert [a for n, a in harness.stack.calls if n == "up"] == [(first, ())]
-    assert harness.stack.names()[-2:] == ["destroy", "remove_stack"]
+    assert harness.stack.names()[-4:] == TEARDOWN
     stopped = json.loads(harness.manifest.path.read_text())["runs"][-1]["stopped"]
     assert stopped.startswith("budget:") and "over --max-usd" in stopped
 
@@ -472,7 +519,7 @@ def test_budget_spent_during_a_search_stops_it_and_destroys(harness: Harness) ->
     harness.stack.up_minutes = 600  # ten hours of `up`: the first search finds it spent
     assert harness.run(max_usd=5.0) == 1
     assert harness.stack.names().count("up") == 1
-    assert harness.stack.names()[-2:] == ["destroy", "remove_stack"]
+    assert harness.stack.names()[-4:] == TEARDOWN
     manifest = json.loads(harness.manifest.path.read_text())
     assert "capacity search" in manifest["runs"][-1]["stopped"]
     assert manifest["measured"] == {}
@@ -482,7 +529,7 @@ def test_a_failed_up_still_destroys(harness: Harness) -> None:
     harness.stack.fail_up = "8vcpu-16gb-interop4"
     assert harness.run() == 1
     names = harness.stack.names()
-    assert names.count("up") == 2 and names[-2:] == ["destroy", "remove_stack"]
+    assert names.count("up") == 2 and names[-4:] == TEARDOWN
     stopped = json.loads(harness.manifest.path.read_text())["runs"][-1]["stopped"]
     assert "CommandError" in stopped and "quota exceeded" in stopped
 
@@ -490,7 +537,7 @@ def test_a_failed_up_still_destroys(harness: Harness) -> None:
 def test_ctrl_c_during_a_search_destroys(harness: Harness) -> None:
     harness.measure.interrupt = "8vcpu-16gb-interop4"
     assert harness.run() == 130
-    assert harness.stack.names()[-2:] == ["destroy", "remove_stack"]
+    assert harness.stack.names()[-4:] == TEARDOWN
     assert harness.stack.names().count("up") == 2
     assert json.loads(harness.manifest.path.read_text())["runs"][-1]["stopped"] == (
         "interrupted (SIGINT)"
@@ -502,7 +549,7 @@ def test_sigterm_during_up_lets_it_finish_then_destroys(harness: Harness) -> Non
     previous = signal.getsignal(signal.SIGTERM)
     assert harness.run() == 128 + signal.SIGTERM
     names = harness.stack.names()
-    assert names == ["set_all_config", "up", "destroy", "remove_stack"]
+    assert names == ["set_all_config", "up", *TEARDOWN]
     assert any("stopping after the current Pulumi operation" in line for line in harness.said)
     assert signal.getsignal(signal.SIGTERM) == previous
 
@@ -510,7 +557,7 @@ def test_sigterm_during_up_lets_it_finish_then_destroys(harness: Harness) -> Non
 def test_sigterm_during_a_search_stops_it_and_destroys(harness: Harness) -> None:
     harness.measure.signal_at = "8vcpu-16gb-interop2"
     assert harness.run() == 128 + signal.SIGTERM
-    assert harness.stack.names()[-2:] == ["destroy", "remove_stack"]
+    assert harness.stack.names()[-4:] == TEARDOWN
     assert json.loads(harness.manifest.path.read_text())["measured"] == {}
 
 
@@ -522,7 +569,7 @@ def test_an_experiment_that_cannot_be_measured_is_recorded_and_the_sweep_goes_on
     manifest = json.loads(harness.manifest.path.read_text())
     assert manifest["failed"] == {"8vcpu-16gb-interop4": "no serving pod is running"}
     assert set(manifest["measured"]) == {"8vcpu-16gb-interop2", "8vcpu-64gb-interop4"}
-    assert harness.stack.names()[-2:] == ["destroy", "remove_stack"]
+    assert harness.stack.names()[-4:] == TEARDOWN
 
 
 def test_a_destroy_is_tried_twice_then_reported_loudly(harness: Harness) -> None:
@@ -530,7 +577,12 @@ def test_a_destroy_is_tried_twice_then_reported_loudly(harness: Harness) -> None
     assert harness.run() == 1
     assert harness.stack.names().count("destroy") == 2
     assert "remove_stack" not in harness.stack.names()
-    assert any("STILL UP AND BILLING" in line for line in harness.said)
+    said = "\n".join(harness.said)
+    assert "STILL BE UP AND BILLING" in said
+    # The last lines are the exact commands, and nothing comes after them but the TTL note.
+    assert "pulumi cancel --yes --stack sweep" in said
+    assert "pulumi destroy --yes --stack sweep" in said
+    assert "python -m infra teardown sweep" in said
     harness.stack.destroy_failures = 1
     harness.stack.calls.clear()
     harness.run()
@@ -541,7 +593,80 @@ def test_a_destroy_is_tried_twice_then_reported_loudly(harness: Harness) -> None
 def test_keep_leaves_the_stack_up(harness: Harness) -> None:
     assert harness.run(keep=True) == 0
     assert "destroy" not in harness.stack.names()
-    assert any("--keep" in line and "pulumi destroy --stack sweep" in line for line in harness.said)
+    assert any(
+        "--keep" in line and "infra teardown sweep --remove" in line for line in harness.said
+    )
+
+
+CLUSTER_URN = (
+    "urn:pulumi:sweep::tfserving-gke::tfserving-gke:infra:GkeCluster$" + CLUSTER + "::cluster"
+)
+POOL_URN = (
+    "urn:pulumi:sweep::tfserving-gke::tfserving-gke:infra:GkeCluster$" + NODE_POOL
+    + "::cluster-serving"
+)  # fmt: skip
+CLUSTER_ID = "projects/demo-project/locations/us-central1-a/clusters/tfs-sweep"
+POOL_ID = f"{CLUSTER_ID}/nodePools/serving"
+
+
+def creating(urn: str, type_: str, **inputs: Any) -> dict[str, Any]:
+    """A pending create as `pulumi stack export` shows it (checkpoint v3)."""
+    return {"type": "creating", "resource": {"urn": urn, "type": type_, "custom": True,
+                                              "inputs": inputs}}  # fmt: skip
+
+
+def test_a_cut_off_create_is_imported_where_it_exists_and_dropped_where_not(
+    harness: Harness,
+) -> None:
+    harness.stack.pending = [
+        creating(CLUSTER_URN, CLUSTER, name="tfs-sweep", location="us-central1-a",
+                 project="demo-project"),
+        creating(POOL_URN, NODE_POOL, name="serving", cluster="tfs-sweep",
+                 location="us-central1-a", project="demo-project"),
+        creating("urn:pulumi:sweep::tfserving-gke::" + DEPLOYMENT + "::serving", DEPLOYMENT),
+        {"type": "updating", "resource": {"urn": "urn:x", "type": DEPLOYMENT}},
+    ]  # fmt: skip
+    harness.existing = {CLUSTER_ID: True, POOL_ID: False}
+    harness.measure.interrupt = "8vcpu-16gb-interop2"
+    assert harness.run() == 130
+    names = harness.stack.names()
+    assert names[-7:] == [
+        "cancel", "export_stack", "exists", "exists", "refresh", "destroy", "remove_stack",
+    ]  # fmt: skip
+    (refresh,) = [args for name, args in harness.stack.calls if name == "refresh"]
+    assert refresh["stack"] == "sweep"
+    assert refresh["import_pending_creates"] == [CLUSTER_URN, CLUSTER_ID]
+    assert refresh["clear_pending_creates"] is True
+
+
+def test_a_create_whose_existence_is_unknown_is_never_dropped(harness: Harness) -> None:
+    harness.stack.pending = [
+        creating(CLUSTER_URN, CLUSTER, name="tfs-sweep", location="us-central1-a",
+                 project="demo-project"),
+    ]  # fmt: skip
+    harness.existing = {CLUSTER_ID: "container.googleapis.com answered HTTP 403: denied"}
+    assert harness.run() == 1
+    (refresh,) = [args for name, args in harness.stack.calls if name == "refresh"]
+    assert refresh["clear_pending_creates"] is False and refresh["import_pending_creates"] == []
+    assert "remove_stack" not in harness.stack.names()  # the state still knows of it
+    said = "\n".join(harness.said)
+    assert "STILL BE UP AND BILLING" in said and "HTTP 403" in said
+    assert "gcloud container clusters describe tfs-sweep --location us-central1-a" in said
+
+
+def test_a_stale_lock_is_cleared_before_the_destroy(harness: Harness) -> None:
+    harness.stack.lock_message = (
+        "error: the stack is currently locked by 1 lock(s). Either wait for the other "
+        "process(es) to end or delete the lock file with `pulumi cancel`.\n  gs://state/"
+        ".pulumi/locks/organization/tfserving-gke/sweep/1.json: created by runner@fv-az1 "
+        "(pid 2051) at 2026-12-01T10:00:00Z"
+    )
+    harness.measure.interrupt = "8vcpu-16gb-interop2"
+    assert harness.run() == 130
+    assert harness.stack.names()[-4:] == TEARDOWN
+    assert json.loads(harness.manifest.path.read_text())["runs"][-1]["stopped"] == (
+        "interrupted (SIGINT)"
+    )
 
 
 def test_the_meter_bills_what_runs_for_as_long_as_it_runs() -> None:

@@ -40,7 +40,9 @@ def tool(name: str) -> str:
 
 def test_workflows_exist() -> None:
     names = {path.stem for path in WORKFLOWS}
-    assert names == {"ci", "pr-plan", "deploy", "destroy", "cleanup-expired", "sweep"}
+    assert names == {
+        "ci", "pr-plan", "deploy", "destroy", "cleanup-expired", "sweep", "sweep-teardown",
+    }  # fmt: skip
 
 
 def test_workflows_are_valid_under_the_github_workflow_schema() -> None:
@@ -85,6 +87,7 @@ def test_permissions_are_empty_by_default_and_granted_per_job(path: Path) -> Non
         assert "permissions" in job, f"job {name} must state its permissions"
         assert "write-all" not in str(job["permissions"])
         granted = {k for k, v in (job["permissions"] or {}).items() if v == "write"}
+        assert set(job["permissions"] or {}) <= {"contents", "id-token", "pull-requests", "actions"}
         assert granted <= {"id-token", "pull-requests"}, (name, granted)
 
 
@@ -158,20 +161,50 @@ def test_fork_pull_requests_get_the_offline_diff_but_no_cloud_preview() -> None:
     assert same_repository in jobs["comment"]["if"]
 
 
-@pytest.mark.parametrize("name", ["destroy", "cleanup-expired"])
-def test_destroys_succeed_when_the_cluster_is_already_gone(name: str) -> None:
+TEARDOWNS = {"destroy": "stale", "cleanup-expired": "stale", "sweep-teardown": "always"}
+
+
+@pytest.mark.parametrize(("name", "unlock"), TEARDOWNS.items())
+def test_every_teardown_path_clears_a_stale_lock_and_resolves_cut_off_creates(
+    name: str, unlock: str
+) -> None:
+    """No workflow runs a bare `pulumi destroy`: each goes through `infra teardown`, which
+    clears a dead operation's lock and imports or drops pending creates first."""
     workflow = load(ROOT / ".github" / "workflows" / f"{name}.yml")
     destroying = [
-        step
-        for _, step in steps(workflow)
-        if "destroy" in str(step.get("run", "")) or step.get("with", {}).get("command") == "destroy"
-    ]
+        (job, step)
+        for job, step in steps(workflow)
+        if "pulumi destroy" in str(step.get("run", "")) or "infra teardown" in str(step.get("run", ""))
+        or step.get("with", {}).get("command") == "destroy"
+    ]  # fmt: skip
     assert destroying
-    for step in destroying:
-        assert step["env"]["PULUMI_K8S_DELETE_UNREACHABLE"] == "true"
+    for job, step in destroying:
+        assert "pulumi destroy" not in step["run"] and "command" not in step.get("with", {})
+        assert "venv/bin/python -m infra teardown" in step["run"]
+        assert f"--unlock {unlock}" in step["run"]
+        env = {**workflow["jobs"][job].get("env", {}), **step.get("env", {})}
+        assert env["PULUMI_K8S_DELETE_UNREACHABLE"] == "true"
 
 
-def test_the_sweep_workflow_reports_and_always_destroys() -> None:
+def test_a_cancelled_sweep_is_torn_down_by_a_run_of_its_own() -> None:
+    workflow = load(ROOT / ".github" / "workflows" / "sweep-teardown.yml")
+    trigger = workflow[True]["workflow_run"]  # YAML reads `on` as True
+    assert trigger == {"workflows": ["sweep"], "types": ["completed"]}
+    teardown = workflow["jobs"]["teardown"]
+    # Its own job with the time a destroy takes, never beside another operation of ours.
+    assert teardown["timeout-minutes"] >= 60
+    assert teardown["concurrency"]["group"] == "pulumi-stack-${{ needs.stack.outputs.name }}"
+    assert teardown["concurrency"]["cancel-in-progress"] is False
+    download = workflow["jobs"]["stack"]["steps"][0]
+    assert download["with"]["run-id"] == "${{ github.event.workflow_run.id }}"
+    # The sweep names its stack before anything else can fail.
+    sweep = load(ROOT / ".github" / "workflows" / "sweep.yml")
+    (job,) = sweep["jobs"].values()
+    upload = job["steps"][1]
+    assert upload["with"]["name"] == download["with"]["name"] == "sweep-stack"
+
+
+def test_the_sweep_workflow_reports_and_leaves_teardown_to_its_own_run() -> None:
     workflow = load(ROOT / ".github" / "workflows" / "sweep.yml")
     inputs = workflow[True]["workflow_dispatch"]["inputs"]  # YAML reads `on` as True
     assert {"experiments", "p99_ms", "max_usd"} <= set(inputs)
@@ -181,12 +214,14 @@ def test_the_sweep_workflow_reports_and_always_destroys() -> None:
     runs = [step for step in job["steps"] if "run" in step]
     sweep = next(step for step in runs if "python -m infra sweep" in step["run"])
     assert '--p99-ms "$P99_MS" --max-usd "$MAX_USD"' in sweep["run"]
-    last = job["steps"][-1]
-    assert last["if"] == "always()"
-    assert 'pulumi destroy --yes --non-interactive --stack "$STACK"' in last["run"]
+    # No short `if: always()` destroy step: sweep-teardown has the time a destroy needs.
+    assert not any("destroy" in step["run"] for step in runs)
     report = next(step for step in runs if "GITHUB_STEP_SUMMARY" in step["run"])
     assert report["if"] == "always()"
     upload = next(
-        s for s in job["steps"] if s.get("uses", "").startswith("actions/upload-artifact")
+        s
+        for s in job["steps"]
+        if s.get("uses", "").startswith("actions/upload-artifact")
+        and s["with"]["name"] == "sweep-results"
     )
     assert upload["if"] == "always()" and upload["with"]["path"] == "sweep-results/"

@@ -29,6 +29,7 @@ from infra.sweep.manifest import SweepManifest, open_manifest
 from infra.sweep.quota import QuotaError, check, fetch_region, gcloud_access_token
 from infra.sweep.report import markdown, write_report
 from infra.sweep.run import ROLLOUT_SETTLE_S, Measure, MeasureError, SweepRun
+from infra.teardown.cli import gcp_exists
 
 PROJECT_ENVS = ("GOOGLE_CLOUD_PROJECT", "CLOUDSDK_CORE_PROJECT")
 # What makes two runs' results comparable: a rerun must keep these to continue a sweep.
@@ -173,6 +174,7 @@ def run_sweep(args: argparse.Namespace) -> int:
         config_values=_config_values(design),
         measure=cluster_measure(design),
         max_usd=args.max_usd,
+        exists=gcp_exists(print),
         keep=args.keep,
     ).run()
     report, path = write_report(manifest)

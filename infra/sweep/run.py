@@ -1,15 +1,18 @@
 """Run a sweep: one stack through the Automation API, experiment after experiment, each
 measured by the in-cluster capacity search; torn down whatever happens.
 
-The stack is anything with the Automation API stack's methods this module calls
-(`set_all_config`, `up`, `outputs`, `destroy`, `workspace.remove_stack`), so tests drive
-it with a double that records the calls; the real one comes from
-`pulumi.automation.create_or_select_stack` (which runs the Pulumi CLI).
+The stack is anything with the Automation API stack's methods this module and its
+teardown call (`set_all_config`, `up`, `outputs`, `cancel`, `export_stack`, `destroy`,
+`workspace.cli_api.refresh`, `workspace.remove_stack`), so tests drive it with a double
+that records the calls; the real one comes from `pulumi.automation.create_or_select_stack`
+(which runs the Pulumi CLI).
 
 Interruptions: Ctrl-C or SIGTERM while a Pulumi operation runs lets that operation end
 (the CLI, which got Ctrl-C too, cancels it gracefully; after a SIGTERM it completes), then
-the sweep destroys the stack. During a capacity search they stop the search at once (its
-Job is deleted), then destroy. `--keep` keeps the stack in every case.
+the sweep tears the stack down (infra.teardown: a stale lock cleared, creates cut off
+mid-way imported or dropped, then destroyed). During a capacity search they stop the
+search at once (its Job is deleted), then tear down. `--keep` keeps the stack in every
+case.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from infra.sweep.design import SweepDesign
 from infra.sweep.estimate import CAPACITY_SEARCH, destroy_phase
 from infra.sweep.experiment import Planned
 from infra.sweep.manifest import SweepManifest, now_text
+from infra.teardown.run import Exists, Teardown, recovery_commands
 
 Say = Callable[[str], None]
 SECONDS_PER_HOUR = 3600.0
@@ -46,6 +50,10 @@ class Stack(Protocol):
     def outputs(self) -> Mapping[str, Any]: ...
 
     def destroy(self, **kwargs: Any) -> Any: ...
+
+    def cancel(self) -> None: ...
+
+    def export_stack(self) -> Any: ...
 
 
 # (experiment, stack outputs, start rate, after_step) -> capacity results document
@@ -168,6 +176,7 @@ class SweepRun:
     config_values: ConfigValues  # settings -> what stack.set_all_config takes
     measure: Measure
     max_usd: float
+    exists: Exists  # does a cut-off create's resource exist in GCP (teardown)
     keep: bool = False
     say: Say = print
     clock: Callable[[], float] = time.monotonic
@@ -301,33 +310,37 @@ class SweepRun:
         self.manifest.save()
 
     def _teardown(self, meter: Meter) -> bool:
-        """Destroy the stack (twice if need be) unless --keep; False when it still stands."""
+        """Destroy the stack unless --keep, whatever the operation before it left (a stale
+        lock, creates cut off mid-way: infra.teardown); False when it may still stand."""
         if self.keep:
             self.say(
                 f"--keep: stack {self.stack.name} stays up, billing about "
                 f"{self.design.steps[-1].experiment.usd_per_hour:.2f} USD/hour; destroy it "
-                f"with `pulumi destroy --stack {self.stack.name}` (the cleanup-expired workflow "
-                f"does after {self.design.ttl_hours} h)"
+                f"with `python -m infra teardown {self.stack.name} --remove` (the "
+                f"cleanup-expired workflow does after {self.design.ttl_hours} h)"
             )
             return True
-        for attempt in (1, 2):
-            self.say(f"== destroying stack {self.stack.name}")
-            try:
-                with self.interrupts.shield():
-                    self.stack.destroy(on_output=self.say)
-            except Exception as error:  # tried again, then reported
-                self.say(f"destroy failed (attempt {attempt}): {str(error)[-500:]}")
-                continue
+        # The sweep's own operations have ended: any lock left is theirs, and stale.
+        teardown = Teardown(
+            self.stack, self.exists, self.design.gcp_project, say=self.say, remove=True
+        )
+        with self.interrupts.shield():
+            result = teardown.run()
+        if result.destroyed:
             meter.stop()
-            try:
-                self.stack.workspace.remove_stack(self.stack.name)
-            except Exception as error:  # the stack is empty; only its record is left
-                self.say(f"the destroyed stack's record stays: {str(error)[-200:]}")
+        if result.clean:
             return True
         self.say(
-            f"THE SWEEP STACK {self.stack.name} IS STILL UP AND BILLING. Run `pulumi destroy "
-            f"--stack {self.stack.name}`; the cleanup-expired workflow destroys it "
-            f"{self.design.ttl_hours} h after its last update."
+            f"THE SWEEP STACK {self.stack.name} MAY STILL BE UP AND BILLING about "
+            f"{self.design.steps[-1].experiment.usd_per_hour:.2f} USD/hour. "
+            f"{result.failure or ' '.join(result.unresolved)}"
+        )
+        self.say("Finish the teardown by hand:")
+        for command in recovery_commands(self.stack.name, teardown.resolution):
+            self.say(f"  {command}")
+        self.say(
+            f"The cleanup-expired workflow destroys it {self.design.ttl_hours} h after its last "
+            "update."
         )
         self.stopped = self.stopped or "the destroy failed"
         return False
