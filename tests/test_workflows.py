@@ -174,9 +174,9 @@ def test_every_teardown_path_clears_a_stale_lock_and_resolves_cut_off_creates(
     destroying = [
         (job, step)
         for job, step in steps(workflow)
-        if "pulumi destroy" in str(step.get("run", "")) or "infra teardown" in str(step.get("run", ""))
+        if any(word in str(step.get("run", "")) for word in ("pulumi destroy", "infra teardown"))
         or step.get("with", {}).get("command") == "destroy"
-    ]  # fmt: skip
+    ]
     assert destroying
     for job, step in destroying:
         assert "pulumi destroy" not in step["run"] and "command" not in step.get("with", {})
