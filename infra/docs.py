@@ -103,8 +103,16 @@ def sweep_estimate_table() -> str:
             f"one after another) | {separate.hours:.1f} | {separate.usd:.2f} |",
             "",
             f"The sweep takes {sweep.hours / separate.hours:.0%} of the time and "
-            f"{sweep.usd / separate.usd:.0%} of the money. Its largest phase needs "
-            f"{design.need.vcpus} vCPUs at once in {design.region}: {design.need.where}.",
+            f"{sweep.usd / separate.usd:.0%} of the money. What it holds at once in "
+            f"{design.region}, per quota metric:",
+            "",
+            "| quota | at most | when |",
+            "|---|---|---|",
+            *(
+                f"| `{d.metric}` ({'project' if d.scope == 'project' else 'regional'}) "
+                f"| {d.amount} | {d.where} |"
+                for d in design.need.demands
+            ),
         ]
     )
 

@@ -27,12 +27,13 @@ from infra.bench.spec import WorkerSpec
 from infra.bench.stats import Sample, worker_result
 from infra.machine import Resources
 from infra.sweep import cli as sweep_cli
+from infra.sweep import quota
 from infra.sweep.changes import NODE_POOL, ResourceChange, pool_change, resource_changes
 from infra.sweep.design import SweepDesign, design_sweep, dry_run_json, reference_experiments
 from infra.sweep.durations import Durations, SearchSettings
 from infra.sweep.experiment import Planned
 from infra.sweep.manifest import SweepManifest, open_manifest
-from infra.sweep.quota import QuotaError, check, fetch_region, largest_phase
+from infra.sweep.quota import Need, QuotaError, check, fetch_project, fetch_region, needs
 from infra.sweep.report import build_report, markdown, reference_verdict, write_report
 from infra.sweep.run import MeasureError, Meter, SweepRun
 from infra.teardown.pending import CloudResource
@@ -89,7 +90,10 @@ def test_dry_run_of_the_reference_sweep_meets_the_goal(tmp_path: Path) -> None:
         assert isinstance(document["estimate"][key], float)
     # The output names the order, each step's changes, and both estimates.
     assert "2vcpu-4gb-interop2" in run.stdout and "as separate stacks" in run.stdout
-    assert "Quota:" in run.stdout
+    assert "Quota needed at once in us-central1, per metric" in run.stdout
+    assert [m["metric"] for m in document["quota"]["metrics"]] == [
+        "CPUS", "E2_CPUS", "IN_USE_ADDRESSES", "CPUS_ALL_REGIONS",
+    ]  # fmt: skip
 
 
 def test_experiments_on_the_same_nodes_only_roll_the_pods(reference: SweepDesign) -> None:
@@ -227,27 +231,52 @@ def test_bad_sweep_options_are_refused_before_anything_runs(
 # --- quota --------------------------------------------------------------------------------
 
 
+NEW_REGION = ROOT / "tests" / "data" / "compute" / "new_project_region_us-central1.json"
+NEW_PROJECT = ROOT / "tests" / "data" / "compute" / "new_project.json"
+
+
 def test_quota_check_names_what_to_request(small: SweepDesign) -> None:
     region = json.loads(REGION_FILE.read_text())
-    need = largest_phase(small.steps, small.durations)
+    need = needs(small.steps, small.durations)
     assert need.vcpus == 24 + 16  # in-place 2 x 8 -> highmem-8 with a surge node, + load gen.
-    problems = check(region, need, "demo-project")
-    assert len(problems) == 2  # CPUS (20 free) and E2_CPUS (28 free)
+    assert need.of("IN_USE_ADDRESSES").amount == 3 + 4  # 2 nodes and a surge, + 4 load gen.
+    assert need.of("CPUS_ALL_REGIONS").amount == 40
+    problems = check(region, None, need, "demo-project")
+    assert len(problems) == 2  # CPUS (20 free) and E2_CPUS (28 free); 7 addresses fit
     assert problems[0].startswith("CPUS quota in us-central1: 20 of 24 free (4 in use)")
     assert "Request at least 44" in problems[0]
     assert "project=demo-project" in problems[0]
-    assert check(region, replace(need, vcpus=20), "demo-project") == []
+    smaller = Need(tuple(replace(d, amount=min(d.amount, 7)) for d in need.demands))
+    assert check(region, None, smaller, "demo-project") == []
+
+
+def test_a_new_projects_address_and_all_regions_quotas_are_checked(
+    reference: SweepDesign,
+) -> None:
+    need = needs(reference.steps, reference.durations)
+    # 8 serving nodes of 2 vCPUs and 4 load-generator nodes at once.
+    assert need.of("IN_USE_ADDRESSES").amount == 12
+    region = json.loads(NEW_REGION.read_text())
+    project = json.loads(NEW_PROJECT.read_text())
+    problems = check(region, project, need, "new-project")
+    assert [p.split(" quota")[0] for p in problems] == ["IN_USE_ADDRESSES", "CPUS_ALL_REGIONS"]
+    assert "8 of 8 free (0 in use), but the sweep needs 12 at once" in problems[0]
+    assert "Each node holds an external address" in problems[0]
+    assert "CPUS_ALL_REGIONS quota in the project (all regions): 32 of 32 free" in problems[1]
 
 
 @pytest.fixture
 def compute_api() -> Iterator[tuple[JsonApi, list[int]]]:
-    """regions.get on 127.0.0.1: the region's answer, or the scripted status."""
+    """regions.get and projects.get on 127.0.0.1 (a new project's answers), or the
+    scripted status."""
     statuses: list[int] = []
 
     def answer(path: str, query: dict[str, list[str]], headers: dict[str, str]) -> tuple[int, Any]:
         if statuses:
             return statuses[0], {"error": {"code": statuses[0], "message": "denied"}}
-        return 200, json.loads(REGION_FILE.read_text())
+        if "/regions/" in path:
+            return 200, json.loads(NEW_REGION.read_text())
+        return 200, json.loads(NEW_PROJECT.read_text())
 
     api = JsonApi(answer)
     yield api, statuses
@@ -256,14 +285,38 @@ def compute_api() -> Iterator[tuple[JsonApi, list[int]]]:
 
 def test_quota_is_read_from_the_compute_api(compute_api: tuple[JsonApi, list[int]]) -> None:
     api, statuses = compute_api
-    region = fetch_region("demo-project", "us-central1", "tok3n", base_url=api.url)
-    assert region["name"] == "us-central1"
-    (request,) = api.requests
-    assert request.path == "/compute/v1/projects/demo-project/regions/us-central1"
-    assert request.headers["Authorization"] == "Bearer tok3n"
+    region = fetch_region("new-project", "us-central1", "tok3n", base_url=api.url)
+    project = fetch_project("new-project", "tok3n", base_url=api.url)
+    assert region["name"] == "us-central1" and project["name"] == "new-project"
+    assert [r.path for r in api.requests] == [
+        "/compute/v1/projects/new-project/regions/us-central1",
+        "/compute/v1/projects/new-project",
+    ]
+    assert api.requests[0].headers["Authorization"] == "Bearer tok3n"
     statuses.append(403)
     with pytest.raises(QuotaError, match=r"HTTP 403 .*gcloud services enable compute"):
-        fetch_region("demo-project", "us-central1", "tok3n", base_url=api.url)
+        fetch_region("new-project", "us-central1", "tok3n", base_url=api.url)
+
+
+def test_sweep_all_in_a_new_project_is_refused_for_its_addresses(
+    compute_api: tuple[JsonApi, list[int]],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    api, _ = compute_api
+    created: list[str] = []
+    monkeypatch.setattr(quota, "COMPUTE_API", api.url)
+    monkeypatch.setattr(quota, "access_token", lambda otherwise: "tok3n")
+    monkeypatch.setattr(shutil, "which", lambda name: f"/usr/local/bin/{name}")
+    monkeypatch.setattr(sweep_cli, "_automation_stack", created.append)
+    argv = ["sweep", "--all", "--p99-ms", "300", "--max-usd", "25", "--gcp-project",
+            "new-project", "--dir", str(tmp_path / "sweep")]  # fmt: skip
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "IN_USE_ADDRESSES quota in us-central1: 8 of 8 free" in err
+    assert "needs 12 at once" in err and "CPUS_ALL_REGIONS" in err
+    assert created == []  # refused before anything exists
 
 
 # --- orchestration through a double of the Automation API stack ---------------------------

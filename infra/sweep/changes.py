@@ -50,6 +50,7 @@ class PoolChange:
     nodes_recreated: int
     peak_vcpus: int  # serving vCPUs at the change's peak
     why: str
+    peak_nodes: int = 0  # serving nodes at the change's peak
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -57,6 +58,7 @@ class PoolChange:
             "minutes": round(self.minutes, 1),
             "nodes_recreated": self.nodes_recreated,
             "peak_vcpus": self.peak_vcpus,
+            "peak_nodes": self.peak_nodes,
             "why": self.why,
         }
 
@@ -145,10 +147,14 @@ def pool_change(
     """How the serving pool changes, given the provider's verdict on it (`pool`)."""
     d = durations
     if previous is None:
-        return PoolChange("create", d.node_pool_create, 0, nxt.serving_vcpus, "first experiment")
+        return PoolChange(
+            "create", d.node_pool_create, 0, nxt.serving_vcpus, "first experiment", nxt.nodes
+        )
     if pool is None:
-        return PoolChange("keep", 0.0, 0, nxt.serving_vcpus, "same nodes")
+        return PoolChange("keep", 0.0, 0, nxt.serving_vcpus, "same nodes", nxt.nodes)
+    # A replaced pool is deleted before its successor is made (delete-before-replace).
     peak_replaced = max(previous.serving_vcpus, nxt.serving_vcpus)
+    nodes_replaced = max(previous.nodes, nxt.nodes)
     replace_minutes = d.node_pool_delete + d.node_pool_create
     if pool.action == "replace":
         return PoolChange(
@@ -157,33 +163,33 @@ def pool_change(
             0,
             peak_replaced,
             "the provider replaces it: " + ", ".join(pool.fields[:4]),
+            nodes_replaced,
         )
     recreating = [p for p in pool.fields if _covered(p, _rules_for("recreates_nodes", NODE_POOL))]
     resize = d.node_resize if previous.nodes != nxt.nodes else 0.0
     if not recreating:
         kind = "resize" if resize else "keep"
-        return PoolChange(
-            kind, resize, 0, max(previous.serving_vcpus, nxt.serving_vcpus), "same shape"
-        )
+        return PoolChange(kind, resize, 0, peak_replaced, "same shape", nodes_replaced)
     # GKE upgrades the nodes there are (node_config first, then node_count: the provider's
     # nodePoolUpdate), one at a time with max_surge 1.
     in_place = previous.nodes * d.node_surge_cycle + resize
     in_place_peak = max(previous.serving_vcpus + nxt.vcpus, nxt.serving_vcpus)
+    in_place_nodes = max(previous.nodes + 1, nxt.nodes)
     if not _fits(previous, nxt):
         why = (
             f"{previous.name}'s pods ({previous.pod_requests}) do not fit on "
             f"{nxt.machine_type} nodes ({nxt.node_allocatable}): an in-place upgrade would "
             "strand them"
         )
-        return PoolChange("replace", replace_minutes, 0, peak_replaced, why)
+        return PoolChange("replace", replace_minutes, 0, peak_replaced, why, nodes_replaced)
     if replace_minutes < in_place:
         why = (
             f"replacing takes about {replace_minutes:g} min; recreating {previous.nodes} nodes "
             f"one by one about {in_place:g}"
         )
-        return PoolChange("replace", replace_minutes, 0, peak_replaced, why)
+        return PoolChange("replace", replace_minutes, 0, peak_replaced, why, nodes_replaced)
     why = f"{previous.nodes} nodes recreated one by one, about {in_place:g} min"
-    return PoolChange("in-place", in_place, previous.nodes, in_place_peak, why)
+    return PoolChange("in-place", in_place, previous.nodes, in_place_peak, why, in_place_nodes)
 
 
 def plan_steps(ordered: list[Planned], durations: Durations) -> list[Step]:

@@ -26,7 +26,13 @@ from infra.sweep.design import (
 from infra.sweep.durations import DEFAULT_SEARCH, SearchSettings
 from infra.sweep.experiment import Planned
 from infra.sweep.manifest import SweepManifest, open_manifest
-from infra.sweep.quota import QuotaError, check, fetch_region, gcloud_access_token
+from infra.sweep.quota import (
+    QuotaError,
+    check,
+    fetch_project,
+    fetch_region,
+    gcloud_access_token,
+)
 from infra.sweep.report import markdown, write_report
 from infra.sweep.run import ROLLOUT_SETTLE_S, Measure, MeasureError, SweepRun
 from infra.teardown.cli import gcp_exists
@@ -89,7 +95,9 @@ def add_parser(commands: Any) -> None:
     sweep.add_argument("--json", type=Path, help="with --dry-run: also write the plan as JSON")
     sweep.add_argument("--keep", action="store_true", help="do not destroy the stack at the end")
     sweep.add_argument(
-        "--skip-quota-check", action="store_true", help="do not read the region's CPU quota"
+        "--skip-quota-check",
+        action="store_true",
+        help="do not read the project's CPU and address quotas",
     )
     sweep.set_defaults(run=run_sweep)
 
@@ -214,13 +222,18 @@ def _ready_to_run(args: argparse.Namespace, design: SweepDesign, manifest: Sweep
         )
     if not args.skip_quota_check:
         try:
-            region = fetch_region(design.gcp_project, design.region, gcloud_access_token())
+            token = gcloud_access_token()
+            region = fetch_region(design.gcp_project, design.region, token)
+            project = fetch_project(design.gcp_project, token)
         except QuotaError as error:
             raise ConfigError("quota", f"{error} (or pass --skip-quota-check)") from None
-        problems = check(region, design.need, design.gcp_project)
+        problems = check(region, project, design.need, design.gcp_project)
         if problems:
             raise ConfigError("quota", " ".join(problems))
-        print(f"Quota: {design.need.vcpus} vCPUs fit the CPU quota of {design.region}.")
+        print(
+            f"Quota: the sweep's largest phases fit the quotas of {design.region} and the "
+            f"project ({design.need.describe()})."
+        )
 
 
 def _automation_stack(name: str) -> Any:

@@ -23,7 +23,7 @@ from infra.sweep.durations import Durations, SearchSettings
 from infra.sweep.estimate import Estimate, separate_estimate, sweep_estimate
 from infra.sweep.experiment import Planned
 from infra.sweep.order import sweep_order
-from infra.sweep.quota import Need, largest_phase
+from infra.sweep.quota import PROJECT, Need, needs
 
 SCHEMA = "tfserving-gke/sweep-plan/v1"
 DEFAULT_STACK = "sweep"
@@ -161,6 +161,8 @@ def planned(plan: StackPlan) -> Planned:
         load_generator_node_vcpus=generator.shape.vcpus if generator else 0,
         load_generator_max_nodes=generator.max_nodes if generator else 0,
         serving_pool_urn=pool_urn,
+        load_generator_machine_type=generator.shape.machine_type if generator else "",
+        external_addresses=1 if s.exposure == "external" else 0,
     )
 
 
@@ -202,7 +204,7 @@ def design_sweep(
         steps=tuple(steps),
         estimate=sweep_estimate(steps, search, d),
         separate=separate_estimate(ordered, search, d),
-        need=largest_phase(steps, d),
+        need=needs(steps, d),
         search=search,
         durations=d,
         ttl_hours=ttl,
@@ -342,8 +344,13 @@ def describe(design: SweepDesign, max_usd: float | None) -> str:
         f"most steps and {design.durations.load_generator_nodes_assumed} load-generator node; "
         "the running total counts what really runs.",
         "",
-        f"Quota: {design.need.vcpus} vCPUs at once in {design.region} ({design.need.where}); "
-        "checked against the project's CPUS and E2_CPUS quotas before a real run.",
+        f"Quota needed at once in {design.region}, per metric (checked against the project's "
+        "quotas before a real run):",
+        *(
+            f"  {d.metric:<17} {d.amount:>4}  "
+            f"{'project-wide' if d.scope == PROJECT else 'regional':<12} {d.where}"
+            for d in design.need.demands
+        ),
         f"The sweep stack records expiresAt {design.ttl_hours} h after each `up`: if the sweep "
         "dies, the cleanup-expired workflow destroys it.",
     ]

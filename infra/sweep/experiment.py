@@ -31,6 +31,8 @@ class Planned:
     load_generator_node_vcpus: int
     load_generator_max_nodes: int
     serving_pool_urn: str
+    load_generator_machine_type: str = ""
+    external_addresses: int = 0  # an external load balancer's address (exposure external)
 
     @property
     def usd_per_hour(self) -> float:
