@@ -26,7 +26,7 @@ from infra.loadgen.sizing import process_requests, processes_for
 from infra.plan.render import kubernetes_manifests, plan_json
 from infra.plan.run import StackPlan
 from infra.settings import resolve_settings
-from tests.conftest import resource_inputs
+from tests.conftest import PlanFn, resource_inputs
 from tests.test_model_and_image import hadolint
 from tests.test_security_scan import scan
 
@@ -43,7 +43,9 @@ def test_experiments_declare_a_load_generator_pool_scaled_from_zero(
     plan = shipped_plans["8vcpu-16gb-interop4"]
     pool = pools(plan)["load-generator"]
     assert pool["initialNodeCount"] == 0
-    assert pool["autoscaling"] == {"minNodeCount": 0, "maxNodeCount": 4}
+    assert pool["autoscaling"] == {
+        "totalMinNodeCount": 0, "totalMaxNodeCount": 4, "locationPolicy": "ANY",
+    }  # fmt: skip
     node = pool["nodeConfig"]
     assert node["machineType"] == "e2-highcpu-4"
     assert node["taints"] == [
@@ -55,6 +57,18 @@ def test_experiments_declare_a_load_generator_pool_scaled_from_zero(
     outputs = plan.recording.stack_outputs
     assert outputs["loadGenerator"]["maxProcesses"] == 12  # 3 one-core processes a node
     assert "/load-generator@sha256:" in outputs["loadGeneratorImage"]
+
+
+def test_a_regional_stacks_load_generator_pool_counts_all_its_zones(plan: PlanFn) -> None:
+    zonal = plan("8vcpu-16gb-interop4")
+    regional = plan("8vcpu-16gb-interop4", regional=True)
+    pool = pools(regional)["load-generator"]
+    # Total limits: 4 nodes over the region's zones, not 4 in each.
+    assert pool["autoscaling"]["totalMaxNodeCount"] == 4 and "maxNodeCount" not in pool
+    assert (
+        regional.recording.stack_outputs["loadGenerator"]
+        == zonal.recording.stack_outputs["loadGenerator"]
+    )
 
 
 def test_dev_has_no_load_generator(shipped_plans: dict[str, StackPlan]) -> None:

@@ -273,9 +273,14 @@ class GkeCluster(pulumi.ComponentResource):
             location=cluster.location,
             # Nothing runs here between benchmarks: the cluster autoscaler adds nodes when
             # a load-generator Job's pods wait for them and removes them about 10 minutes
-            # after the pods are gone.
+            # after the pods are gone. The limits count all zones (min/max_node_count would
+            # be per zone: three times the nodes, cost and quota on a regional cluster).
             initial_node_count=0,
-            autoscaling={"min_node_count": 0, "max_node_count": pool.max_nodes},
+            autoscaling={
+                "total_min_node_count": 0,
+                "total_max_node_count": pool.max_nodes,
+                "location_policy": "ANY",
+            },
             node_config={
                 **node_config_common,
                 "machine_type": pool.shape.machine_type,
