@@ -200,7 +200,7 @@ def load_preset(name: str, declarations: Mapping[str, Declaration]) -> dict[str,
     return values
 
 
-def _coerce(declaration: Declaration, raw: Any) -> Any:
+def coerce_setting(declaration: Declaration, raw: Any) -> Any:
     """A config value (string from Pulumi, or native from YAML) as its declared type."""
     key, kind = declaration.key, declaration.type
     if kind == "string":
@@ -275,7 +275,7 @@ def resolve_settings(
             raw, source = preset[key], f"preset {preset_name}"
         else:
             raw, source = decl.default, DEFAULT
-        values[snake_case(key)] = _coerce(decl, raw)
+        values[snake_case(key)] = coerce_setting(decl, raw)
         sources[key] = source
     values["experiment"] = preset_name or NO_PRESET
     if "experiment" not in stack_set and preset_name:
@@ -292,7 +292,9 @@ def resolve_settings(
 
 def _differs(declaration: Declaration, value: Any) -> bool:
     try:
-        return bool(_coerce(declaration, value) != _coerce(declaration, declaration.default))
+        return bool(
+            coerce_setting(declaration, value) != coerce_setting(declaration, declaration.default)
+        )
     except ConfigError:
         return True
 

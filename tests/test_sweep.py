@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -25,6 +26,7 @@ from infra.bench.capacity import Objective
 from infra.bench.session import Runs, capacity_search
 from infra.bench.spec import WorkerSpec
 from infra.bench.stats import Sample, worker_result
+from infra.errors import ConfigError
 from infra.machine import Resources
 from infra.sweep import cli as sweep_cli
 from infra.sweep import quota
@@ -372,12 +374,20 @@ class FakeStack:
     destroy_failures: int = 0
     pending: list[dict[str, Any]] = field(default_factory=list)  # the state's pending ops
     lock_message: str = ""  # the backend's refusal while a stale lock stands
+    path_config: dict[str, str] = field(default_factory=dict)
     workspace: FakeWorkspace = field(init=False)
 
     def __post_init__(self) -> None:
         self.workspace = FakeWorkspace(self.calls)
 
-    def set_all_config(self, config: dict[str, Any]) -> None:
+    def set_all_config(self, config: dict[str, Any], *, path: bool = False) -> None:
+        if path:  # list settings, item by item (`config set-all --path`)
+            assert all("[" in key for key in config)
+            self.path_config = {key: value.value for key, value in config.items()}
+            self.calls.append(("set_all_config --path", self.experiment))
+            return
+        # A list must never reach Pulumi's typed config as one plain string.
+        assert not any(value.value.startswith("[") for value in config.values())
         self.experiment = config["tfserving-gke:experiment"].value
         assert config["tfserving-gke:experimentLabel"].value == self.name
         assert config["tfserving-gke:loadGenerator"].value == "true"
@@ -641,6 +651,37 @@ def test_a_destroy_is_tried_twice_then_reported_loudly(harness: Harness) -> None
     harness.run()
     assert harness.stack.names().count("destroy") == 2
     assert harness.stack.names()[-1] == "remove_stack"
+
+
+def test_a_list_setting_reaches_every_up_as_path_keys(small: SweepDesign, tmp_path: Path) -> None:
+    extra = sweep_cli._extra(
+        ["exposure=external", 'loadBalancerSourceRanges=["203.0.113.7/32", "198.51.100.0/24"]']
+    )
+    assert extra["loadBalancerSourceRanges"] == ["203.0.113.7/32", "198.51.100.0/24"]
+    design = design_sweep(SMALL[:1], SEARCH, gcp_project="demo-project", extra=extra)
+    clock = Clock()
+    stack = FakeStack(outputs_by_experiment(design), clock)
+    manifest = open_manifest(tmp_path / "sweep", "sweep", {}, extra)
+    harness = Harness(design, manifest, stack, FakeMeasure(clock, stack.calls), clock, [])
+    assert harness.run() == 0
+    assert stack.names()[:3] == ["set_all_config", "set_all_config --path", "up"]
+    assert stack.path_config == {
+        "tfserving-gke:loadBalancerSourceRanges[0]": "203.0.113.7/32",
+        "tfserving-gke:loadBalancerSourceRanges[1]": "198.51.100.0/24",
+    }
+
+
+@pytest.mark.parametrize(
+    ("pair", "message"),
+    [
+        ("loadBalancerSourceRanges=203.0.113.7/32", 'expected a list (e.g. ["a", "b"] as JSON)'),
+        ("nodeCout=3", "Did you mean nodeCount?"),
+        ("nodeCount=three", "expected a whole number"),
+    ],
+)
+def test_set_values_are_read_as_their_declared_type(pair: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        sweep_cli._extra([pair])
 
 
 def test_keep_leaves_the_stack_up(harness: Harness) -> None:

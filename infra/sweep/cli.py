@@ -10,9 +10,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from infra.errors import ConfigError
+from infra.errors import ConfigError, did_you_mean
 from infra.plan.run import PLACEHOLDER_GCP_PROJECT, config_string
-from infra.settings import PROJECT_DIR, project_name
+from infra.settings import PROJECT_DIR, coerce_setting, load_declarations, project_name
 from infra.sweep.design import (
     DEFAULT_STACK,
     SEARCH_SIGNATURE,
@@ -34,7 +34,7 @@ from infra.sweep.quota import (
     gcloud_access_token,
 )
 from infra.sweep.report import markdown, write_report
-from infra.sweep.run import ROLLOUT_SETTLE_S, Measure, MeasureError, SweepRun
+from infra.sweep.run import ROLLOUT_SETTLE_S, ConfigValues, Measure, MeasureError, SweepRun
 from infra.teardown.cli import gcp_exists
 
 PROJECT_ENVS = ("GOOGLE_CLOUD_PROJECT", "CLOUDSDK_CORE_PROJECT")
@@ -103,12 +103,23 @@ def add_parser(commands: Any) -> None:
 
 
 def _extra(pairs: list[str]) -> dict[str, Any]:
+    """--set values, each read as its declared type (a list as JSON:
+    loadBalancerSourceRanges=["203.0.113.7/32"]), so every `up` gets what the dry run
+    planned."""
+    declarations = load_declarations()
     extra: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
+        key = key.strip()
         if not sep or not key:
             raise ConfigError("--set", f"expected KEY=VALUE, got {pair!r}")
-        extra[key.strip()] = value
+        if key not in declarations:
+            raise ConfigError(
+                f"--set {key}",
+                f"is not a setting of this project.{did_you_mean(key, declarations)}",
+            )
+        typed = coerce_setting(declarations[key], value)
+        extra[key] = list(typed) if isinstance(typed, tuple) else typed
     return extra
 
 
@@ -242,18 +253,29 @@ def _automation_stack(name: str) -> Any:
     return auto.create_or_select_stack(stack_name=name, work_dir=str(PROJECT_DIR))
 
 
-def _config_values(design: SweepDesign) -> Callable[[dict[str, Any]], Any]:
+def _config_values(design: SweepDesign) -> ConfigValues:
+    """The stack config of an experiment, as `config set-all` takes it: plain values in
+    one call, and each list item as a path key (`key[0]`) in a second call with --path.
+    Pulumi's typed project config refuses a list given as one string
+    (pkg/workspace/config.go: an array setting's stack value must be an object value)."""
     from pulumi import automation as auto  # noqa: PLC0415
 
     project = project_name()
 
-    def values(settings: dict[str, Any]) -> dict[str, Any]:
-        config = {
+    def values(settings: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        plain = {
             f"{project}:{key}": auto.ConfigValue(value=config_string(value), secret=False)
             for key, value in settings.items()
+            if not isinstance(value, (list, tuple))
         }
-        config["gcp:project"] = auto.ConfigValue(value=design.gcp_project, secret=False)
-        return config
+        plain["gcp:project"] = auto.ConfigValue(value=design.gcp_project, secret=False)
+        paths = {
+            f"{project}:{key}[{index}]": auto.ConfigValue(value=str(item), secret=False)
+            for key, value in settings.items()
+            if isinstance(value, (list, tuple))
+            for index, item in enumerate(value)
+        }
+        return plain, paths
 
     return values
 

@@ -43,7 +43,7 @@ class Stack(Protocol):
     name: str
     workspace: Any
 
-    def set_all_config(self, config: Any) -> None: ...
+    def set_all_config(self, config: Any, *, path: bool = False) -> None: ...
 
     def up(self, **kwargs: Any) -> Any: ...
 
@@ -60,7 +60,8 @@ class Stack(Protocol):
 Measure = Callable[
     [Planned, dict[str, Any], float, Callable[[dict[str, Any]], None]], dict[str, Any]
 ]
-ConfigValues = Callable[[dict[str, Any]], Any]
+# settings -> (plain config, path config) for set_all_config, the second with path=True
+ConfigValues = Callable[[dict[str, Any]], tuple[Any, Any]]
 
 
 class OverBudgetError(Exception):
@@ -245,7 +246,10 @@ class SweepRun:
         previous = step.previous
         self.say(f"== {experiment.name}: pulumi up ({step.pool.kind} node pool; {step.pool.why})")
         meter.bill(max(experiment.usd_per_hour, previous.usd_per_hour if previous else 0.0))
-        self.stack.set_all_config(self.config_values(self.design.config(experiment.name)))
+        plain, paths = self.config_values(self.design.config(experiment.name))
+        self.stack.set_all_config(plain)
+        if paths:
+            self.stack.set_all_config(paths, path=True)
         started = self.clock()
         options: dict[str, Any] = {"on_output": self.say}
         if step.replace_urns:
