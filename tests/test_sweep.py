@@ -375,6 +375,7 @@ class FakeStack:
     pending: list[dict[str, Any]] = field(default_factory=list)  # the state's pending ops
     lock_message: str = ""  # the backend's refusal while a stale lock stands
     path_config: dict[str, str] = field(default_factory=dict)
+    pinned: set[str] = field(default_factory=set)  # modelSha256 values set on the stack
     workspace: FakeWorkspace = field(init=False)
 
     def __post_init__(self) -> None:
@@ -389,6 +390,8 @@ class FakeStack:
         # A list must never reach Pulumi's typed config as one plain string.
         assert not any(value.value.startswith("[") for value in config.values())
         self.experiment = config["tfserving-gke:experiment"].value
+        if "tfserving-gke:modelSha256" in config:
+            self.pinned.add(config["tfserving-gke:modelSha256"].value)
         assert config["tfserving-gke:experimentLabel"].value == self.name
         assert config["tfserving-gke:loadGenerator"].value == "true"
         assert config["gcp:project"].value == "demo-project"
@@ -797,8 +800,24 @@ def command(
 
     monkeypatch.setattr(sweep_cli, "_automation_stack", new_stack)
     monkeypatch.setattr(sweep_cli, "cluster_measure", lambda design: measure)
+    monkeypatch.setattr(sweep_cli, "resolve_models", lambda design: released(design, RELEASES[0]))
     monkeypatch.setattr(shutil, "which", lambda name: f"/usr/local/bin/{name}")
     return stacks, measure, tmp_path / "sweep"
+
+
+RELEASES = [("v1.0", "a" * 64), ("v1.1", "b" * 64)]
+
+
+def released(
+    design: SweepDesign, release: tuple[str, str]
+) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
+    """What resolve_models answers when `@latest` is this (tag, sha256)."""
+    tag, sha = release
+    sources = {str(r["modelSource"]) for r in design.model_requests().values()}
+    return (
+        {source: {"release_tag": tag, "sha256": sha} for source in sources},
+        dict.fromkeys(design.model_requests(), sha),
+    )
 
 
 def sweep_command(directory: Path, *extra: str) -> list[str]:
@@ -831,6 +850,28 @@ def test_a_rerun_continues_with_what_is_not_measured(
     # A third run has nothing left to do and creates nothing.
     assert cli.main(sweep_command(directory)) == 0
     assert len(stacks) == 2
+
+
+def test_a_resume_after_a_new_release_is_refused_naming_both_models(
+    command: tuple[list[FakeStack], FakeMeasure, Path],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    stacks, measure, directory = command
+    measure.interrupt = SMALL[1]
+    cli.main(sweep_command(directory))
+    # Every `up` served the artifact the sweep measures: modelSha256 pinned.
+    assert stacks[0].pinned == {RELEASES[0][1]}
+    recorded = json.loads((directory / "sweep.json").read_text())["models"]
+    assert {m["sha256"] for m in recorded.values()} == {RELEASES[0][1]}
+    capsys.readouterr()
+    monkeypatch.setattr(sweep_cli, "resolve_models", lambda design: released(design, RELEASES[1]))
+    assert cli.main(sweep_command(directory)) == 2
+    err = capsys.readouterr().err
+    assert f"release v1.0 (sha256 {RELEASES[0][1]})" in err
+    assert f"release v1.1 (sha256 {RELEASES[1][1]})" in err
+    assert f"--set modelSha256={RELEASES[0][1]}" in err
+    assert len(stacks) == 1  # nothing created for the refused run
 
 
 def test_a_rerun_with_another_objective_is_refused(

@@ -7,12 +7,15 @@ import json
 import os
 import shutil
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from infra.errors import ConfigError, did_you_mean
+from infra.errors import ConfigError, ModelSourceError, did_you_mean
+from infra.model.source import ModelRequest, resolve_model
 from infra.plan.run import PLACEHOLDER_GCP_PROJECT, config_string
 from infra.settings import PROJECT_DIR, coerce_setting, load_declarations, project_name
+from infra.stack_config import fetch_environment
 from infra.sweep.design import (
     DEFAULT_STACK,
     SEARCH_SIGNATURE,
@@ -183,6 +186,9 @@ def run_sweep(args: argparse.Namespace) -> int:
             print(f"\nWrote {args.json}")
         return 2 if args.max_usd is not None and design.estimate.usd > args.max_usd else 0
     _ready_to_run(args, design, manifest)
+    resolved, pins = resolve_models(design)
+    manifest.pin_models(resolved)
+    design = replace(design, model_pins=pins)
     manifest.order = list(dict.fromkeys([*manifest.order, *(e.name for e in design.experiments)]))
     manifest.save()
     stack = _automation_stack(args.stack)
@@ -245,6 +251,33 @@ def _ready_to_run(args: argparse.Namespace, design: SweepDesign, manifest: Sweep
             f"Quota: the sweep's largest phases fit the quotas of {design.region} and the "
             f"project ({design.need.describe()})."
         )
+
+
+def resolve_models(design: SweepDesign) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
+    """Each experiment's model resolved online, as `pulumi up` would (downloaded once into
+    the cache): {source: {release_tag, sha256}} and {experiment: sha256}."""
+    resolved: dict[str, dict[str, str]] = {}
+    pins: dict[str, str] = {}
+    for experiment, request in design.model_requests().items():
+        source = str(request["modelSource"])
+        environment = fetch_environment(
+            str(request["githubApiUrl"]), int(request["modelMaxDownloadMb"])
+        )
+        try:
+            model = resolve_model(
+                ModelRequest(
+                    source,
+                    str(request["modelName"]),
+                    int(request["modelVersion"]),
+                    str(request["modelSha256"] or ""),
+                ),
+                environment,
+            )
+        except ModelSourceError as error:
+            raise ConfigError(f"experiment {experiment}", str(error)) from None
+        resolved[source] = {"release_tag": model.release_tag, "sha256": model.sha256}
+        pins[experiment] = model.sha256
+    return resolved, pins
 
 
 def _automation_stack(name: str) -> Any:

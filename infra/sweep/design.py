@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from infra.bench.tensors import PayloadError, outputs_inputs, payload_protocol
@@ -47,14 +47,40 @@ class SweepDesign:
     gcp_project: str
     region: str
     warnings: tuple[str, ...]
+    # experiment -> the model sha256 every `up` must serve (a real run resolves and pins
+    # each source before anything is created; empty in a dry run)
+    model_pins: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def experiments(self) -> list[Planned]:
         return [step.experiment for step in self.steps]
 
     def config(self, experiment: str) -> dict[str, Any]:
-        """The sweep stack's project settings while it serves `experiment`."""
-        return sweep_settings(self.stack, experiment, self.ttl_hours, self.extra)
+        """The sweep stack's project settings while it serves `experiment` (its model
+        pinned to the artifact the sweep measures, unless --set pins one)."""
+        settings = sweep_settings(self.stack, experiment, self.ttl_hours, self.extra)
+        pin = self.model_pins.get(experiment)
+        if pin and "modelSha256" not in self.extra:
+            settings["modelSha256"] = pin
+        return settings
+
+    def model_requests(self) -> dict[str, dict[str, Any]]:
+        """experiment -> its model's source, name, version and pin, as its plan resolved
+        them."""
+        return {
+            e.name: {
+                key: e.plan["settings"][key]["value"]
+                for key in (
+                    "modelSource",
+                    "modelName",
+                    "modelVersion",
+                    "modelSha256",
+                    "githubApiUrl",
+                    "modelMaxDownloadMb",
+                )
+            }
+            for e in self.experiments
+        }
 
     def count(self, type_: str, *actions: str) -> int:
         return sum(

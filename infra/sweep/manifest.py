@@ -2,7 +2,9 @@
 
 <dir>/sweep.json (schema tfserving-gke/sweep/v1):
   stack, search {p99_ms, max_error_rate, protocol, start_rate, max_steps, warmup_s,
-  duration_s}, settings (the --set values), order (experiments in sweep order),
+  duration_s}, settings (the --set values), models {modelSource: {release_tag, sha256}}
+  (what each source resolved to when the sweep first ran: every run serves exactly that),
+  order (experiments in sweep order),
   measured {experiment: {file, measured_at, capacity_rate_per_s, capacity_rps,
   usd_per_hour}}, failed {experiment: message}, spent_usd (all runs together),
   runs [{started_at, ended_at, experiments, stopped, spent_usd}],
@@ -40,6 +42,7 @@ class SweepManifest:
     stack: str
     search: dict[str, Any]
     settings: dict[str, Any]
+    models: dict[str, dict[str, str]] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)
     measured: dict[str, dict[str, Any]] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
@@ -63,6 +66,7 @@ class SweepManifest:
             "stack": self.stack,
             "search": self.search,
             "settings": self.settings,
+            "models": self.models,
             "order": self.order,
             "measured": self.measured,
             "failed": self.failed,
@@ -92,6 +96,24 @@ class SweepManifest:
             "usd_per_hour": round(usd_per_hour, 4),
         }
         self.failed.pop(experiment, None)
+        self.save()
+
+    def pin_models(self, resolved: dict[str, dict[str, str]]) -> None:
+        """Record what each model source resolved to; refused when a source the sweep
+        already measured now resolves to another artifact (a new `@latest` release)."""
+        for source, now in resolved.items():
+            before = self.models.get(source)
+            if before and before["sha256"] != now["sha256"]:
+                raise ConfigError(
+                    "--dir",
+                    f"{self.directory} measured {source} as release {before['release_tag']} "
+                    f"(sha256 {before['sha256']}); it now resolves to release "
+                    f"{now['release_tag']} (sha256 {now['sha256']}). Results of two models "
+                    "would not compare: continue with the first by passing --set "
+                    f"modelSha256={before['sha256']} (and its tag in modelSource), or start "
+                    "another sweep with another --dir.",
+                )
+            self.models.setdefault(source, now)
         self.save()
 
     def results(self) -> dict[str, dict[str, Any]]:
@@ -133,6 +155,7 @@ def open_manifest(
         stack,
         search,
         settings,
+        models=dict(data.get("models") or {}),
         order=list(data.get("order") or []),
         measured=dict(data.get("measured") or {}),
         failed=dict(data.get("failed") or {}),
