@@ -170,10 +170,17 @@ def test_the_network_policy_admits_the_managed_collectors(production: StackPlan)
         {
             "from": [
                 {
+                    # GKE runs the managed collectors in gke-gmp-system; gmp-system is the
+                    # operator's own namespace (older GKE, self-deployed collection).
                     "namespaceSelector": {
-                        "matchLabels": {"kubernetes.io/metadata.name": "gmp-system"}
-                    },
-                    "podSelector": {"matchLabels": {"app.kubernetes.io/name": "collector"}},
+                        "matchExpressions": [
+                            {
+                                "key": "kubernetes.io/metadata.name",
+                                "operator": "In",
+                                "values": ["gke-gmp-system", "gmp-system"],
+                            }
+                        ]
+                    }
                 }
             ],
             "ports": [{"port": 8501, "protocol": "TCP"}],
