@@ -33,7 +33,6 @@ def add_parser(commands: Any) -> None:
         "the resource exists in GCP and dropped where it does not, then pulumi destroy "
         "runs (twice if need be). Needs the Pulumi CLI, logged in to the stack's backend, "
         "and gcloud for the lookups.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     teardown.add_argument("stack", help="the stack to destroy")
     teardown.add_argument(
@@ -41,13 +40,14 @@ def add_parser(commands: Any) -> None:
         choices=UNLOCK_MODES,
         default="stale",
         help="always: cancel first (nothing else can be running on the stack); stale: cancel "
-        "only a lock older than --stale-lock-hours",
+        "only a lock older than --stale-lock-hours (default: %(default)s)",
     )
     teardown.add_argument(
         "--stale-lock-hours",
         type=float,
         default=STALE_LOCK_HOURS,
-        help="with --unlock stale: a lock older than this is an operation that died",
+        help="with --unlock stale: a lock older than this is an operation that died "
+        "(default: %(default)s)",
     )
     teardown.add_argument("--remove", action="store_true", help="remove the stack afterwards")
     teardown.add_argument(
