@@ -6,13 +6,13 @@ Every decision is made (and every bad setting rejected) before the first resourc
 
 import pulumi
 
+from infra.bench.image import IMAGE_REPOSITORY, write_load_generator_context
 from infra.components.cluster import ClusterArgs, GkeCluster
 from infra.components.dashboard import StackDashboard
 from infra.components.image import ContextImage, ImageArgs, ServingImage
 from infra.components.workload import ServingWorkload
 from infra.errors import ConfigError, ModelSourceError
 from infra.experiment import design_experiment
-from infra.loadgen.image import IMAGE_REPOSITORY, write_load_generator_context
 from infra.manifests import render_manifests
 from infra.model.build_context import write_build_context
 from infra.model.source import resolve_model

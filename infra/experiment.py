@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from infra.bench.pool import POOL_NAME, LoadGeneratorDesign, design_load_generator
 from infra.errors import ConfigError
 from infra.facts import load
-from infra.loadgen.sizing import POOL_NAME, LoadGeneratorDesign, design_load_generator
 from infra.machine import (
     MachineShape,
     Resources,

@@ -9,9 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from infra.bench.barrier import BARRIER_PORT
+from infra.cluster_names import BARRIER_PORT, LOAD_GENERATOR
 from infra.experiment import ExperimentDesign
-from infra.loadgen.sizing import ROLE as LOAD_GENERATOR
 from infra.model.build_context import RUN_AS_GID, RUN_AS_UID, entrypoint
 from infra.monitoring.podmonitoring import collector_ingress, pod_monitoring
 from infra.naming import NODE_POOL_NAME, label_value
@@ -282,7 +281,7 @@ def render_manifests(design: ExperimentDesign, image: Any) -> WorkloadManifests:
 
 
 def load_generator_selector(design: ExperimentDesign) -> dict[str, str]:
-    """The labels of this stack's load-generator pods (infra.loadgen.manifests sets them)."""
+    """The labels of this stack's load-generator pods (infra.bench.job sets them)."""
     return {
         "app.kubernetes.io/name": LOAD_GENERATOR,
         "app.kubernetes.io/instance": label_value(design.settings.stack),

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+from infra.bench.pool import POOL_NAME
 from infra.experiment import ExperimentDesign
-from infra.loadgen.sizing import POOL_NAME
 from infra.model.signatures import serving_inputs
 from infra.model.source import ResolvedModel
 from infra.tfserving import GRPC_PORT, REST_PORT, model_status_path

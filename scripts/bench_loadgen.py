@@ -30,8 +30,8 @@ sys.path.insert(0, str(ROOT))
 from infra.bench.capacity import Objective, find_capacity  # noqa: E402
 from infra.bench.fanout import run_local  # noqa: E402
 from infra.bench.results import result_document  # noqa: E402
-from infra.bench.spec import WorkerSpec  # noqa: E402
-from infra.bench.stats import SEND_LAG_LIMIT_MS  # noqa: E402
+from infra.loadgen.spec import WorkerSpec  # noqa: E402
+from infra.loadgen.stats import SEND_LAG_LIMIT_MS  # noqa: E402
 from tests.load_servers import Capacity, grpc_server, metadata, rest_server  # noqa: E402
 
 BODIES = {"small": (-1, 4, 4, 3), "reference": (-1, 224, 224, 3)}

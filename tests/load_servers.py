@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import grpc
 
-from infra.bench.tensors import PREDICT_METHOD
+from infra.loadgen.tensors import PREDICT_METHOD
 from infra.model.apis import PredictRequest, PredictResponse
 from tests.json_api import send_json
 

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from infra.bench.report import best, markdown, row
-from infra.bench.stats import Sample, merge, worker_result
-from infra.bench.tensors import (
+from infra.loadgen.stats import Sample, merge, worker_result
+from infra.loadgen.tensors import (
     InputSpec,
     PayloadError,
     generated_payload,

@@ -24,10 +24,10 @@ from kubernetes.client import (
 )
 from kubernetes.client.exceptions import ApiException
 
-from infra.bench.spec import RESULT_MARKER, WorkerSpec
-from infra.bench.stats import Sample, merge, worker_result
-from infra.loadgen.run import ClusterRunError, ClusterRunner
-from infra.loadgen.sizing import process_requests
+from infra.bench.cluster import ClusterRunError, ClusterRunner
+from infra.bench.pool import process_requests
+from infra.loadgen.spec import RESULT_MARKER, WorkerSpec
+from infra.loadgen.stats import Sample, merge, worker_result
 from tests.conftest import ROOT
 from tests.load_servers import Capacity, rest_server
 

@@ -16,13 +16,13 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from infra.bench.spec import WorkerSpec
+from infra.bench import job as jobs
+from infra.bench.image import MODULES, context_files, write_load_generator_context
+from infra.bench.pool import process_requests, processes_for
 from infra.errors import ConfigError
 from infra.experiment import design_experiment
 from infra.facts import load
-from infra.loadgen import manifests
-from infra.loadgen.image import MODULES, context_files, write_load_generator_context
-from infra.loadgen.sizing import process_requests, processes_for
+from infra.loadgen.spec import WorkerSpec
 from infra.plan.render import kubernetes_manifests, plan_json
 from infra.plan.run import StackPlan
 from infra.settings import resolve_settings
@@ -130,7 +130,7 @@ def test_the_image_is_built_from_this_projects_code_on_a_pinned_python(tmp_path:
     assert f"FROM {load('image')['load_generator_base']}\n" in dockerfile
     assert load("image")["load_generator_base"].startswith("python:3.11.")
     assert "USER 10001:10001" in dockerfile
-    assert 'ENTRYPOINT ["python", "-m", "infra.bench.worker"]' in dockerfile
+    assert 'ENTRYPOINT ["python", "-m", "infra.loadgen.worker"]' in dockerfile
     result = hadolint(context / "Dockerfile")
     assert result.returncode == 0, result.stdout + result.stderr
     files = sorted(p.relative_to(context).as_posix() for p in context.rglob("*") if p.is_file())
@@ -143,7 +143,7 @@ def test_the_image_holds_every_module_a_load_generator_imports(tmp_path: Path) -
     # Only the context and the installed packages on the path, as in the image.
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     result = subprocess.run(
-        [sys.executable, "-c", "import infra, infra.bench.worker; print(infra.__file__)"],
+        [sys.executable, "-c", "import infra, infra.loadgen.worker; print(infra.__file__)"],
         cwd=tmp_path / relative,
         env=env,
         capture_output=True,
@@ -159,10 +159,10 @@ def test_the_image_holds_every_module_a_load_generator_imports(tmp_path: Path) -
 def job_objects(processes: int = 3) -> tuple[dict[str, Any], dict[str, Any], WorkerSpec]:
     spec = WorkerSpec(
         "rest", "http://x", "x:8500", "resnet50", "serving_default", 1, "open", 300.0, 1,
-        60.0, 10.0, 30.0, 1000, processes=processes, coordinator=manifests.coordinator("run-1"),
+        60.0, 10.0, 30.0, 1000, processes=processes, coordinator=jobs.coordinator("run-1"),
         listen_host="0.0.0.0",
     )  # fmt: skip
-    job = manifests.job(
+    job = jobs.job(
         name="run-1",
         namespace="tfserving",
         stack_label="8vcpu-16gb-interop4",
@@ -172,7 +172,7 @@ def job_objects(processes: int = 3) -> tuple[dict[str, Any], dict[str, Any], Wor
         run_deadline_s=700.0,
         requests=process_requests(),
     )
-    return job, manifests.peers_service("run-1", "tfserving", "8vcpu-16gb-interop4"), spec
+    return job, jobs.peers_service("run-1", "tfserving", "8vcpu-16gb-interop4"), spec
 
 
 @pytest.mark.parametrize("version", load("gke")["kubernetes_versions"])

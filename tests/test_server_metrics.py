@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.bench.metrics import Snapshot, add, bucket_quantile_ms, difference, figures, parse
+from infra.loadgen.metrics import Snapshot, add, bucket_quantile_ms, difference, figures, parse
 from tests.conftest import ROOT
 from tests.load_servers import Capacity, rest_server
 

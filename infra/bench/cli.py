@@ -23,8 +23,8 @@ from infra.bench.session import (
     run_once,
     summary_line,
 )
-from infra.bench.spec import WorkerError, WorkerSpec
-from infra.bench.tensors import GRPC_ONLY, fetch_inputs, outputs_inputs, payload_protocol
+from infra.loadgen.spec import WorkerError, WorkerSpec
+from infra.loadgen.tensors import GRPC_ONLY, fetch_inputs, outputs_inputs, payload_protocol
 
 
 def _pulumi_output(stack: str, *extra: str) -> str:

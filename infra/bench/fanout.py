@@ -1,6 +1,6 @@
 """Run one load across N worker processes on this machine and collect their results.
 
-Each process is `python -m infra.bench.worker` (the same code the cluster's Job pods run),
+Each process is `python -m infra.loadgen.worker` (the same code the cluster's Job pods run),
 on the loopback start barrier. Bounded: the processes are killed at the run's deadline,
 and on any failure or interruption (Ctrl-C) none is left behind.
 """
@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from infra.bench.spec import WorkerError, WorkerSpec, parse_line
+from infra.loadgen.spec import WorkerError, WorkerSpec, parse_line
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 # After the schedule: the last answers (timeout) and the processes' exit.
@@ -53,7 +53,7 @@ def run_local(spec: WorkerSpec, processes: int) -> list[dict[str, Any]]:
         coordinator=f"127.0.0.1:{free_port()}",
         start_timeout_s=min(spec.start_timeout_s, 60.0),
     )
-    command = [sys.executable, "-m", "infra.bench.worker", "--spec", spec.to_json()]
+    command = [sys.executable, "-m", "infra.loadgen.worker", "--spec", spec.to_json()]
     children = [
         subprocess.Popen(
             [*command, "--index", str(index)],

@@ -18,8 +18,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from infra.bench.spec import WorkerSpec
-from infra.bench.stats import merge
+from infra.loadgen.spec import WorkerSpec
+from infra.loadgen.stats import merge
 
 RESULTS_SCHEMA = "tfserving-gke/bench/v1"
 EXPERIMENT_OUTPUTS = (

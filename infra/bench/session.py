@@ -1,7 +1,7 @@
 """Run load against one deployment, from this machine or from its cluster: one run, or a
 capacity search under a latency objective. Shared by `bench` and `sweep`.
 
-The cluster's side (Job, pods, logs) is infra.loadgen.run; the processes on this machine
+The cluster's side (Job, pods, logs) is infra.bench.cluster; the processes on this machine
 are infra.bench.fanout. This module decides how many load-generator processes a run gets,
 runs it again over more of them when the generator itself was the limit, and turns the
 runs into results documents.
@@ -19,12 +19,12 @@ from kubernetes.config.config_exception import ConfigException
 from urllib3.exceptions import HTTPError
 
 from infra.bench.capacity import Objective, find_capacity, judge
+from infra.bench.cluster import ClusterRunError, ClusterRunner
 from infra.bench.fanout import run_local
+from infra.bench.kube import api_clients
+from infra.bench.pool import process_requests, processes_for
 from infra.bench.results import result_document
-from infra.bench.spec import WorkerError, WorkerSpec
-from infra.loadgen.kube import api_clients
-from infra.loadgen.run import ClusterRunError, ClusterRunner
-from infra.loadgen.sizing import process_requests, processes_for
+from infra.loadgen.spec import WorkerError, WorkerSpec
 from infra.naming import label_value
 
 Say = Callable[[str], None]

@@ -10,7 +10,7 @@ import pulumi
 import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 
-from infra.loadgen.sizing import POOL_NAME, ROLE, ROLE_LABEL, TAINT_KEY, LoadGeneratorDesign
+from infra.bench.pool import POOL_NAME, ROLE, ROLE_LABEL, TAINT_KEY, LoadGeneratorDesign
 from infra.naming import NODE_POOL_NAME
 from infra.scaling.design import AutoscalingDesign
 

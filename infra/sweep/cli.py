@@ -318,9 +318,9 @@ def cluster_measure(design: SweepDesign, say: Callable[[str], None] = print) -> 
     # The load generator's side (the kubernetes client) only for a real run: every other
     # command imports this module.
     from infra.bench.capacity import Objective  # noqa: PLC0415
+    from infra.bench.cluster import ClusterRunError  # noqa: PLC0415
     from infra.bench.session import BenchError, capacity_search, cluster_runs  # noqa: PLC0415
-    from infra.bench.spec import WorkerSpec  # noqa: PLC0415
-    from infra.loadgen.run import ClusterRunError  # noqa: PLC0415
+    from infra.loadgen.spec import WorkerSpec  # noqa: PLC0415
 
     search = design.search
     assert search.p99_ms is not None, "a real run has an objective"

@@ -10,10 +10,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from infra.bench.tensors import PayloadError, outputs_inputs, payload_protocol
+from infra.bench.pool import POOL_NAME
 from infra.errors import ConfigError, ModelSourceError
 from infra.facts import read_yaml
-from infra.loadgen.sizing import POOL_NAME
+from infra.loadgen.tensors import PayloadError, outputs_inputs, payload_protocol
 from infra.plan.render import plan_json
 from infra.plan.run import StackPlan, plan_stack
 from infra.pricing import NodeGroup, node_group_lines

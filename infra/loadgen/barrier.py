@@ -13,7 +13,6 @@ from __future__ import annotations
 import socket
 import time
 
-BARRIER_PORT = 7077
 # Long enough for every process to get the answer and settle its connections.
 START_DELAY_S = 1.0
 # A process alone only needs its users spawned.

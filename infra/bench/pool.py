@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from infra.cluster_names import LOAD_GENERATOR
 from infra.errors import ConfigError
 from infra.facts import load
 from infra.machine import MachineShape, Resources, node_allocatable, parse_machine_type
@@ -13,7 +14,7 @@ from infra.settings import Settings
 
 POOL_NAME = "load-generator"
 ROLE_LABEL = "tfserving-gke.io/role"
-ROLE = "load-generator"  # also the load-generator pods' app.kubernetes.io/name
+ROLE = LOAD_GENERATOR  # also the load-generator pods' app.kubernetes.io/name
 # Nodes of the pool carry this taint, and only load-generator pods tolerate it.
 TAINT_KEY = "tfserving-gke.io/load-generator"
 

@@ -1,6 +1,6 @@
 """The Kubernetes objects of one in-cluster load test, as plain dicts. Pure.
 
-An Indexed Job runs one load-generator process per pod (`python -m infra.bench.worker`,
+An Indexed Job runs one load-generator process per pod (`python -m infra.loadgen.worker`,
 its index from JOB_COMPLETION_INDEX). A headless Service named like the Job gives each pod
 a DNS name (<job>-<index>.<job>), so every process finds process 0 for the start barrier.
 The pods select the load-generator pool and tolerate its taint, run as the serving pods do
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from infra.bench.barrier import BARRIER_PORT
-from infra.loadgen.sizing import POOL_NAME, ROLE, TAINT_KEY
+from infra.bench.pool import POOL_NAME, ROLE, TAINT_KEY
+from infra.cluster_names import BARRIER_PORT
 from infra.machine import Resources
 from infra.manifests import APP_NAME, CONTAINER_SECURITY, POD_SECURITY
 from infra.tfserving import GRPC_PORT, REST_PORT

@@ -1,9 +1,9 @@
-"""One load-generator process: `python -m infra.bench.worker --spec JSON [--index I]`.
+"""One load-generator process: `python -m infra.loadgen.worker --spec JSON [--index I]`.
 
 Run by the local fan-out (several on the user's machine) and, in the cluster, by every pod
 of an Indexed Job (its index from JOB_COMPLETION_INDEX). It builds the request from the
 model's signature, waits at the start barrier, sends its share of the load, and prints one
-line, `tfserving-gke-result <JSON>`, with its counts and histograms (infra.bench.stats);
+line, `tfserving-gke-result <JSON>`, with its counts and histograms (infra.loadgen.stats);
 the driver merges the lines of all processes. On a failure it prints
 `tfserving-gke-error <message>` and exits 2.
 """
@@ -22,17 +22,17 @@ from typing import Any  # noqa: E402
 
 import gevent  # noqa: E402
 
-from infra.bench import metrics  # noqa: E402
-from infra.bench.barrier import BarrierError, monotonic_at, start_time  # noqa: E402
-from infra.bench.spec import (  # noqa: E402
+from infra.loadgen import metrics  # noqa: E402
+from infra.loadgen.barrier import BarrierError, monotonic_at, start_time  # noqa: E402
+from infra.loadgen.spec import (  # noqa: E402
     ERROR_MARKER,
     INDEX_ENV,
     RESULT_MARKER,
     WorkerError,
     WorkerSpec,
 )
-from infra.bench.stats import worker_result  # noqa: E402
-from infra.bench.tensors import (  # noqa: E402
+from infra.loadgen.stats import worker_result  # noqa: E402
+from infra.loadgen.tensors import (  # noqa: E402
     Payload,
     PayloadError,
     fetch_inputs,
@@ -84,8 +84,8 @@ def watch_servers(spec: WorkerSpec, t0: float) -> dict[str, Any]:
 
 
 def run(spec: WorkerSpec, index: int) -> dict[str, Any]:
-    """Play process `index`'s part and return its result (see infra.bench.stats)."""
-    from infra.bench.load import Share, run_load  # noqa: PLC0415 - after patching
+    """Play process `index`'s part and return its result (see infra.loadgen.stats)."""
+    from infra.loadgen.load import Share, run_load  # noqa: PLC0415 - after patching
 
     payload = build_payload(spec)  # before the barrier: encoding is not part of the run
     try:
@@ -116,7 +116,7 @@ def run(spec: WorkerSpec, index: int) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m infra.bench.worker")
+    parser = argparse.ArgumentParser(prog="python -m infra.loadgen.worker")
     parser.add_argument("--spec", required=True, help="the run's WorkerSpec as JSON")
     parser.add_argument("--index", type=int, help=f"this process's index (default ${INDEX_ENV})")
     args = parser.parse_args(argv)

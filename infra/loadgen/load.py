@@ -1,6 +1,6 @@
 """The load generator: Locust as a library, headless, in closed or open loop.
 
-Import this module only after gevent's monkey-patching (infra.bench.worker does it first).
+Import this module only after gevent's monkey-patching (infra.loadgen.worker does it first).
 
 Closed loop: N users, each sends its next request as soon as the previous one answered;
 latency counts from the send.
@@ -36,9 +36,9 @@ from locust.contrib.fasthttp import FastHttpUser
 from locust.env import Environment
 from locust.exception import StopUser
 
-from infra.bench.spec import WorkerSpec
-from infra.bench.stats import Sample
-from infra.bench.tensors import PREDICT_METHOD, Payload
+from infra.loadgen.spec import WorkerSpec
+from infra.loadgen.stats import Sample
+from infra.loadgen.tensors import PREDICT_METHOD, Payload
 
 grpc_gevent.init_gevent()  # gRPC calls yield to gevent instead of blocking it
 # A gRPC channel multiplexes every call over one HTTP/2 connection, and a Service's virtual

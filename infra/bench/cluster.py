@@ -1,6 +1,6 @@
 """Run a load test from inside the cluster and bring its results back.
 
-Creates the run's headless Service and Indexed Job (infra.loadgen.manifests) with the
+Creates the run's headless Service and Indexed Job (infra.bench.job) with the
 official Kubernetes client, watches the Job until it finishes (sampling the pods' CPU from
 the metrics API meanwhile), reads each pod's result line from its log, and deletes both
 objects, whatever happened: on success, failure, timeout or interruption (Ctrl-C). The
@@ -18,9 +18,9 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 from kubernetes.utils.quantity import parse_quantity
 
+from infra.bench import job as jobs
 from infra.bench.fanout import results_from_output, run_deadline_s
-from infra.bench.spec import WorkerError, WorkerSpec
-from infra.loadgen import manifests
+from infra.loadgen.spec import WorkerError, WorkerSpec
 from infra.machine import Resources
 from infra.manifests import APP_NAME
 from infra.tfserving import REST_PORT
@@ -76,9 +76,7 @@ class ClusterRunner:
     say: Callable[[str], None] = print
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
-    names: Callable[[], str] = field(
-        default=lambda: f"{manifests.NAME_PREFIX}-{uuid.uuid4().hex[:8]}"
-    )
+    names: Callable[[], str] = field(default=lambda: f"{jobs.NAME_PREFIX}-{uuid.uuid4().hex[:8]}")
 
     def serving_pods(self) -> list[tuple[str, str]]:
         """(pod name, REST base URL) of every running serving pod."""
@@ -119,7 +117,7 @@ class ClusterRunner:
     def run(self, spec: WorkerSpec, processes: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         """Run the spec's load over `processes` pods; their results and the pods' CPU."""
         name = self.names()
-        rest_url, grpc_target = manifests.serving_addresses(self.namespace)
+        rest_url, grpc_target = jobs.serving_addresses(self.namespace)
         serving = self.serving_pods()
         if not serving:
             raise ClusterRunError(
@@ -131,13 +129,13 @@ class ClusterRunner:
             rest_url=rest_url,
             grpc_target=grpc_target,
             processes=processes,
-            coordinator=manifests.coordinator(name),
+            coordinator=jobs.coordinator(name),
             listen_host=LISTEN_ALL,
             metrics_targets=tuple(serving),
         )
         deadline_s = run_deadline_s(spec)
-        service = manifests.peers_service(name, self.namespace, self.stack_label)
-        job = manifests.job(
+        service = jobs.peers_service(name, self.namespace, self.stack_label)
+        job = jobs.job(
             name=name,
             namespace=self.namespace,
             stack_label=self.stack_label,
@@ -152,7 +150,7 @@ class ClusterRunner:
         try:
             self.batch.create_namespaced_job(self.namespace, job)
             self.say(f"Job {name}: {processes} load-generator pods in {self.namespace}")
-            self._wait(name, processes, deadline_s + manifests.EXIT_MARGIN_S, cpu)
+            self._wait(name, processes, deadline_s + jobs.EXIT_MARGIN_S, cpu)
             logs = [self._log(pod) for pod in self._pods(name)]
             results = results_from_output(logs, "load-generator pod")
         except WorkerError as error:
@@ -163,13 +161,13 @@ class ClusterRunner:
         return results, {"serving_pods": cpu.summary(pods), "source": "metrics API"}
 
     def _pods(self, name: str) -> list[Any]:
-        selector = f"{manifests.RUN_LABEL}={name}"
+        selector = f"{jobs.RUN_LABEL}={name}"
         pods = self.core.list_namespaced_pod(self.namespace, label_selector=selector).items
         return sorted(pods, key=lambda pod: pod.metadata.name)
 
     def _log(self, pod: Any) -> str:
         text: str = self.core.read_namespaced_pod_log(
-            pod.metadata.name, self.namespace, container=manifests.COMPONENT
+            pod.metadata.name, self.namespace, container=jobs.COMPONENT
         )
         return text
 

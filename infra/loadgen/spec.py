@@ -1,6 +1,6 @@
 """What every load-generator process of a run is told, and how it reports back.
 
-Kept apart from infra.bench.worker (the process's entry point, which patches the standard
+Kept apart from infra.loadgen.worker (the process's entry point, which patches the standard
 library for gevent on import) so drivers and reports can use it unpatched.
 """
 

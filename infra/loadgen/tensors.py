@@ -12,7 +12,7 @@ from typing import Any
 
 import requests
 
-from infra.bench.spec import WorkerError
+from infra.loadgen.spec import WorkerError
 from infra.model.apis import PredictRequest
 
 PREDICT_METHOD = "/tensorflow.serving.PredictionService/Predict"
