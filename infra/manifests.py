@@ -26,6 +26,9 @@ from infra.tfserving import (
 )
 
 APP_NAME = "tfserving"
+# A headless Service naming every ready serving pod in DNS: the in-cluster load generator
+# sends to each pod in turn (a Service's virtual IP balances connections, not requests).
+PODS_SERVICE_NAME = f"{APP_NAME}-pods"
 CONFIG_HASH_ANNOTATION = "tfserving-gke.io/config-sha256"
 INTERNAL_LB_ANNOTATION = "networking.gke.io/load-balancer-type"
 TIMEOUT_ANNOTATION = "pulumi.com/timeoutSeconds"
@@ -107,8 +110,10 @@ class WorkloadManifests:
     service: dict[str, Any]
     poddisruptionbudget: dict[str, Any]
     networkpolicy: dict[str, Any]
-    # What the in-cluster load generator's pods may reach (with a load generator only).
+    # What the in-cluster load generator's pods may reach, and the headless Service that
+    # names the serving pods for them (with a load generator only).
     load_generator_policy: dict[str, Any] | None = None
+    pods_service: dict[str, Any] | None = None
     # With autoscaling.
     horizontalpodautoscaler: dict[str, Any] | None = None
     # With metrics: Managed Service for Prometheus scrapes the serving pods.
@@ -118,6 +123,8 @@ class WorkloadManifests:
         objects = [(kind, getattr(self, kind)) for kind in REQUIRED_KINDS]
         if self.load_generator_policy:
             objects.append(("networkpolicy", self.load_generator_policy))
+        if self.pods_service:
+            objects.append(("service", self.pods_service))
         objects += [
             (kind, getattr(self, kind))
             for kind in MANIFEST_ORDER[len(REQUIRED_KINDS) :]
@@ -271,6 +278,7 @@ def render_manifests(design: ExperimentDesign, image: Any) -> WorkloadManifests:
         pdb,
         network_policy,
         _load_generator_policy(design) if design.load_generator else None,
+        _pods_service(design) if design.load_generator else None,
         horizontal_pod_autoscaler(_metadata(design, APP_NAME), APP_NAME, design.autoscaling)
         if design.autoscaling
         else None,
@@ -285,6 +293,23 @@ def load_generator_selector(design: ExperimentDesign) -> dict[str, str]:
     return {
         "app.kubernetes.io/name": LOAD_GENERATOR,
         "app.kubernetes.io/instance": label_value(design.settings.stack),
+    }
+
+
+def _pods_service(design: ExperimentDesign) -> dict[str, Any]:
+    """The headless Service whose DNS name answers with every ready serving pod's address."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(design, PODS_SERVICE_NAME),
+        "spec": {
+            "clusterIP": "None",
+            "selector": selector_labels(design),
+            "ports": [
+                {"name": "grpc", "port": GRPC_PORT, "targetPort": "grpc", "protocol": "TCP"},
+                {"name": "http", "port": REST_PORT, "targetPort": "http", "protocol": "TCP"},
+            ],
+        },
     }
 
 

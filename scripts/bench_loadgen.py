@@ -62,8 +62,8 @@ def run(base: WorkerSpec, processes: int) -> dict[str, Any]:
     return result_document(base, run_local(base, processes), {}, now, "local")
 
 
-def on_lag(summary: dict[str, Any]) -> tuple[str, str]:
-    lag = summary["send_lag_p99_ms"]
+def on_lag(documents: list[dict[str, Any]]) -> tuple[str, str]:
+    lag = documents[-1]["summary"]["send_lag_p99_ms"]
     verdict = "pass" if lag is not None and lag <= SEND_LAG_LIMIT_MS else "fail"
     return verdict, f"p99 send lag {lag} ms"
 
@@ -87,7 +87,7 @@ def one_process(duration_s: float, steps: int) -> None:
                     Objective(0, 1.0),
                     START_RATE[body],
                     max_steps=steps,
-                    verdict_of=on_lag,
+                    judge_runs=on_lag,
                 )
                 best = (
                     search["steps"][search["step"]]["result"]

@@ -38,10 +38,14 @@ def plan() -> PlanFn:
     return run
 
 
-def manifest(plan: StackPlan, kind: str) -> dict[str, Any]:
-    """The one declared Kubernetes object of this kind."""
-    found = [obj for _, obj in kubernetes_manifests(plan) if obj["kind"] == kind]
-    assert len(found) == 1, f"expected one {kind}, got {len(found)}"
+def manifest(plan: StackPlan, kind: str, name: str | None = None) -> dict[str, Any]:
+    """The one declared Kubernetes object of this kind (and name, where several are)."""
+    found = [
+        obj
+        for _, obj in kubernetes_manifests(plan)
+        if obj["kind"] == kind and name in (None, obj["metadata"]["name"])
+    ]
+    assert len(found) == 1, f"expected one {kind} {name or ''}, got {len(found)}"
     return found[0]
 
 

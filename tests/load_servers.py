@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import threading
 import time
 from collections.abc import Iterator
@@ -49,11 +50,16 @@ METADATA = {
 
 
 class Capacity:
-    """At most `workers` requests served at once, each taking `service_s`."""
+    """At most `workers` requests served at once, each taking `service_s` (or, with
+    `exponential`, a seeded exponential time of that mean: an M/M/c queue under Poisson
+    arrivals, whose capacity under a p99 objective Erlang C gives)."""
 
-    def __init__(self, workers: int, service_s: float) -> None:
+    def __init__(
+        self, workers: int, service_s: float, exponential: bool = False, seed: int = 0
+    ) -> None:
         self.slots = threading.Semaphore(workers)
         self.service_s = service_s
+        self._draw = random.Random(seed) if exponential else None
         self.served = 0
         self.bad_requests: list[str] = []
         self.latencies_us: list[float] = []
@@ -62,7 +68,12 @@ class Capacity:
     def serve(self) -> None:
         arrived = time.perf_counter()
         with self.slots:
-            time.sleep(self.service_s)
+            if self._draw is None:
+                time.sleep(self.service_s)
+            else:
+                with self._lock:
+                    service_s = self._draw.expovariate(1 / self.service_s)
+                time.sleep(service_s)
         with self._lock:
             self.served += 1
             self.latencies_us.append((time.perf_counter() - arrived) * 1e6)

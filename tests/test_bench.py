@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from infra.bench.report import best, markdown, row
-from infra.loadgen.stats import Sample, merge, worker_result
+from infra.bench.report import best, markdown, named_rows, row
+from infra.loadgen.stats import Sample, max_send_lag_ms, merge, worker_result
 from infra.loadgen.tensors import (
     InputSpec,
     PayloadError,
@@ -49,6 +49,10 @@ def bench(tmp_path: Path, target: str, *args: str) -> dict[str, Any]:
             "5",
             "--out",
             str(out),
+            # The server shares this machine's cores with the generator: its scheduling
+            # jitter is not what these tests measure (the lag verdict has its own tests).
+            "--max-send-lag-ms",
+            "25",
             *args,
         ],
         cwd=ROOT,
@@ -123,7 +127,10 @@ def test_grpc_path_measures_like_rest(tmp_path: Path) -> None:
 def test_processes_share_one_schedule_and_merge_to_its_figures(tmp_path: Path) -> None:
     capacity = Capacity(WORKERS, SERVICE_S)
     with rest_server(capacity) as url:
-        result = bench(tmp_path, url, "--mode", "open", "--rate", "150", "--processes", "3")
+        result = bench(
+            tmp_path, url, "--mode", "open", "--rate", "150", "--processes", "3",
+            "--arrivals", "uniform",
+        )  # fmt: skip
     summary = result["summary"]
     assert summary["processes"] == result["settings"]["processes"] == 3
     # Every request of the one schedule sent once: 150/s over the 0.5 s warm-up and 2.5 s.
@@ -143,8 +150,10 @@ def test_closed_loop_users_are_split_between_processes(tmp_path: Path) -> None:
             tmp_path, url, "--protocol", "grpc", "--grpc-target", target,
             "--mode", "closed", "--users", "4", "--processes", "2",
         )  # fmt: skip
-    # 4 users on a 4-worker server of 20 ms: about 200 requests per second.
-    assert 150 <= result["summary"]["rps"] <= 201
+    # 4 users on a 4-worker server of 20 ms: at most 200 requests per second, less each
+    # request's own client time (a few ms on this shared 2-core machine).
+    assert 130 <= result["summary"]["rps"] <= 201
+    assert result["summary"]["processes"] == 2
     assert result["summary"]["send_lag_p99_ms"] is None  # closed loop has no schedule
 
 
@@ -158,18 +167,30 @@ def test_a_generator_that_cannot_keep_up_says_so(tmp_path: Path) -> None:
              "--rate", "6000", "--warmup", "0.5", "--duration", "2", "--out", str(out)],
             cwd=ROOT, capture_output=True, text=True, check=False, timeout=120,
         )  # fmt: skip
-    assert run.returncode == 0, run.stderr
+    # What was asked (a run that measures the server) did not happen.
+    assert run.returncode == 1, run.stderr
     summary = json.loads(out.read_text())["summary"]
     assert summary["load_generator_limited"] is True
     assert summary["send_lag_p99_ms"] > 5
     assert "warning: the load generator was the limit, not the server" in run.stderr
+    assert "Traceback" not in run.stderr
 
 
 def test_errors_are_counted_by_kind(tmp_path: Path) -> None:
+    out = tmp_path / "errors.json"
     with rest_server(Capacity(WORKERS, 0.005), fail_every=4) as url:
-        result = bench(tmp_path, url, "--mode", "open", "--rate", "40")
+        run = subprocess.run(
+            [sys.executable, "-m", "infra", "bench", url, "--model", "toy", "--rate", "40",
+             "--warmup", "0.5", "--duration", "2.5", "--out", str(out)],
+            cwd=ROOT, capture_output=True, text=True, check=False, timeout=120,
+        )  # fmt: skip
+    result = json.loads(out.read_text())
     assert set(result["errors"]) == {"http 503"}
     assert 0.2 <= result["summary"]["error_rate"] <= 0.3
+    # Over --max-error-rate: the run failed, and the summary line names the kind.
+    assert run.returncode == 1
+    assert "errors" in run.stdout and "(http 503 " in run.stdout
+    assert "over --max-error-rate 1.00%" in run.stderr
 
 
 def test_unreachable_target_is_a_clear_error(tmp_path: Path) -> None:
@@ -230,19 +251,45 @@ def test_merging_processes_gives_the_figures_of_one_process() -> None:
     assert abs(averaged - one["summary"]["p99_ms"]) > 100  # what averaging would have said
 
 
-def test_a_late_or_saturated_generator_is_named_the_limit() -> None:
-    on_time = [Sample(1 + i / 100, 10.0, None, 0.4) for i in range(100)]
-    late = [Sample(1 + i / 100, 10.0, None, 40.0 if i % 10 == 0 else 0.4) for i in range(100)]
+def test_the_generator_is_judged_by_its_lag_beside_the_objective() -> None:
+    on_time = [Sample(1 + i / 200, 10.0, None, 0.4) for i in range(200)]
+    late = [Sample(1 + i / 200, 10.0, None, 40.0 if i % 10 == 0 else 0.4) for i in range(200)]
     assert not merge([worker_result(on_time, 1.0, 1.0, 0.3, 2.0)], 1.0)["summary"][
         "load_generator_limited"
     ]
-    lagging = merge([worker_result(late, 1.0, 1.0, 0.3, 2.0)], 1.0)["summary"]
+    lagging = merge([worker_result(late, 1.0, 1.0, 0.3, 2.0)], 1.0, 5.0)["summary"]
     assert lagging["load_generator_limited"] is True
     assert lagging["send_lag_p99_ms"] == pytest.approx(40.0, rel=1e-3)
-    assert "p99 send lag 40" in lagging["load_generator_limited_reason"]
+    assert "p99 send lag 40.03 ms is over 5 ms" in lagging["load_generator_limited_reason"]
+    # 40 ms beside a 1 s objective distorts nothing: a tenth of it is the limit.
+    relaxed = merge([worker_result(late, 1.0, 1.0, 0.3, 2.0)], 1.0, max_send_lag_ms(1000))
+    assert relaxed["summary"]["load_generator_limited"] is False
+    # A busy core alone is not a verdict: only the lag it causes is.
     busy = merge([worker_result(on_time, 1.0, 1.0, 1.9, 2.0)], 1.0)["summary"]
-    assert busy["load_generator_limited"] is True
-    assert "used 95% of its CPU core" in busy["load_generator_limited_reason"]
+    assert busy["load_generator_limited"] is False
+    # Too few samples to judge a p99 of the lag.
+    few = [Sample(1 + i / 50, 10.0, None, 40.0) for i in range(50)]
+    assert not merge([worker_result(few, 1.0, 1.0, 0.3, 2.0)], 1.0)["summary"][
+        "load_generator_limited"
+    ]
+
+
+def test_the_advice_names_the_cause_of_the_lag() -> None:
+    late = [Sample(1 + i / 200, 10.0, None, 40.0) for i in range(200)]
+
+    def reason(cpu_s: float, processes: int, cores: int, body: int) -> str:
+        results = [
+            {**worker_result(late, 1.0, 1.0, cpu_s, 2.0), "cores": cores, "host": "h",
+             "payload_bytes": body}
+            for _ in range(processes)
+        ]  # fmt: skip
+        return str(merge(results, 1.0, 5.0)["summary"]["load_generator_limited_reason"])
+
+    assert "3 processes share 2 cores on one machine: more processes make it worse" in reason(
+        0.5, 3, 2, 500
+    )
+    assert "kept 95% of its core busy" in reason(1.9, 1, 2, 500)
+    assert "1,288,534 bytes" in reason(0.5, 1, 2, 1_288_534)
 
 
 def result_doc(experiment: str, rps: float, p99: float, usd_hour: float) -> dict[str, Any]:
@@ -275,19 +322,33 @@ def test_compare_picks_most_requests_per_dollar_within_the_objective(tmp_path: P
     assert winner is not None and winner.label == "8vcpu-16gb"
     assert winner.requests_per_usd == round(180 * 3600 / 0.59)
     table = markdown(rows, winner, 300, 0.01)
-    assert "| 8vcpu-16gb **best** | rest | open | 180.0 |" in table
+    assert "| 8vcpu-16gb | rest | open | 180.0 |" in table and "| **best** |" in table
     assert "Best for p99 ≤ 300 ms and errors ≤ 1.00%: **8vcpu-16gb**" in table
     assert best(rows, p99_ms=100, max_error_rate=0.01) is None
 
 
-def test_compare_never_picks_a_run_its_load_generator_limited() -> None:
+def test_compare_never_ranks_a_run_its_load_generator_limited_or_unbalanced() -> None:
     honest = result_doc("8vcpu-16gb", 180, 250, 0.59)
     limited = result_doc("8vcpu-64gb", 400, 200, 0.85)
     limited["summary"]["load_generator_limited"] = True
-    rows = [row(honest, "a"), row(limited, "b")]
+    unbalanced = result_doc("4vcpu", 500, 200, 0.5)
+    unbalanced["server"] = {"balance": {"unbalanced": True, "why": "pod x served 10"}}
+    rows = [row(honest, "a"), row(limited, "b"), row(unbalanced, "c")]
     winner = best(rows, p99_ms=300, max_error_rate=0.01)
     assert winner is not None and winner.label == "8vcpu-16gb"
-    assert "| 8vcpu-64gb (load generator was the limit) |" in markdown(rows, winner, 300, 0.01)
+    table = markdown(rows, winner, 300, 0.01)
+    assert "not ranked: load generator limited" in table
+    assert "not ranked: unbalanced" in table
+
+
+def test_repeats_of_one_experiment_are_told_apart_by_file() -> None:
+    rows = named_rows(
+        [
+            ("run-1", result_doc("8vcpu", 180, 250, 0.59)),
+            ("run-2", result_doc("8vcpu", 170, 250, 0.59)),
+        ]
+    )
+    assert [r.label for r in rows] == ["8vcpu (run-1)", "8vcpu (run-2)"]
 
 
 def test_compare_command_writes_table_and_chart(tmp_path: Path) -> None:

@@ -5,6 +5,8 @@ at capacity."""
 from __future__ import annotations
 
 import json
+import math
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -13,30 +15,47 @@ from typing import Any
 import pytest
 
 from infra.bench.capacity import Objective, find_capacity, judge
-from infra.bench.report import best, row
+from infra.bench.report import best, rank, row
+from infra.loadgen.stats import Sample, merge, worker_result
 from tests.conftest import ROOT
 from tests.load_servers import Capacity, rest_server
 
 OBJECTIVE = Objective(p99_ms=100, max_error_rate=0.01)
+DURATION_S = 10.0
+
+
+def window(rate: float, p99_ms: float, error_rate: float = 0.0, seed: int = 0) -> dict[str, Any]:
+    """A run's document at `rate` whose latencies are exponential with this p99 (one
+    process, Poisson-free: independent samples), through the real statistics."""
+    draw = random.Random(seed * 1_000_003 + int(rate * 100))
+    count = int(rate * DURATION_S)
+    mean = p99_ms / math.log(100)
+    samples = [
+        Sample(
+            i / rate, draw.expovariate(1 / mean), "http 503" if draw.random() < error_rate else None
+        )
+        for i in range(count)
+    ]
+    document = merge([worker_result(samples, 0.0, DURATION_S, 1.0, DURATION_S)], DURATION_S)
+    return {**document, "settings": {"protocol": "rest", "mode": "open"}}
 
 
 def modelled(capacity: float, limit: float = 1e9) -> Any:
-    """run_step for a server serving `capacity` requests/s at 20 ms, whose queue grows
-    past it; its load generator cannot offer more than `limit`."""
+    """run_step for a server meeting p99 20 ms up to `capacity` requests/s, whose queue
+    grows past it (p99 crosses 100 ms 4% above); its load generator cannot offer more than
+    `limit`."""
     offered: list[float] = []
 
     def run_step(rate: float) -> dict[str, Any]:
         offered.append(rate)
-        # A queue that builds fast past capacity: p99 crosses 100 ms 0.8% above it.
-        p99 = 20.0 if rate <= capacity else 20.0 + 10_000 * (rate - capacity) / capacity
-        summary = {
-            "rps": min(rate, capacity),
-            "p99_ms": p99,
-            "error_rate": 0.0,
-            "load_generator_limited": rate >= limit,
-            "load_generator_limited_reason": "p99 send lag 40 ms is over 5 ms",
-        }
-        return {"summary": summary}
+        p99 = 20.0 + 2000 * max(0.0, rate / capacity - 1)
+        document = window(rate, p99, seed=len(offered))
+        if rate >= limit:
+            document["summary"]["load_generator_limited"] = True
+            document["summary"]["load_generator_limited_reason"] = (
+                "p99 send lag 40 ms is over 10 ms"
+            )
+        return document
 
     run_step.offered = offered  # type: ignore[attr-defined]
     return run_step
@@ -46,23 +65,27 @@ def test_the_search_ramps_then_bisects_to_within_the_tolerance() -> None:
     run_step = modelled(200)
     found = find_capacity(run_step, OBJECTIVE, start_rate=50)
     assert run_step.offered[:4] == [50, 100, 200, 400]  # ramp x2 until a rate fails
-    assert 200 * 0.95 <= found["rate_per_s"] <= 200 * 1.05
-    assert found["stopped"] == "bracketed within 5%"
+    assert found["converged"] and found["stopped"] == "range closed within 5%"
+    # The true crossing is at 208/s: the capacity passed with confidence just under it.
+    assert 200 * 0.95 <= found["rate_per_s"] <= 208
+    low, high = found["range"]["low"], found["range"]["high"]
+    assert low == found["rate_per_s"] and high is not None and high > 208
     assert found["steps"][found["step"]]["rate_per_s"] == found["rate_per_s"]
-    assert [step["verdict"] for step in found["steps"]].count("fail") >= 1
-    assert len(found["steps"]) <= 12
+    assert found["runs"] <= 14
 
 
 def test_a_start_rate_already_too_high_ramps_down() -> None:
-    found = find_capacity(modelled(30), OBJECTIVE, start_rate=1000)
+    # Down five times to 31/s, then up by halves: more runs than a ramp up needs.
+    found = find_capacity(modelled(30), OBJECTIVE, start_rate=1000, max_steps=16)
     assert 30 * 0.95 <= found["rate_per_s"] <= 30 * 1.05
 
 
 def test_a_generator_that_cannot_offer_the_rate_ends_the_search() -> None:
     found = find_capacity(modelled(5000, limit=800), OBJECTIVE, start_rate=100)
-    assert found["rate_per_s"] == 400  # the last rate the server, not the generator, met
+    assert found["rate_per_s"] is None and not found["converged"]
+    assert found["range"]["low"] == 400  # the last rate the server, not the generator, met
     assert found["steps"][-1]["verdict"] == "limited"
-    assert found["stopped"].startswith("the load generator could not offer 800 requests/s")
+    assert "measured something else than the server" in found["stopped"]
 
 
 def test_a_server_that_never_meets_the_objective_has_no_capacity() -> None:
@@ -71,20 +94,45 @@ def test_a_server_that_never_meets_the_objective_has_no_capacity() -> None:
     assert found["stopped"].startswith("no rate down to 0.5 requests/s meets the objective")
 
 
+def test_a_search_out_of_steps_reports_its_range_not_a_capacity() -> None:
+    found = find_capacity(modelled(200), OBJECTIVE, start_rate=20, max_steps=6)
+    assert found["rate_per_s"] is None and not found["converged"]
+    assert found["range"]["low"] is not None
+    assert "before the range closed" in found["stopped"]
+
+
+def test_an_undecided_rate_is_repeated_and_its_windows_pooled() -> None:
+    # p99 exactly at the objective: each window's interval straddles it.
+    runs: list[float] = []
+
+    def at_the_objective(rate: float) -> dict[str, Any]:
+        runs.append(rate)
+        return window(rate, 100.0, seed=len(runs))
+
+    found = find_capacity(at_the_objective, OBJECTIVE, start_rate=50, max_steps=3)
+    (step,) = found["steps"]
+    assert step["verdict"] == "undecided" and step["runs"] == 3 and runs == [50, 50, 50]
+    assert step["confidence"]["samples"] == 3 * 50 * DURATION_S
+    low, high = step["confidence"]["p99_ci_ms"]
+    assert low < 100 < high
+
+
 @pytest.mark.parametrize(
-    ("summary", "verdict"),
-    [
-        ({"p99_ms": 90, "error_rate": 0.0}, "pass"),
-        ({"p99_ms": 120, "error_rate": 0.0}, "fail"),
-        ({"p99_ms": 50, "error_rate": 0.05}, "fail"),
-        ({"p99_ms": None, "error_rate": 0.0}, "fail"),
-        ({"p99_ms": 50, "error_rate": 0.0, "load_generator_limited": True}, "limited"),
-    ],
+    ("p99_ms", "error_rate", "verdict"),
+    [(60, 0.0, "pass"), (160, 0.0, "fail"), (60, 0.05, "fail"), (100, 0.0, "undecided")],
 )
-def test_each_step_is_judged_on_p99_errors_and_the_generator(
-    summary: dict[str, Any], verdict: str
+def test_each_step_is_judged_on_its_intervals(
+    p99_ms: float, error_rate: float, verdict: str
 ) -> None:
-    assert judge(summary, OBJECTIVE)[0] == verdict
+    assert judge([window(100, p99_ms, error_rate)], OBJECTIVE)[0] == verdict
+
+
+def test_a_limited_or_unbalanced_step_is_not_judged_on_the_server() -> None:
+    limited = window(100, 50)
+    limited["summary"]["load_generator_limited"] = True
+    assert judge([limited], OBJECTIVE)[0] == "limited"
+    unbalanced = {**window(100, 50), "server": {"balance": {"unbalanced": True, "why": "x"}}}
+    assert judge([unbalanced], OBJECTIVE)[0] == "unbalanced"
 
 
 def find(tmp_path: Path, url: str, outputs: dict[str, Any]) -> dict[str, Any]:
@@ -94,6 +142,7 @@ def find(tmp_path: Path, url: str, outputs: dict[str, Any]) -> dict[str, Any]:
     run = subprocess.run(
         [sys.executable, "-m", "infra", "bench", url, "--model", "toy", "--find-capacity",
          "--p99-ms", "100", "--rate", "50", "--warmup", "0.5", "--duration", "2",
+         "--arrivals", "uniform",
          "--outputs", str(outputs_file), "--out", str(out)],
         cwd=ROOT, capture_output=True, text=True, check=False, timeout=300,
     )  # fmt: skip
@@ -120,8 +169,10 @@ def test_capacity_of_a_known_server_is_found_within_ten_percent(tmp_path: Path) 
     assert len(compared.curve) == len(capacity["steps"])
 
 
-def capacity_result(name: str, rps: float | None, usd_hour: float) -> dict[str, Any]:
-    step = {"summary": {"rps": rps or 0, "p99_ms": 80.0}}
+def capacity_result(
+    name: str, low: float | None, usd_hour: float, high: float | None = None
+) -> dict[str, Any]:
+    step = {"summary": {"rps": low or 0, "p99_ms": 80.0}}
     return {
         "schema": "tfserving-gke/bench/v1",
         "settings": {"protocol": "rest", "mode": "open"},
@@ -135,9 +186,11 @@ def capacity_result(name: str, rps: float | None, usd_hour: float) -> dict[str, 
         },
         "experiment": {"experiment": name, "costUsdPerHour": usd_hour},
         "capacity": {
-            "rps": rps,
-            "rate_per_s": rps,
-            "steps": [{"rate_per_s": rps or 1.0, "result": step}],
+            "rps": low,
+            "rate_per_s": low,
+            "range": {"low": low, "high": high or (low * 1.04 if low else None)},
+            "converged": low is not None,
+            "steps": [{"rate_per_s": low or 1.0, "verdict": "pass", "result": step}],
         },
     }
 
@@ -151,4 +204,16 @@ def test_compare_ranks_experiments_by_requests_per_dollar_at_capacity() -> None:
     winner = best(rows, p99_ms=300, max_error_rate=0.01)
     assert winner is not None and winner.label == "8vcpu-16gb"
     assert winner.requests_per_usd == round(190 * 3600 / 0.59)
+    assert not rank(rows, 300, 0.01).is_tie
     assert row(capacity_result("none", None, 0.6), "d").rps == 0.0
+
+
+def test_overlapping_capacity_ranges_are_a_tie() -> None:
+    rows = [
+        row(capacity_result("a", 190, 0.59, high=220), "a"),
+        row(capacity_result("b", 200, 0.59, high=210), "b"),
+        row(capacity_result("c", 100, 0.59, high=110), "c"),
+    ]
+    ranking = rank(rows, 300, 0.01)
+    assert ranking.winner is not None and ranking.winner.label == "b"
+    assert [r.label for r in ranking.tied] == ["a"]  # c's range lies wholly under b's

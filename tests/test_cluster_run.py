@@ -20,6 +20,7 @@ from kubernetes.client import (
     V1Pod,
     V1PodCondition,
     V1PodList,
+    V1PodSpec,
     V1PodStatus,
 )
 from kubernetes.client.exceptions import ApiException
@@ -32,6 +33,7 @@ from tests.conftest import ROOT
 from tests.load_servers import Capacity, rest_server
 
 NAMESPACE = "tfserving"
+START = 1_780_000_000.0  # the run's agreed start (epoch s)
 SPEC = WorkerSpec(
     "rest", "http://203.0.113.7:8501", "203.0.113.7:8500", "resnet50", "serving_default", 1,
     "open", 60.0, 1, 2.0, 1.0, 30.0, 1000,
@@ -47,9 +49,12 @@ def result_line(index: int, processes: int) -> str:
         "payload_bytes": 1_300_000,
         "signature": "serving_default",
         "server": None,
+        "start_epoch": START,
         **worker_result(samples, 1.0, 2.0, 0.4, 3.0),
     }
-    return f"Starting...\n{RESULT_MARKER}{json.dumps(result)}\n"
+    return (
+        f"Starting...\n  1 s  60 req/s  p99 21 ms  errors 0\n{RESULT_MARKER}{json.dumps(result)}\n"
+    )
 
 
 @dataclass
@@ -60,6 +65,7 @@ class FakeCluster:
     pod_phases: list[str] = field(default_factory=list)
     logs: dict[str, str] = field(default_factory=dict)
     serving_running: int = 2
+    one_node: bool = False  # every serving pod on one node
     calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = field(default_factory=list)
     created: dict[str, dict[str, Any]] = field(default_factory=dict)
     fail_create_job: bool = False
@@ -82,6 +88,9 @@ class FakeCluster:
                 items=[
                     V1Pod(
                         metadata=V1ObjectMeta(name=f"tfserving-{i}"),
+                        spec=V1PodSpec(
+                            containers=[], node_name="node-a" if self.one_node else f"node-{i}"
+                        ),
                         status=V1PodStatus(phase="Running", pod_ip=f"10.8.0.{i + 10}"),
                     )
                     for i in range(self.serving_running)
@@ -98,9 +107,14 @@ class FakeCluster:
             ]
         )
 
-    def read_namespaced_pod_log(self, name: str, namespace: str, container: str) -> str:
+    def read_namespaced_pod_log(
+        self, name: str, namespace: str, container: str, tail_lines: int | None = None
+    ) -> str:
         self._record("read_namespaced_pod_log", name, namespace, container=container)
-        return self.logs[name]
+        log = self.logs.get(name, "")
+        if tail_lines:
+            return "\n".join(log.splitlines()[-tail_lines - 1 : -1]) + "\n"  # before the result
+        return log
 
     # BatchV1Api
     def create_namespaced_job(self, namespace: str, body: dict[str, Any]) -> None:
@@ -124,18 +138,31 @@ class FakeCluster:
         self, group: str, version: str, namespace: str, plural: str
     ) -> dict[str, Any]:
         self._record("list_namespaced_custom_object", group, version, namespace, plural)
+
+        # metrics-server's shape: each sample averages `window` up to `timestamp`; one
+        # inside the measured window (START+1 to START+3), one from before it.
+        def at(seconds: float) -> str:
+            return datetime.fromtimestamp(START + seconds, UTC).isoformat().replace("+00:00", "Z")
+
         return {
             "items": [
                 {
                     "metadata": {"name": "tfserving-0"},
+                    "timestamp": at(2.5), "window": "1s",
                     "containers": [{"name": "tfserving", "usage": {"cpu": "7500m"}}],
                 },
                 {
                     "metadata": {"name": "tfserving-1"},
+                    "timestamp": at(2.5), "window": "1s",
                     "containers": [{"name": "tfserving", "usage": {"cpu": "6900000000n"}}],
                 },
+                {
+                    "metadata": {"name": "tfserving-1"},
+                    "timestamp": at(0.5), "window": "15s",
+                    "containers": [{"name": "tfserving", "usage": {"cpu": "100m"}}],
+                },
             ]
-        }
+        }  # fmt: skip
 
     def names(self) -> list[str]:
         return [name for name, _, _ in self.calls]
@@ -166,12 +193,18 @@ def finished(processes: int) -> FakeCluster:
 def test_a_run_creates_watches_reads_and_deletes_its_job() -> None:
     cluster = finished(3)
     run, said = runner(cluster)
-    results, pods_cpu = run.run(SPEC, 3)
+    results, extra = run.run(SPEC, 3)
     job, service = cluster.created["job"], cluster.created["service"]
     assert job["metadata"]["name"] == service["metadata"]["name"] == "tfserving-bench-run1"
     assert job["spec"]["completions"] == 3
     spec = WorkerSpec.from_json(job["spec"]["template"]["spec"]["containers"][0]["args"][1])
-    # The load goes to the Service's cluster address; process 0 reads every serving pod.
+    # The load goes to each serving pod in turn, by its address, looked up again through
+    # the headless Service; process 0 reads every serving pod's counters.
+    assert spec.endpoints == (
+        ("tfserving-0", "http://10.8.0.10:8501", "10.8.0.10:8500"),
+        ("tfserving-1", "http://10.8.0.11:8501", "10.8.0.11:8500"),
+    )
+    assert spec.resolve_host == "tfserving-pods.tfserving.svc.cluster.local"
     assert spec.rest_url == "http://tfserving.tfserving.svc.cluster.local:8501"
     assert spec.coordinator == "tfserving-bench-run1-0.tfserving-bench-run1:7077"
     assert spec.listen_host == "0.0.0.0"
@@ -181,16 +214,30 @@ def test_a_run_creates_watches_reads_and_deletes_its_job() -> None:
     )
     assert [r["index"] for r in results] == [0, 1, 2]
     assert merge(results, 2.0)["summary"]["requests"] == 3 * 60
-    assert pods_cpu["serving_pods"] == {
-        "tfserving-0": {"mean_m": 7500, "max_m": 7500},
-        "tfserving-1": {"mean_m": 6900, "max_m": 6900},
+    # CPU from the samples inside the measured window only (the earlier 100m left out).
+    assert extra["pods_cpu"]["serving_pods"] == {
+        "tfserving-0": {"mean_m": 7500, "max_m": 7500, "samples": 1},
+        "tfserving-1": {"mean_m": 6900, "max_m": 6900, "samples": 1},
     }
+    assert extra["pods_cpu"]["window"] == [START + 1, START + 3]
+    assert extra["placement"]["nodes"] == {"tfserving-0": "node-0", "tfserving-1": "node-1"}
+    assert extra["placement"]["shared"] == {}
+    # Process 0's progress line, as it ran.
+    assert "1 s  60 req/s  p99 21 ms  errors 0" in said
     names = cluster.names()
     assert names.index("create_namespaced_service") < names.index("create_namespaced_job")
     assert names[-2:] == ["delete_namespaced_job", "delete_namespaced_service"]
     assert ("delete_namespaced_job", ("tfserving-bench-run1", NAMESPACE),
             {"propagation_policy": "Background"}) in cluster.calls  # fmt: skip
     assert said[-1] == "Job tfserving-bench-run1 deleted"
+
+
+def test_two_serving_pods_on_one_node_are_flagged_where_one_per_node_was_asked() -> None:
+    cluster = finished(2)
+    cluster.one_node = True
+    run, _ = runner(cluster, one_pod_per_node=True)
+    _, extra = run.run(SPEC, 2)
+    assert extra["placement"]["shared"] == {"node-a": ["tfserving-0", "tfserving-1"]}
 
 
 def test_pods_waiting_for_nodes_are_explained() -> None:
@@ -306,7 +353,9 @@ def test_an_unreachable_cluster_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_local_sends_from_this_machine_to_the_stack_s_endpoint(tmp_path: Path) -> None:
     with rest_server(Capacity(4, 0.005)) as url:
-        run = bench_stack(tmp_path, {"modelName": "toy", "restEndpoint": url}, "--local")
+        run = bench_stack(
+            tmp_path, {"modelName": "toy", "restEndpoint": url}, "--local", "--arrivals", "uniform"
+        )
     assert run.returncode == 0, run.stderr
     result = json.loads((tmp_path / "out.json").read_text())
     assert result["settings"]["where"] == "local"
@@ -331,6 +380,7 @@ def serving_pod(name: str, ready: bool = True, leaving: bool = False) -> V1Pod:
         metadata=V1ObjectMeta(
             name=name, deletion_timestamp=datetime(2026, 11, 24, tzinfo=UTC) if leaving else None
         ),
+        spec=V1PodSpec(containers=[], node_name="node-0"),
         status=V1PodStatus(
             phase="Running",
             pod_ip="10.8.0.9",
@@ -350,7 +400,7 @@ def test_measuring_waits_until_the_old_pods_are_gone_and_the_new_ones_ready() ->
     run, _ = runner(FakeCluster(), stack_label="sweep")
     run = replace(run, core=core)
     # A terminating pod is never a measurement target.
-    assert [name for name, _ in run.serving_pods()] == ["new-0", "new-1"]
+    assert [name for name, _, _ in run.serving_pods()] == ["new-0", "new-1"]
     core.polls = 0
     run.wait_for_serving(2, timeout_s=60)
     assert core.polls == 3

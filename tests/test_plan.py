@@ -81,8 +81,9 @@ def test_written_manifests_pass_strict_kubernetes_schemas(
             for obj in yaml.safe_load_all(path.read_text(encoding="utf-8")):
                 kubernetes_validate.validate(obj, version, strict=True)
                 checked += 1
-        # Six objects, and the load generator's NetworkPolicy when the stack has one.
-        expected += 6 + (plan.design.load_generator is not None)
+        # Six objects; with the load generator, its NetworkPolicy and the headless
+        # Service through which it reaches each serving pod.
+        expected += 6 + 2 * (plan.design.load_generator is not None)
     assert checked == expected
 
 
@@ -212,7 +213,7 @@ def test_batching_change_rolls_pods(plan: PlanFn) -> None:
 
 
 def test_service_is_internal_by_default(shipped_plans: dict[str, StackPlan]) -> None:
-    service = manifest(shipped_plans["dev"], "Service")
+    service = manifest(shipped_plans["dev"], "Service", "tfserving")
     assert service["metadata"]["annotations"] == {
         "networking.gke.io/load-balancer-type": "Internal",
         "pulumi.com/timeoutSeconds": "900",
@@ -227,7 +228,7 @@ def test_service_is_internal_by_default(shipped_plans: dict[str, StackPlan]) -> 
 
 def test_external_service_admits_only_the_allowlist(plan: PlanFn) -> None:
     result = plan(exposure="external", loadBalancerSourceRanges='["203.0.113.7/32"]')
-    service = manifest(result, "Service")
+    service = manifest(result, "Service", "tfserving")
     assert service["metadata"]["annotations"] == {"pulumi.com/timeoutSeconds": "900"}
     assert service["spec"]["loadBalancerSourceRanges"] == ["203.0.113.7/32"]
     assert "external IPv4 address" in [line.item for line in result.design.cost.lines]
@@ -292,9 +293,9 @@ def test_experiment_label_can_be_pinned_so_switching_experiments_relabels_nothin
         (cluster,) = resource_inputs(each, "gcp:container/cluster:Cluster")
         assert cluster["resourceLabels"]["experiment"] == "sweep"
         assert serving_pool(each)["nodeConfig"]["resourceLabels"]["experiment"] == "sweep"
-        assert manifest(each, "Service")["metadata"]["labels"]["tfserving-gke.io/experiment"] == (
-            "sweep"
-        )
+        assert manifest(each, "Service", "tfserving")["metadata"]["labels"][
+            "tfserving-gke.io/experiment"
+        ] == ("sweep")
         assert each.settings.experiment != "sweep"
     default = plan("sweep", experiment="4vcpu-8gb-interop2")
     (cluster,) = resource_inputs(default, "gcp:container/cluster:Cluster")

@@ -454,7 +454,8 @@ def synthetic_run(capacity: float, clock: Clock) -> Runs:
             "payload_bytes": 1_288_534, "signature": "serving_default", "server": None,
             **worker_result(samples, 0.0, 2.0, 0.2, 2.5),
         }  # fmt: skip
-        return [result], {"serving_pods": {"tfserving-0": {"mean_m": 3500, "max_m": 3900}}}
+        pods = {"tfserving-0": {"mean_m": 3500, "max_m": 3900, "samples": 4}}
+        return [result], {"pods_cpu": {"source": "metrics.k8s.io", "serving_pods": pods}}
 
     return Runs("cluster", execute, max_processes=4, fixed_processes=None)
 
@@ -494,7 +495,7 @@ class FakeMeasure:
         )  # fmt: skip
         return capacity_search(
             synthetic_run(CAPACITIES[experiment.name], self.clock), spec, outputs,
-            Objective(300.0, 0.01), max_steps=6, say=lambda line: None, after_step=after_step,
+            Objective(300.0, 0.01), max_steps=10, say=lambda line: None, after_step=after_step,
         )  # fmt: skip
 
 
@@ -943,13 +944,28 @@ def test_the_report_ranks_by_requests_per_dollar_and_judges_the_reference(
 
 
 def test_reference_verdicts() -> None:
-    def entry(name: str, per_usd: float) -> dict[str, Any]:
-        return {"experiment": name, "requests_per_usd": per_usd}
+    def entry(name: str, low: int, high: int, *flags: str) -> dict[str, Any]:
+        return {
+            "experiment": name,
+            "requests_per_usd_range": [low, high],
+            "not_ranked": list(flags),
+        }
 
-    ref = entry("8vcpu-16gb-interop4", 1000)
-    assert reference_verdict([entry("x", 1000)], "x").startswith("not tested")
-    assert reference_verdict([ref, entry("x", 1030)], "x").startswith("holds within 5%")
-    assert reference_verdict([ref, entry("x", 1500)], "x") == (
-        "does not hold for this model: x serves 50% more requests per dollar"
+    ref = entry("8vcpu-16gb-interop4", 950, 1050)
+    assert reference_verdict([entry("x", 900, 1000)], "x", []).startswith("not tested")
+    assert reference_verdict([ref, entry("x", 900, 1000)], ref["experiment"], ["x"]) == (
+        "holds: 8vcpu-16gb-interop4 serves the most requests per dollar, tied with x"
     )
-    assert reference_verdict([ref], None).startswith("undecided")
+    # Overlapping ranges: a tie, whichever figure is higher.
+    assert reference_verdict([ref, entry("x", 1000, 1100)], "x", [ref["experiment"]]).startswith(
+        "holds as a tie"
+    )
+    assert reference_verdict([ref, entry("x", 1400, 1600)], "x", []) == (
+        "does not hold for this model: x serves at least 1,400 requests per dollar, "
+        "8vcpu-16gb-interop4 at most 1,050"
+    )
+    limited = entry("8vcpu-16gb-interop4", 0, 0, "limited")
+    assert reference_verdict([limited, entry("x", 1400, 1600)], "x", []) == (
+        "undecided: 8vcpu-16gb-interop4's figures are limited"
+    )
+    assert reference_verdict([ref], None, []).startswith("undecided")

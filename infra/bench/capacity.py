@@ -1,11 +1,22 @@
-"""Capacity under a latency objective: the highest open-loop rate whose p99 meets the
-objective with errors under the limit. Pure: it decides the rates and judges the steps;
-the caller runs them.
+"""Capacity under a latency objective, with its confidence: the highest open-loop rate
+whose p99 meets the objective (errors under the limit) with 95% confidence, and the range
+the true capacity lies in. Pure: it decides the rates and judges the steps; the caller
+runs them.
 
-Ramp (x2 per step from the start rate, or /2 while the start rate already fails) until
-one rate passes and a higher one fails, then bisect between them until they are within the
-tolerance. A step whose load generator was the limit ends the search: above that rate the
-server was not what was measured.
+The rules (the README says why):
+- Ramp x2 per step from the start rate (or /2 while it fails) until one rate passes with
+  confidence and a higher one does not, then bisect between them until they are within
+  the tolerance (5%).
+- A step whose interval straddles the objective (infra.bench.confidence) is repeated at
+  the same rate, up to `max_repeats` times, its windows pooled, until the interval clears
+  the objective; still undecided, it counts as not passing (a capacity is only claimed
+  with confidence), and the range says so.
+- A step whose load generator was the limit (its send lag beside the objective), or whose
+  load did not reach every serving pod evenly, measured something else than the server:
+  the search stops there, and nothing is claimed above what passed before it.
+- Repeats count as steps against `max_steps`. A search that runs out of steps before its
+  range closed reports the range with no capacity (`converged` false): never a gap as if
+  it were a capacity.
 """
 
 from __future__ import annotations
@@ -14,10 +25,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from infra.bench.confidence import FAIL, PASS, UNDECIDED, Confidence, confidence, verdict
+
 GROWTH = 2.0
-TOLERANCE = 0.05  # stop when the failing rate is within 5% of the passing one
+TOLERANCE = 0.05  # the range is closed when its ends are within 5% of the passing rate
 MAX_STEPS = 12
+MAX_REPEATS = 2  # an undecided rate is measured at most three times
 MIN_RATE = 0.5
+LIMITED, UNBALANCED = "limited", "unbalanced"
 
 
 @dataclass(frozen=True)
@@ -31,19 +46,21 @@ class Objective:
         return f"p99 ≤ {self.p99_ms:g} ms, errors ≤ {self.max_error_rate:.2%}"
 
 
-def judge(summary: dict[str, Any], objective: Objective) -> tuple[str, str]:
-    """("pass" | "fail" | "limited", why) for one step's summary."""
-    if summary.get("load_generator_limited"):
-        return "limited", str(summary.get("load_generator_limited_reason"))
-    if summary["error_rate"] > objective.max_error_rate:
-        return "fail", f"errors {summary['error_rate']:.2%} over {objective.max_error_rate:.2%}"
-    p99 = summary["p99_ms"]
-    if p99 is None or p99 > objective.p99_ms:
-        return "fail", f"p99 {p99} ms over {objective.p99_ms:g} ms"
-    return "pass", f"p99 {p99} ms, errors {summary['error_rate']:.2%}"
+def pooled(documents: list[dict[str, Any]]) -> Confidence:
+    """The figures of every run at one rate, their windows side by side."""
+    return confidence([batch for document in documents for batch in document["batches"]])
 
 
-Verdict = Callable[[dict[str, Any]], tuple[str, str]]
+def judge(documents: list[dict[str, Any]], objective: Objective) -> tuple[str, str]:
+    """(pass | fail | undecided | limited | unbalanced, why) for the runs at one rate."""
+    for document in documents:
+        summary = document["summary"]
+        if summary.get("load_generator_limited"):
+            return LIMITED, str(summary.get("load_generator_limited_reason"))
+        balance = (document.get("server") or {}).get("balance") or {}
+        if balance.get("unbalanced"):
+            return UNBALANCED, str(balance.get("why"))
+    return verdict(pooled(documents), objective.p99_ms, objective.max_error_rate)
 
 
 def find_capacity(
@@ -52,40 +69,64 @@ def find_capacity(
     start_rate: float,
     *,
     max_steps: int = MAX_STEPS,
+    max_repeats: int = MAX_REPEATS,
     tolerance: float = TOLERANCE,
-    verdict_of: Verdict | None = None,
+    on_step: Callable[[dict[str, Any]], None] | None = None,
+    judge_runs: Callable[[list[dict[str, Any]]], tuple[str, str]] | None = None,
 ) -> dict[str, Any]:
     """Run steps (run_step(rate) -> results document) and return the capacity block:
-    objective, rate_per_s and rps of the best passing step (null when none passed), the
-    index of that step, every step with its verdict, and why the search stopped.
-    `verdict_of` judges a step's summary instead of the objective (benchmarks of the load
+    objective, rate_per_s (the highest rate that passed with confidence, once the range
+    closed; else null), range {low, high}, converged, rps there, the index of that step,
+    every step with its verdict and pooled figures, and why the search stopped.
+    `judge_runs` judges a rate's runs instead of the objective (benchmarks of the load
     generator itself search on its send lag)."""
     steps: list[dict[str, Any]] = []
-    passing: float | None = None
-    failing: float | None = None
+    runs = 0
+    passing: float | None = None  # highest rate that passed with confidence
+    failing: float | None = None  # lowest rate that failed with confidence
+    undecided: float | None = None  # lowest rate left undecided
     rate = start_rate
-    stopped = f"reached the limit of {max_steps} steps"
-    while len(steps) < max_steps:
-        document = run_step(rate)
-        verdict, why = (verdict_of or (lambda summary: judge(summary, objective)))(
-            document["summary"]
+    stopped = f"reached the limit of {max_steps} steps before the range closed"
+    converged = False
+    while runs < max_steps:
+        documents: list[dict[str, Any]] = []
+        while True:
+            documents.append(run_step(rate))
+            runs += 1
+            kind, why = (judge_runs or (lambda runs: judge(runs, objective)))(documents)
+            if kind != UNDECIDED or len(documents) > max_repeats or runs >= max_steps:
+                break
+        figures = pooled(documents)
+        steps.append(
+            {
+                "rate_per_s": rate,
+                "verdict": kind,
+                "why": why,
+                "runs": len(documents),
+                "confidence": figures.to_json(),
+                "result": documents[-1],
+            }
         )
-        steps.append({"rate_per_s": rate, "verdict": verdict, "why": why, "result": document})
-        if verdict == "limited":
+        if on_step:
+            on_step(steps[-1])
+        if kind in (LIMITED, UNBALANCED):
             stopped = (
-                f"the load generator could not offer {rate:g} requests/s ({why}); spread the "
-                "load over more processes"
+                f"the step at {rate:g} requests/s measured something else than the server ({why})"
             )
             break
-        if verdict == "pass":
+        if kind == PASS:
             passing = rate if passing is None else max(passing, rate)
-        else:
+        elif kind == FAIL:
             failing = rate if failing is None else min(failing, rate)
-        if passing is not None and failing is not None:
-            if (failing - passing) / passing <= tolerance:
-                stopped = f"bracketed within {tolerance:.0%}"
+        else:
+            undecided = rate if undecided is None else min(undecided, rate)
+        upper = min((r for r in (failing, undecided) if r is not None), default=None)
+        if passing is not None and upper is not None:
+            if (upper - passing) / passing <= tolerance:
+                converged = True
+                stopped = f"range closed within {tolerance:.0%}"
                 break
-            rate = round((passing + failing) / 2, 2)
+            rate = round((passing + upper) / 2, 2)
         elif passing is not None:
             rate = round(rate * GROWTH, 2)
         else:
@@ -97,15 +138,18 @@ def find_capacity(
         (
             index
             for index, step in enumerate(steps)
-            if step["verdict"] == "pass" and step["rate_per_s"] == passing
+            if step["verdict"] == PASS and step["rate_per_s"] == passing
         ),
         None,
     )
     return {
         "objective": {"p99_ms": objective.p99_ms, "max_error_rate": objective.max_error_rate},
-        "rate_per_s": passing,
+        "rate_per_s": passing if converged else None,
+        "range": {"low": passing, "high": failing, "undecided_at": undecided},
+        "converged": converged,
         "rps": steps[best]["result"]["summary"]["rps"] if best is not None else None,
         "step": best,
+        "runs": runs,
         "stopped": stopped,
         "steps": steps,
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shutil
 import signal
 import subprocess
@@ -13,8 +14,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from infra.bench.capacity import Objective
-from infra.bench.report import best, chart, markdown, row
+from infra.bench.capacity import MAX_REPEATS, MAX_STEPS, Objective
+from infra.bench.confidence import PASS, UNDECIDED, Confidence, verdict
+from infra.bench.report import chart, markdown, named_rows, rank
 from infra.bench.session import (
     BenchError,
     capacity_search,
@@ -23,7 +25,8 @@ from infra.bench.session import (
     run_once,
     summary_line,
 )
-from infra.loadgen.spec import WorkerError, WorkerSpec
+from infra.loadgen.spec import ARRIVALS, WorkerError, WorkerSpec
+from infra.loadgen.stats import max_send_lag_ms
 from infra.loadgen.tensors import GRPC_ONLY, fetch_inputs, outputs_inputs, payload_protocol
 
 
@@ -115,6 +118,12 @@ def _spec(
         max_in_flight=args.max_in_flight,
         payload_file=str(Path(args.payload).resolve()) if args.payload else "",
         metrics_targets=tuple((url, url) for url in args.server_metrics),
+        arrivals=args.arrivals,
+        seed=args.seed,
+        max_send_lag_ms=args.max_send_lag_ms
+        if args.max_send_lag_ms is not None
+        else max_send_lag_ms(args.p99_ms),
+        progress=True,
     )
 
 
@@ -122,10 +131,51 @@ def _warn_if_limited(summary: dict[str, Any]) -> None:
     if summary["load_generator_limited"]:
         print(
             f"warning: the load generator was the limit, not the server: "
-            f"{summary['load_generator_limited_reason']}. Spread the load over more "
-            "processes (--processes N) or lower the rate; compare will not pick this run.",
+            f"{summary['load_generator_limited_reason']} compare will not rank this run.",
             file=sys.stderr,
         )
+
+
+def _outcome(args: argparse.Namespace, result: dict[str, Any]) -> int:
+    """The exit status: 1 when what was asked did not happen (no rate met the objective, a
+    run missed it or stayed undecided, errors over the limit, the generator the limit)."""
+    summary = result["summary"]
+    figures = result["confidence"]
+    if args.find_capacity:
+        capacity = result["capacity"]
+        if capacity["rate_per_s"] is None:
+            print(f"error: no capacity: {capacity['stopped']}", file=sys.stderr)
+            return 1
+        return 0
+    problems = []
+    if summary["load_generator_limited"]:
+        problems.append("the load generator was the limit")
+    if summary["error_rate"] > args.max_error_rate:
+        problems.append(
+            f"errors {summary['error_rate']:.2%} over --max-error-rate {args.max_error_rate:.2%}"
+            f" ({', '.join(f'{k} {n}' for k, n in summary['error_kinds'].items())})"
+        )
+    if args.p99_ms is not None:
+        kind, why = verdict(_confidence_of(figures), args.p99_ms, args.max_error_rate)
+        if kind != PASS:
+            advice = " (run longer: --duration)" if kind == UNDECIDED else ""
+            problems.append(f"objective {kind}: {why}{advice}")
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def _confidence_of(figures: dict[str, Any]) -> Confidence:
+    return Confidence(
+        figures["samples"],
+        figures["effective_samples"],
+        figures["p99_ms"],
+        figures["p99_ci_ms"][0],
+        figures["p99_ci_ms"][1],
+        figures["error_rate"],
+        figures["error_rate_ci"][0],
+        figures["error_rate_ci"][1],
+    )
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -147,7 +197,9 @@ def _bench(args: argparse.Namespace) -> int:
         runs = local_runs(args.processes)
     if args.find_capacity:
         objective = Objective(args.p99_ms, args.max_error_rate)
-        result = capacity_search(runs, spec, outputs, objective, max_steps=args.max_steps)
+        result = capacity_search(
+            runs, spec, outputs, objective, max_steps=args.max_steps, max_repeats=args.max_repeats
+        )
     else:
         result = run_once(runs, spec, outputs)
     kind = "capacity" if args.find_capacity else spec.mode
@@ -156,30 +208,43 @@ def _bench(args: argparse.Namespace) -> int:
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(f"{spec.protocol} {spec.mode}: {summary_line(result['summary'])} -> {out}")
+    figures = result["confidence"]
+    low, high = figures["p99_ci_ms"]
+    print(
+        f"{spec.protocol} {spec.mode}: {summary_line(result['summary'])}; p99 95% interval "
+        f"{low}-{high} ms over {figures['samples']} samples (worth {figures['effective_samples']})"
+        f" -> {out}"
+    )
     _warn_if_limited(result["summary"])
-    return 0
+    return _outcome(args, result)
 
 
 def _compare(args: argparse.Namespace) -> int:
-    rows = []
+    results = []
     for path in args.results:
-        rows.append(row(json.loads(Path(path).read_text(encoding="utf-8")), Path(path).stem))
-    winner = best(rows, args.p99_ms, args.max_error_rate)
-    report = markdown(rows, winner, args.p99_ms, args.max_error_rate)
+        results.append((Path(path).stem, json.loads(Path(path).read_text(encoding="utf-8"))))
+    rows = named_rows(results)
+    ranking = rank(rows, args.p99_ms, args.max_error_rate)
+    report = markdown(rows, ranking, args.p99_ms, args.max_error_rate)
     print(report, end="")
     if args.markdown:
         args.markdown.write_text(report, encoding="utf-8")
     if args.chart:
-        chart(rows, args.chart, args.p99_ms)
+        chart(rows, args.chart, args.p99_ms, ranking)
     return 0
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m infra")
     commands = parser.add_subparsers(dest="command", required=True)
+    defaults = argparse.ArgumentDefaultsHelpFormatter
     bench = commands.add_parser(
-        "bench", help="load-test a deployed experiment or any TF Serving URL"
+        "bench",
+        help="load-test a deployed experiment or any TF Serving URL",
+        description="Load-test a stack (from inside its cluster, or --local from here) or any "
+        "TF Serving REST URL: one run, or --find-capacity under a p99 objective. Exits 1 "
+        "when the objective, the error limit or the capacity search was not met.",
+        formatter_class=defaults,
     )
     bench.add_argument("target", help="stack name (reads its outputs) or REST base URL")
     bench.add_argument("--model", help="model name (default: the stack's modelName output)")
@@ -191,6 +256,14 @@ def main(argv: list[str]) -> int:
     )
     bench.add_argument("--grpc-target", help="host:port for gRPC (default: <REST host>:8500)")
     bench.add_argument("--mode", choices=("closed", "open"), default="open")
+    bench.add_argument(
+        "--arrivals",
+        choices=ARRIVALS,
+        default="poisson",
+        help="open loop: poisson (independent users) or uniform (a fixed beat, which "
+        "overstates capacity)",
+    )
+    bench.add_argument("--seed", type=int, default=0, help="open loop: the schedule's seed")
     bench.add_argument("--users", type=int, default=8, help="closed loop: concurrent users")
     bench.add_argument("--rate", type=float, default=50.0, help="open loop: requests per second")
     bench.add_argument("--duration", type=float, default=60.0, help="measured seconds")
@@ -218,14 +291,36 @@ def main(argv: list[str]) -> int:
     bench.add_argument(
         "--find-capacity",
         action="store_true",
-        help="step the open-loop rate (ramp, then bisect) to the highest that meets --p99-ms",
-    )
-    bench.add_argument("--p99-ms", type=float, help="with --find-capacity: the latency objective")
-    bench.add_argument(
-        "--max-error-rate", type=float, default=0.01, help="with --find-capacity: error limit"
+        help="step the open-loop rate (ramp, then bisect) to the highest that meets --p99-ms "
+        "with 95%% confidence",
     )
     bench.add_argument(
-        "--max-steps", type=int, default=12, help="with --find-capacity: at most this many steps"
+        "--p99-ms",
+        type=float,
+        help="the latency objective: a run is judged on it (exit 1 unless met with "
+        "confidence); --find-capacity needs it",
+    )
+    bench.add_argument(
+        "--max-error-rate", type=float, default=0.01, help="errors allowed (a fraction)"
+    )
+    bench.add_argument(
+        "--max-steps",
+        type=int,
+        default=MAX_STEPS,
+        help="with --find-capacity: at most this many runs, repeats included",
+    )
+    bench.add_argument(
+        "--max-repeats",
+        type=int,
+        default=MAX_REPEATS,
+        help="with --find-capacity: runs again at a rate whose interval straddles the "
+        "objective, its windows pooled",
+    )
+    bench.add_argument(
+        "--max-send-lag-ms",
+        type=float,
+        help="the p99 send lag above which the load generator, not the server, was measured "
+        "(default: a tenth of --p99-ms, at least 5 ms)",
     )
     bench.add_argument(
         "--processes",
@@ -243,21 +338,28 @@ def main(argv: list[str]) -> int:
         "--kubeconfig", help="the cluster's kubeconfig (default: the stack's kubeconfig output)"
     )
     bench.set_defaults(run=_bench)
-    compare = commands.add_parser("compare", help="compare load-test results")
+    compare = commands.add_parser(
+        "compare",
+        help="compare load-test results",
+        description="Rank results by requests per dollar at capacity: runs whose capacity "
+        "ranges overlap are a tie; limited, unbalanced and cut-short runs are marked and "
+        "never ranked.",
+        formatter_class=defaults,
+    )
     compare.add_argument("results", nargs="+", help="results JSON files from bench")
     compare.add_argument("--p99-ms", type=float, help="latency objective for the best pick")
-    compare.add_argument("--max-error-rate", type=float, default=0.01)
+    compare.add_argument("--max-error-rate", type=float, default=0.01, help="errors allowed")
     compare.add_argument("--markdown", type=Path, help="also write the table here")
     compare.add_argument("--chart", type=Path, help="write a PNG chart here")
     compare.set_defaults(run=_compare)
     args = parser.parse_args(argv)
     if args.command == "bench" and (
         args.users < 1
-        or args.rate <= 0
-        or args.duration <= 0
+        or not 0 < args.rate < math.inf
+        or not 0 < args.duration < math.inf
         or (args.processes is not None and args.processes < 1)
     ):
-        parser.error("--users, --rate, --duration and --processes must be positive")
+        parser.error("--users, --rate, --duration and --processes must be positive and finite")
     if (
         args.command == "bench"
         and args.find_capacity

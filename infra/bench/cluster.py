@@ -1,18 +1,23 @@
 """Run a load test from inside the cluster and bring its results back.
 
 Creates the run's headless Service and Indexed Job (infra.bench.job) with the
-official Kubernetes client, watches the Job until it finishes (sampling the pods' CPU from
-the metrics API meanwhile), reads each pod's result line from its log, and deletes both
-objects, whatever happened: on success, failure, timeout or interruption (Ctrl-C). The
-API objects are passed in, so the calls are tested against the client's own models.
+official Kubernetes client, watches the Job until it finishes (showing process 0's
+progress line, sampling the pods' CPU from the metrics API meanwhile), reads each pod's
+result line from its log, and deletes both objects, whatever happened: on success,
+failure, timeout or interruption (Ctrl-C). The load goes to each serving pod directly (the
+pods as listed now, looked up again through the stack's headless Service while it runs),
+and the results say which node each pod ran on. The API objects are passed in, so the
+calls are tested against the client's own models.
 """
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
@@ -23,7 +28,7 @@ from infra.bench.fanout import results_from_output, run_deadline_s
 from infra.loadgen.spec import WorkerError, WorkerSpec
 from infra.machine import Resources
 from infra.manifests import APP_NAME
-from infra.tfserving import REST_PORT
+from infra.tfserving import GRPC_PORT, REST_PORT
 
 POLL_S = 5.0
 LISTEN_ALL = "0.0.0.0"
@@ -33,11 +38,21 @@ class ClusterRunError(RuntimeError):
     """The in-cluster run failed; the message says where and why."""
 
 
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(h|m|s|ms)")
+_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+
+
+def _duration_s(text: str) -> float:
+    """A Kubernetes duration ("30s", "1m0s", "14.5s") in seconds."""
+    return sum(float(n) * _SECONDS[unit] for n, unit in _DURATION_PART.findall(text))
+
+
 @dataclass
 class CpuSamples:
-    """CPU use of pods (millicores), sampled from the metrics API while the run went on."""
+    """CPU use of pods (millicores) from the metrics API, each with the span it averages
+    (its timestamp less its window, epoch seconds), sampled while the run went on."""
 
-    by_pod: dict[str, list[float]] = field(default_factory=dict)
+    by_pod: dict[str, list[tuple[float, float, float]]] = field(default_factory=dict)
 
     def add(self, metrics_list: dict[str, Any]) -> None:
         for item in metrics_list.get("items", []):
@@ -45,14 +60,46 @@ class CpuSamples:
                 float(parse_quantity(container["usage"]["cpu"])) * 1000
                 for container in item.get("containers", [])
             )
-            self.by_pod.setdefault(item["metadata"]["name"], []).append(used)
+            end = datetime.fromisoformat(str(item["timestamp"]).replace("Z", "+00:00"))
+            begin = end.timestamp() - _duration_s(str(item.get("window", "0s")))
+            samples = self.by_pod.setdefault(item["metadata"]["name"], [])
+            if (begin, end.timestamp(), used) not in samples:
+                samples.append((begin, end.timestamp(), used))
 
-    def summary(self, names: list[str]) -> dict[str, Any]:
-        return {
-            name: {"mean_m": round(sum(values) / len(values)), "max_m": round(max(values))}
-            for name, values in sorted(self.by_pod.items())
-            if name in names and values
-        }
+    def summary(self, names: list[str], window: tuple[float, float]) -> dict[str, Any]:
+        """Each pod's CPU from the samples that lie inside the measured window only."""
+        start, end = window
+        pods = {}
+        for name in names:
+            inside = [
+                used
+                for begin, stop, used in self.by_pod.get(name, [])
+                if begin >= start and stop <= end
+            ]
+            pods[name] = (
+                {
+                    "mean_m": round(sum(inside) / len(inside)),
+                    "max_m": round(max(inside)),
+                    "samples": len(inside),
+                }
+                if inside
+                else {"samples": 0}
+            )
+        return pods
+
+
+def placement(serving: list[tuple[str, str, str]], one_per_node: bool) -> dict[str, Any]:
+    """Which node each serving pod ran on, and the nodes that held several pods where the
+    experiment asked for one per node."""
+    by_node: dict[str, list[str]] = {}
+    for pod, _, node in serving:
+        by_node.setdefault(node, []).append(pod)
+    shared = {node: pods for node, pods in by_node.items() if len(pods) > 1}
+    return {
+        "nodes": {pod: node for pod, _, node in serving},
+        "one_per_node_expected": one_per_node,
+        "shared": shared if one_per_node else {},
+    }
 
 
 def _ready(pod: Any) -> bool:
@@ -73,19 +120,20 @@ class ClusterRunner:
     stack_label: str
     image: str
     requests: Resources  # each load-generator pod's
+    one_pod_per_node: bool = False  # what the experiment asked for
     say: Callable[[str], None] = print
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
     names: Callable[[], str] = field(default=lambda: f"{jobs.NAME_PREFIX}-{uuid.uuid4().hex[:8]}")
 
-    def serving_pods(self) -> list[tuple[str, str]]:
-        """(pod name, REST base URL) of every running serving pod."""
+    def serving_pods(self) -> list[tuple[str, str, str]]:
+        """(pod name, pod IP, node) of every running serving pod."""
         selector = (
             f"app.kubernetes.io/name={APP_NAME},app.kubernetes.io/instance={self.stack_label}"
         )
         pods = self.core.list_namespaced_pod(self.namespace, label_selector=selector).items
         return sorted(
-            (pod.metadata.name, f"http://{pod.status.pod_ip}:{REST_PORT}")
+            (pod.metadata.name, pod.status.pod_ip, pod.spec.node_name or "")
             for pod in pods
             if pod.status.phase == "Running"
             and pod.status.pod_ip
@@ -131,7 +179,12 @@ class ClusterRunner:
             processes=processes,
             coordinator=jobs.coordinator(name),
             listen_host=LISTEN_ALL,
-            metrics_targets=tuple(serving),
+            metrics_targets=tuple((pod, f"http://{ip}:{REST_PORT}") for pod, ip, _ in serving),
+            endpoints=tuple(
+                (pod, f"http://{ip}:{REST_PORT}", f"{ip}:{GRPC_PORT}") for pod, ip, _ in serving
+            ),
+            resolve_host=jobs.pods_host(self.namespace),
+            progress=True,
         )
         deadline_s = run_deadline_s(spec)
         service = jobs.peers_service(name, self.namespace, self.stack_label)
@@ -157,8 +210,18 @@ class ClusterRunner:
             raise ClusterRunError(str(error)) from None
         finally:
             self._delete(name)
-        pods = [pod for pod, _ in serving]
-        return results, {"serving_pods": cpu.summary(pods), "source": "metrics API"}
+        start = float(results[0]["start_epoch"]) + spec.warmup_s
+        window = (start, start + spec.duration_s)
+        pods = [pod for pod, _, _ in serving]
+        extra = {
+            "pods_cpu": {
+                "source": "metrics API, samples inside the measured window",
+                "window": [round(window[0], 3), round(window[1], 3)],
+                "serving_pods": cpu.summary(pods, window),
+            },
+            "placement": placement(serving, self.one_pod_per_node),
+        }
+        return results, extra
 
     def _pods(self, name: str) -> list[Any]:
         selector = f"{jobs.RUN_LABEL}={name}"
@@ -174,6 +237,7 @@ class ClusterRunner:
     def _wait(self, name: str, processes: int, timeout_s: float, cpu: CpuSamples) -> None:
         deadline = self.clock() + timeout_s
         said_pending = False
+        shown = ""
         while True:
             status = self.batch.read_namespaced_job_status(name, self.namespace).status
             if (status.succeeded or 0) >= processes:
@@ -189,9 +253,24 @@ class ClusterRunner:
                 said_pending = True
             if pods and all(pod.status.phase == "Running" for pod in pods):
                 self._sample_cpu(cpu)
+                shown = self._progress(pods[0], shown)
             if self.clock() > deadline:
                 raise ClusterRunError(f"Job {name} did not finish within {timeout_s:.0f} s")
             self.sleep(POLL_S)
+
+    def _progress(self, pod: Any, shown: str) -> str:
+        """Process 0's latest progress line, said when it is new."""
+        try:
+            tail: str = self.core.read_namespaced_pod_log(
+                pod.metadata.name, self.namespace, container=jobs.COMPONENT, tail_lines=1
+            )
+        except ApiException:
+            return shown
+        line = tail.strip()
+        if line and line != shown and not line.startswith(("{", "tfserving-gke-")):
+            self.say(line)
+            return line
+        return shown
 
     def _sample_cpu(self, cpu: CpuSamples) -> None:
         try:

@@ -59,7 +59,8 @@ def run_local(spec: WorkerSpec, processes: int) -> list[dict[str, Any]]:
             [*command, "--index", str(index)],
             cwd=PROJECT_DIR,
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            # Process 0's progress lines go straight to the terminal.
+            stderr=None if index == 0 and spec.progress else subprocess.PIPE,
             text=True,
         )
         for index in range(processes)
@@ -72,7 +73,7 @@ def run_local(spec: WorkerSpec, processes: int) -> list[dict[str, Any]]:
             if child.returncode not in (0, 2):
                 raise WorkerError(
                     f"load-generator process exited with {child.returncode}: "
-                    f"{stderr.strip()[-500:]}"
+                    f"{(stderr or '(its output is above)').strip()[-500:]}"
                 )
             outputs.append(stdout)
     except subprocess.TimeoutExpired:

@@ -15,7 +15,7 @@ from typing import Any
 from infra.bench.pool import POOL_NAME, ROLE, TAINT_KEY
 from infra.cluster_names import BARRIER_PORT
 from infra.machine import Resources
-from infra.manifests import APP_NAME, CONTAINER_SECURITY, POD_SECURITY
+from infra.manifests import APP_NAME, CONTAINER_SECURITY, POD_SECURITY, PODS_SERVICE_NAME
 from infra.tfserving import GRPC_PORT, REST_PORT
 
 NAME_PREFIX = "tfserving-bench"
@@ -31,6 +31,11 @@ def serving_addresses(namespace: str) -> tuple[str, str]:
     """The serving Service's REST URL and gRPC target inside the cluster."""
     host = f"{APP_NAME}.{namespace}.svc.cluster.local"
     return f"http://{host}:{REST_PORT}", f"{host}:{GRPC_PORT}"
+
+
+def pods_host(namespace: str) -> str:
+    """The headless Service's DNS name: every ready serving pod's address."""
+    return f"{PODS_SERVICE_NAME}.{namespace}.svc.cluster.local"
 
 
 def coordinator(name: str) -> str:

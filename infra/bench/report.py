@@ -1,18 +1,25 @@
 """Turn several load-test results into the answer: a table, a chart, and the best
-experiment for a latency objective. Pure, apart from writing the chart.
+experiment for a latency objective, or a tie. Pure, apart from writing the chart.
 
-A capacity search's result is compared at its capacity: the throughput of the highest
-rate that met its objective, and requests per dollar at that throughput.
+A capacity search's result is compared at its capacity, with its range: requests per
+dollar from the range's low end (the rate that passed with confidence) to its high end
+(the lowest that failed with confidence). Two runs whose ranges overlap are a tie, not a
+winner and a loser. A run is never ranked when what it measured was not the server: its
+load generator was the limit, its load did not reach every pod evenly, or its search ran
+out of steps before its range closed.
 """
 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from infra.bench.results import RESULTS_SCHEMA
+
+LIMITED, UNBALANCED, CUT_SHORT = "load generator limited", "unbalanced", "cut short"
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,30 @@ class Row:
     generator_limited: bool = False
     # For a capacity search: (offered rate, p99 ms) of every step, in rate order.
     curve: tuple[tuple[float, float | None], ...] = ()
+    p99_ci_ms: tuple[float | None, float | None] = (None, None)
+    # Requests per dollar at the capacity range's ends (a plain run: its own figure).
+    requests_per_usd_range: tuple[float | None, float | None] = (None, None)
+    capacity_range: tuple[float | None, float | None] = (None, None)
+    flags: tuple[str, ...] = ()  # why it is not ranked
+
+    @property
+    def ranked(self) -> bool:
+        return not self.flags
+
+
+def _flags(result: dict[str, Any]) -> tuple[str, ...]:
+    summary = result["summary"]
+    capacity = result.get("capacity")
+    flags = []
+    steps = capacity["steps"] if capacity else []
+    if summary.get("load_generator_limited") or any(s["verdict"] == "limited" for s in steps):
+        flags.append(LIMITED)
+    balance = (result.get("server") or {}).get("balance") or {}
+    if balance.get("unbalanced") or any(s["verdict"] == "unbalanced" for s in steps):
+        flags.append(UNBALANCED)
+    if capacity is not None and not capacity.get("converged", capacity.get("rate_per_s")):
+        flags.append(CUT_SHORT)
+    return tuple(flags)
 
 
 def row(result: dict[str, Any], fallback_label: str) -> Row:
@@ -45,16 +76,29 @@ def row(result: dict[str, Any], fallback_label: str) -> Row:
     capacity = result.get("capacity")
     rps = summary["rps"]
     curve: tuple[tuple[float, float | None], ...] = ()
+    low_rate: float | None = rps
+    high_rate: float | None = rps
     if capacity is not None:
         # No rate met the objective: nothing was served within it.
         rps = capacity["rps"] if capacity["rps"] is not None else 0.0
+        window = capacity.get("range") or {}
+        low_rate = window.get("low", capacity.get("rate_per_s"))
+        high_rate = window.get("high")
         curve = tuple(
             sorted(
-                (step["rate_per_s"], step["result"]["summary"]["p99_ms"])
+                (
+                    step["rate_per_s"],
+                    (step.get("confidence") or step["result"]["summary"]).get("p99_ms"),
+                )
                 for step in capacity["steps"]
             )
         )
-    per_usd = rps * 3600 / usd_hour if usd_hour else None
+
+    def per_usd(rate: float | None) -> float | None:
+        return round(rate * 3600 / usd_hour) if rate is not None and usd_hour else None
+
+    figures = result.get("confidence") or {}
+    ci = figures.get("p99_ci_ms") or [None, None]
     return Row(
         label=str(experiment.get("experiment") or fallback_label),
         protocol=result["settings"]["protocol"],
@@ -66,26 +110,68 @@ def row(result: dict[str, Any], fallback_label: str) -> Row:
         max_ms=summary["max_ms"],
         error_rate=summary["error_rate"],
         usd_per_month=usd_month,
-        requests_per_usd=round(per_usd) if per_usd is not None else None,
+        requests_per_usd=per_usd(rps),
         generator_limited=bool(summary.get("load_generator_limited")),
         curve=curve,
+        p99_ci_ms=(ci[0], ci[1]),
+        requests_per_usd_range=(per_usd(low_rate), per_usd(high_rate)),
+        capacity_range=(low_rate, high_rate) if capacity is not None else (None, None),
+        flags=_flags(result),
     )
 
 
-def best(rows: list[Row], p99_ms: float | None, max_error_rate: float) -> Row | None:
-    """The most requests per dollar among runs meeting the latency objective; a run whose
-    load generator was the limit measured the generator, so it is never picked."""
-    eligible = [
-        r
-        for r in rows
-        if not r.generator_limited
-        and r.error_rate <= max_error_rate
-        and (p99_ms is None or (r.p99_ms is not None and r.p99_ms <= p99_ms))
+def named_rows(results: list[tuple[str, dict[str, Any]]]) -> list[Row]:
+    """Rows named by experiment, and where two share one (repeats), by file too."""
+    rows = [row(result, name) for name, result in results]
+    counts = Counter(r.label for r in rows)
+    return [
+        Row(**{**r.__dict__, "label": f"{r.label} ({name})"}) if counts[r.label] > 1 else r
+        for r, (name, _) in zip(rows, results, strict=True)
     ]
-    priced = [r for r in eligible if r.requests_per_usd is not None]
-    if priced:
-        return max(priced, key=lambda r: r.requests_per_usd or 0)
-    return max(eligible, key=lambda r: r.rps) if eligible else None
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """The best run, and the runs it cannot be told apart from (their ranges overlap)."""
+
+    winner: Row | None
+    tied: tuple[Row, ...] = ()
+
+    @property
+    def is_tie(self) -> bool:
+        return bool(self.tied)
+
+
+def _meets(r: Row, p99_ms: float | None, max_error_rate: float) -> bool:
+    if not r.ranked or r.error_rate > max_error_rate:
+        return False
+    if r.mode == "capacity":
+        return r.capacity_range[0] is not None
+    high = r.p99_ci_ms[1] if r.p99_ci_ms[1] is not None else r.p99_ms
+    return p99_ms is None or (high is not None and high <= p99_ms)
+
+
+def rank(rows: list[Row], p99_ms: float | None, max_error_rate: float) -> Ranking:
+    """The most requests per dollar (its range's low end) among ranked runs meeting the
+    objective; every other whose range reaches the winner's low end is tied with it."""
+    eligible = [r for r in rows if _meets(r, p99_ms, max_error_rate)]
+    priced = [r for r in eligible if r.requests_per_usd_range[0] is not None]
+    if not priced:
+        return Ranking(max(eligible, key=lambda r: r.rps) if eligible else None)
+    winner = max(priced, key=lambda r: r.requests_per_usd_range[0] or 0)
+    floor = winner.requests_per_usd_range[0] or 0
+    tied = tuple(
+        r
+        for r in priced
+        if r is not winner
+        and (r.requests_per_usd_range[1] is None or r.requests_per_usd_range[1] >= floor)
+    )
+    return Ranking(winner, tied)
+
+
+def best(rows: list[Row], p99_ms: float | None, max_error_rate: float) -> Row | None:
+    """The winner, or None when nothing meets the objective."""
+    return rank(rows, p99_ms, max_error_rate).winner
 
 
 def _cell(value: float | None, digits: int = 1) -> str:
@@ -94,60 +180,131 @@ def _cell(value: float | None, digits: int = 1) -> str:
     return f"{value:,.{digits}f}"
 
 
+def _interval(pair: tuple[float | None, float | None], digits: int = 1) -> str:
+    low, high = pair
+    if low is None and high is None:
+        return "-"
+    return f"{_cell(low, digits)} to {_cell(high, digits) if high is not None else 'open'}"
+
+
 def markdown(
-    rows: list[Row], winner: Row | None, p99_ms: float | None, max_error_rate: float
+    rows: list[Row], ranking: Ranking | Row | None, p99_ms: float | None, max_error_rate: float
 ) -> str:
+    if not isinstance(ranking, Ranking):
+        ranking = Ranking(ranking)
     lines = [
-        "| run | protocol | mode | RPS | p50 ms | p95 ms | p99 ms | max ms | errors "
-        "| USD/month | requests per USD |",
+        "| run | protocol | mode | RPS | capacity range (req/s) | p50 ms | p99 ms (95% CI) "
+        "| errors | USD/month | requests per USD (range) | status |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in sorted(rows, key=lambda r: -(r.requests_per_usd or 0)):
-        mark = " **best**" if r is winner else ""
-        mark += " (load generator was the limit)" if r.generator_limited else ""
+    tied = {id(r) for r in ranking.tied}
+    for r in sorted(rows, key=lambda r: (not r.ranked, -(r.requests_per_usd_range[0] or 0))):
+        if r is ranking.winner:
+            status = "**tie (best)**" if ranking.is_tie else "**best**"
+        elif id(r) in tied:
+            status = "**tie**"
+        elif r.flags:
+            status = "not ranked: " + ", ".join(r.flags)
+        else:
+            status = ""
         lines.append(
-            f"| {r.label}{mark} | {r.protocol} | {r.mode} | {_cell(r.rps)} | {_cell(r.p50_ms)} "
-            f"| {_cell(r.p95_ms)} | {_cell(r.p99_ms)} | {_cell(r.max_ms)} "
-            f"| {r.error_rate:.2%} | {_cell(r.usd_per_month, 2)} "
-            f"| {_cell(r.requests_per_usd, 0)} |"
+            f"| {r.label} | {r.protocol} | {r.mode} | {_cell(r.rps)} "
+            f"| {_interval(r.capacity_range)} | {_cell(r.p50_ms)} "
+            f"| {_cell(r.p99_ms)} ({_interval(r.p99_ci_ms)}) | {r.error_rate:.2%} "
+            f"| {_cell(r.usd_per_month, 2)} | {_interval(r.requests_per_usd_range, 0)} "
+            f"| {status} |"
         )
     objective = f"p99 ≤ {p99_ms:g} ms and " if p99_ms is not None else ""
     objective += f"errors ≤ {max_error_rate:.2%}"
-    if winner:
+    winner = ranking.winner
+    if winner and ranking.is_tie:
+        others = ", ".join(r.label for r in ranking.tied)
+        lines += [
+            "",
+            f"Tie for {objective}: **{winner.label}** and {others}: their capacity ranges "
+            "overlap, so the measurements cannot tell them apart (measure longer, or again).",
+        ]
+    elif winner:
         lines += [
             "",
             f"Best for {objective}: **{winner.label}** ({winner.protocol}, "
             f"{_cell(winner.rps)} RPS, p99 {_cell(winner.p99_ms)} ms, "
-            f"{_cell(winner.requests_per_usd, 0)} requests per USD).",
+            f"{_interval(winner.requests_per_usd_range, 0)} requests per USD).",
         ]
     else:
-        lines += ["", f"No run meets {objective}."]
+        lines += ["", f"No run meets {objective} with confidence."]
+    unranked = [r for r in rows if r.flags]
+    if unranked:
+        lines += ["", "Not ranked (they measured something else than the server):"]
+        lines += [f"- {r.label}: {', '.join(r.flags)}" for r in unranked]
     return "\n".join(lines) + "\n"
 
 
-def chart(rows: list[Row], path: Path, p99_ms: float | None = None) -> None:
-    """Throughput and p99 latency per run, side by side, and for capacity searches p99
-    against offered load per experiment, as a PNG."""
+def _error_bars(values: list[float], ranges: list[tuple[float | None, float | None]]) -> Any:
+    lower = [
+        max(0.0, v - (lo if lo is not None else v))
+        for v, (lo, _) in zip(values, ranges, strict=True)
+    ]
+    upper = [
+        max(0.0, (hi if hi is not None else v) - v)
+        for v, (_, hi) in zip(values, ranges, strict=True)
+    ]
+    return [lower, upper]
+
+
+def chart(
+    rows: list[Row], path: Path, p99_ms: float | None = None, ranking: Ranking | None = None
+) -> None:
+    """Throughput (capacity range as error bars), p99 (its 95% interval), requests per
+    dollar (its range), and for capacity searches p99 against offered load per run, as a
+    PNG; the best run (or the tie) marked, unranked runs greyed."""
     import matplotlib  # noqa: PLC0415 - only the compare command needs it
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
-    labels = [f"{r.label}\n{r.protocol}/{r.mode}" for r in rows]
+    ranking = ranking or rank(rows, p99_ms, 1.0)
+    marked = {id(ranking.winner), *(id(r) for r in ranking.tied)} if ranking.winner else set()
+
+    def colour(r: Row, base: str) -> str:
+        if not r.ranked:
+            return "#bbbbbb"
+        return "#2ca02c" if id(r) in marked else base
+
+    labels = [
+        f"{r.label}\n{r.protocol}/{r.mode}" + ("\n(best)" if r is ranking.winner else "")
+        for r in rows
+    ]
     curves = [r for r in rows if r.curve]
-    panels = 3 if curves else 2
+    panels = 4 if curves else 3
     figure, axes = plt.subplots(
-        1, panels, figsize=(max(8, 1.6 * len(rows)) + 4 * (panels - 2), 4.5)
+        1, panels, figsize=(max(10, 1.8 * len(rows)) + 4 * (panels - 3), 4.8)
     )
-    left, right = axes[0], axes[1]
-    left.bar(labels, [r.rps for r in rows], color="#4c72b0")
-    left.set_title("Throughput (requests/s)")
-    right.bar(labels, [r.p99_ms or 0 for r in rows], color="#dd8452")
-    right.set_title("p99 latency (ms)")
-    for axis in (left, right):
-        axis.tick_params(axis="x", labelrotation=30, labelsize=8)
+    throughput, latency, value = axes[0], axes[1], axes[2]
+    rates = [r.rps for r in rows]
+    throughput.bar(
+        labels, rates, color=[colour(r, "#4c72b0") for r in rows],
+        yerr=_error_bars(rates, [r.capacity_range for r in rows]), capsize=4,
+    )  # fmt: skip
+    throughput.set_title("Throughput (requests/s; capacity range)")
+    p99s = [r.p99_ms or 0.0 for r in rows]
+    latency.bar(
+        labels, p99s, color=[colour(r, "#dd8452") for r in rows],
+        yerr=_error_bars(p99s, [r.p99_ci_ms for r in rows]), capsize=4,
+    )  # fmt: skip
+    if p99_ms is not None:
+        latency.axhline(p99_ms, color="grey", linestyle="--", linewidth=1)
+    latency.set_title("p99 latency (ms; 95% interval)")
+    per_usd = [r.requests_per_usd or 0.0 for r in rows]
+    value.bar(
+        labels, per_usd, color=[colour(r, "#8172b3") for r in rows],
+        yerr=_error_bars(per_usd, [r.requests_per_usd_range for r in rows]), capsize=4,
+    )  # fmt: skip
+    value.set_title("Requests per USD (range)")
+    for axis in (throughput, latency, value):
+        axis.tick_params(axis="x", labelrotation=30, labelsize=7)
     if curves:
-        load = axes[2]
+        load = axes[3]
         for r in curves:
             points = [(rate, p99) for rate, p99 in r.curve if p99 is not None]
             load.plot([x for x, _ in points], [y for _, y in points], marker="o", label=r.label)
@@ -156,7 +313,7 @@ def chart(rows: list[Row], path: Path, p99_ms: float | None = None) -> None:
         load.set_yscale("log")
         load.set_xlabel("offered load (requests/s)")
         load.set_title("p99 latency (ms) against load")
-        load.legend(fontsize=7)
+        load.legend(fontsize=6)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)

@@ -2,15 +2,22 @@
 figures of every process. Pure.
 
 Keys: schema, started_at, target {url, model, signature}, settings {protocol, mode, users,
-rate_per_s, duration_s, warmup_s, timeout_s, max_in_flight, payload, payload_bytes,
-processes, where}, experiment (the stack's outputs that describe it, or null), summary
-(requests, successes, errors, error_rate, rps, mean/max/p50/p90/p95/p99 in ms,
-send_lag_p99_ms, generator_cpu_max, load_generator_limited, load_generator_limited_reason,
-processes), errors {kind: count}, timeline [{second, requests, errors, p50_ms, p99_ms}],
-histograms {latency_us, send_lag_us} (encoded HdrHistograms, mergeable), server (TF
-Serving's own figures over the measured window: source, servers {name: figures}, all, and
-in the cluster pods_cpu), and, for a capacity search, capacity {objective, rate_per_s, rps,
-step, steps}.
+rate_per_s, arrivals, duration_s, warmup_s, timeout_s, max_in_flight, payload,
+payload_bytes, processes, where}, experiment (the stack's outputs that describe it, or
+null), summary (requests, successes, errors, error_rate, error_kinds, rps,
+mean/max/p50/p90/p95/p99 in ms, send_lag_p99_ms, send_lag_limit_ms, generator_cpu_max,
+load_generator_limited, load_generator_limited_reason, processes), confidence (samples,
+effective_samples, p99_ms, p99_ci_ms [low, high], error_rate, error_rate_ci: 95%
+intervals, infra.bench.confidence), errors {kind: count}, timeline [{second, requests,
+errors, p50_ms, p99_ms}], batches [{requests, errors, latency_us}] (the measured window in
+equal parts), histograms {latency_us, send_lag_us} (encoded HdrHistograms, mergeable),
+sent_by_endpoint {pod: requests the load generator sent it}, server (TF Serving's own
+figures over the measured window: source, servers {pod: figures, window_s, scraped_at},
+all, balance {pods, mean, max_deviation, unbalanced, why}, and in the cluster pods_cpu
+{source, window, serving_pods {pod: {mean_m, max_m, samples}}} and placement {nodes {pod:
+node}, one_per_node_expected, shared}), and, for a capacity search, capacity {objective,
+rate_per_s, range {low, high, undecided_at}, converged, rps, step, runs, stopped, steps
+[{rate_per_s, verdict, why, runs, confidence, result}]}.
 """
 
 from __future__ import annotations
@@ -18,8 +25,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from infra.bench.confidence import confidence
 from infra.loadgen.spec import WorkerSpec
 from infra.loadgen.stats import merge
+
+# A pod's share of the requests TF Serving counted may be this far from the mean: more, and
+# the step measured some pods harder than others.
+BALANCE_TOLERANCE = 0.2
 
 RESULTS_SCHEMA = "tfserving-gke/bench/v1"
 EXPERIMENT_OUTPUTS = (
@@ -43,11 +55,17 @@ def result_document(
     where: str,
     *,
     pods_cpu: dict[str, Any] | None = None,
+    placement: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One run's results from its processes' results (and, in the cluster, the pods' CPU
-    from the metrics API)."""
+    from the metrics API and the nodes they ran on)."""
     first = results[0]
     url = spec.rest_url if spec.protocol == "rest" else spec.grpc_target
+    merged = merge(results, spec.duration_s, spec.max_send_lag_ms)
+    sent: dict[str, int] = {}
+    for result in results:
+        for name, count in (result.get("sent_by_endpoint") or {}).items():
+            sent[name] = sent.get(name, 0) + int(count)
     return {
         "schema": RESULTS_SCHEMA,
         # The start every process agreed on: second 0 of the timeline, on the wall clock.
@@ -62,6 +80,7 @@ def result_document(
             "mode": spec.mode,
             "users": spec.users if spec.mode == "closed" else None,
             "rate_per_s": spec.rate if spec.mode == "open" else None,
+            "arrivals": spec.arrivals if spec.mode == "open" else None,
             "duration_s": spec.duration_s,
             "warmup_s": spec.warmup_s,
             "timeout_s": spec.timeout_s,
@@ -72,17 +91,52 @@ def result_document(
             "where": where,
         },
         "experiment": {key: outputs[key] for key in EXPERIMENT_OUTPUTS if key in outputs} or None,
-        **merge(results, spec.duration_s),
+        **merged,
+        "confidence": confidence(merged["batches"]).to_json(),
+        "sent_by_endpoint": dict(sorted(sent.items())),
         # TF Serving's own figures beside the client's (process 0 read them), and the pods'
-        # CPU from the metrics API when the run was in the cluster.
-        "server": _server(results, pods_cpu),
+        # CPU from the metrics API and where they ran when the run was in the cluster.
+        "server": _server(results, pods_cpu, placement),
+    }
+
+
+def balance(servers: dict[str, Any]) -> dict[str, Any] | None:
+    """Whether every serving pod got its share: the requests TF Serving counted on each
+    over the window, against their mean (None with fewer than two pods to compare)."""
+    counts = {name: int(f["requests"]) for name, f in servers.items() if "requests" in f}
+    if len(counts) < 2:
+        return None
+    mean = sum(counts.values()) / len(counts)
+    deviation = max(abs(c - mean) / mean for c in counts.values()) if mean else 0.0
+    unbalanced = bool(mean) and deviation > BALANCE_TOLERANCE
+    worst = max(counts, key=lambda name: abs(counts[name] - mean))
+    return {
+        "pods": counts,
+        "mean": round(mean, 1),
+        "max_deviation": round(deviation, 3),
+        "unbalanced": unbalanced,
+        "why": (
+            f"pod {worst} served {counts[worst]} requests against a mean of {mean:.0f} "
+            f"({deviation:.0%} off, more than {BALANCE_TOLERANCE:.0%})"
+            if unbalanced
+            else None
+        ),
     }
 
 
 def _server(
-    results: list[dict[str, Any]], pods_cpu: dict[str, Any] | None
+    results: list[dict[str, Any]],
+    pods_cpu: dict[str, Any] | None,
+    placement: dict[str, Any] | None,
 ) -> dict[str, Any] | None:
     server = next((r["server"] for r in results if r.get("server")), None)
-    if pods_cpu is None:
+    if server is not None:
+        server = {**server, "balance": balance(server.get("servers") or {})}
+    extra = {
+        key: value
+        for key, value in (("pods_cpu", pods_cpu), ("placement", placement))
+        if value is not None
+    }
+    if not extra:
         return server
-    return {**(server or {}), "pods_cpu": pods_cpu}
+    return {**(server or {}), **extra}

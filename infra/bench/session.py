@@ -18,7 +18,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 from urllib3.exceptions import HTTPError
 
-from infra.bench.capacity import Objective, find_capacity, judge
+from infra.bench.capacity import MAX_REPEATS, Objective, find_capacity
 from infra.bench.cluster import ClusterRunError, ClusterRunner
 from infra.bench.fanout import run_local
 from infra.bench.kube import api_clients
@@ -90,6 +90,8 @@ def cluster_runs(
         stack_label=label_value(stack),
         image=str(image),
         requests=process_requests(),
+        # One pod per node when the replicas fit one to a node.
+        one_pod_per_node=int(outputs.get("replicas") or 0) <= int(outputs.get("nodeCount") or 0),
         say=say,
     )
     say(
@@ -109,7 +111,7 @@ def run_once(
     while True:
         started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         try:
-            results, pods_cpu = runs.execute(spec, processes)
+            results, extra = runs.execute(spec, processes)
         except (WorkerError, ClusterRunError) as error:
             raise BenchError(str(error)) from None
         except (ApiException, HTTPError, ConfigException) as error:
@@ -118,7 +120,15 @@ def run_once(
                 f"{str(error).strip()[:300]}). Is the cluster up, gke-gcloud-auth-plugin "
                 "installed and your gcloud login current?"
             ) from None
-        document = result_document(spec, results, outputs, started, runs.where, pods_cpu=pods_cpu)
+        document = result_document(
+            spec,
+            results,
+            outputs,
+            started,
+            runs.where,
+            pods_cpu=(extra or {}).get("pods_cpu"),
+            placement=(extra or {}).get("placement"),
+        )
         runs.payload_bytes = int(document["settings"]["payload_bytes"])
         limited = document["summary"]["load_generator_limited"]
         if not limited or runs.fixed_processes or processes >= runs.max_processes:
@@ -128,9 +138,11 @@ def run_once(
 
 
 def summary_line(summary: dict[str, Any]) -> str:
+    kinds = summary.get("error_kinds") or {}
+    errors = ", ".join(f"{kind} {count}" for kind, count in kinds.items())
     return (
         f"{summary['rps']} RPS, p50 {summary['p50_ms']} ms, p99 {summary['p99_ms']} ms, "
-        f"errors {summary['error_rate']:.2%}"
+        f"errors {summary['error_rate']:.2%}{f' ({errors})' if errors else ''}"
     )
 
 
@@ -141,31 +153,45 @@ def capacity_search(
     objective: Objective,
     *,
     max_steps: int,
+    max_repeats: int = MAX_REPEATS,
     say: Say = print,
     after_step: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """The capacity search from `spec.rate`: the chosen step's results document with the
-    search (every step) under "capacity". `after_step` sees each step's document as soon
+    search (every step) under "capacity". `after_step` sees each run's document as soon
     as it is in (the sweep checks its budget there) and may raise to stop the search."""
     say(f"Capacity search, {objective.describe()}, from {spec.rate:g} requests/s:")
 
     def run_step(rate: float) -> dict[str, Any]:
         document = run_once(runs, replace(spec, rate=rate), outputs, say)
-        verdict, why = judge(document["summary"], objective)
-        say(f"  {rate:>9.2f}/s  {verdict:<7} {summary_line(document['summary'])}  ({why})")
+        say(f"  {rate:>9.2f}/s  {summary_line(document['summary'])}")
         if after_step:
             after_step(document)
         return document
 
-    capacity = find_capacity(run_step, objective, spec.rate, max_steps=max_steps)
+    def told(step: dict[str, Any]) -> None:
+        say(f"  {step['rate_per_s']:>9.2f}/s  {step['verdict']:<9} {step['why']}")
+
+    capacity = find_capacity(
+        run_step, objective, spec.rate, max_steps=max_steps, max_repeats=max_repeats, on_step=told
+    )
     steps = capacity["steps"]
     chosen = steps[capacity["step"]] if capacity["step"] is not None else steps[-1]
-    if capacity["rate_per_s"] is None:
-        say(f"No rate met {objective.describe()}: {capacity['stopped']}.")
-    else:
+    window = capacity["range"]
+    if capacity["rate_per_s"] is not None:
+        high = f"{window['high']:g}" if window["high"] is not None else "not reached"
         say(
-            f"Capacity: {capacity['rate_per_s']:g} requests/s offered, {capacity['rps']} "
-            f"served, at {objective.describe()} ({capacity['stopped']})."
+            f"Capacity: {capacity['rate_per_s']:g} requests/s offered ({capacity['rps']} "
+            f"served) at {objective.describe()}, with 95% confidence; it lies between "
+            f"{window['low']:g} and {high} requests/s ({capacity['stopped']})."
         )
+    elif window["low"] is not None:
+        say(
+            f"No capacity: the range is {window['low']:g} to "
+            f"{window['high'] or window['undecided_at']} requests/s and did not close "
+            f"({capacity['stopped']})."
+        )
+    else:
+        say(f"No rate met {objective.describe()} with confidence: {capacity['stopped']}.")
     result: dict[str, Any] = {**chosen["result"], "capacity": capacity}
     return result

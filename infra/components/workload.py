@@ -85,6 +85,10 @@ class ServingWorkload(pulumi.ComponentResource):
                 **_fields(manifests.load_generator_policy),
                 opts=in_namespace,
             )
+        if manifests.pods_service:
+            k8s.core.v1.Service(
+                f"{name}-pods-service", **_fields(manifests.pods_service), opts=in_namespace
+            )
         self.service_ip = service.status.apply(
             lambda status: (
                 status.load_balancer.ingress[0].ip

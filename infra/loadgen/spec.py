@@ -12,6 +12,8 @@ from typing import Any
 
 RESULT_MARKER = "tfserving-gke-result "
 ERROR_MARKER = "tfserving-gke-error "
+PROGRESS_MARKER = "tfserving-gke-progress "
+ARRIVALS = ("poisson", "uniform")
 INDEX_ENV = "JOB_COMPLETION_INDEX"
 
 
@@ -40,6 +42,19 @@ class WorkerSpec:
     # (name, REST base URL) of every server whose Prometheus page process 0 reads at the
     # start and end of the measured window (the serving pods, in the cluster).
     metrics_targets: tuple[tuple[str, str], ...] = ()
+    # Open loop: "poisson" (independent users: exponential gaps) or "uniform" (a fixed
+    # schedule), from one seeded schedule every process shares.
+    arrivals: str = "poisson"
+    seed: int = 0
+    # Where requests go, round-robin: (name, REST base URL, gRPC host:port) of each serving
+    # pod; none means rest_url / grpc_target as given. With resolve_host, a headless
+    # Service's DNS name, the pods are looked up again while the run goes on.
+    endpoints: tuple[tuple[str, str, str], ...] = ()
+    resolve_host: str = ""
+    # The p99 send lag above which the generator, not the server, is what was measured.
+    max_send_lag_ms: float = 5.0
+    # Process 0 writes a progress line about every second.
+    progress: bool = False
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -48,6 +63,7 @@ class WorkerSpec:
     def from_json(cls, text: str) -> WorkerSpec:
         fields = json.loads(text)
         fields["metrics_targets"] = tuple(tuple(pair) for pair in fields["metrics_targets"])
+        fields["endpoints"] = tuple(tuple(entry) for entry in fields.get("endpoints", ()))
         return cls(**fields)
 
 

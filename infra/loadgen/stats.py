@@ -9,9 +9,11 @@ process would have, at the histograms' resolution (0.1%).
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Any
 
 from hdrh.histogram import HdrHistogram
@@ -20,11 +22,18 @@ PERCENTILES = (50, 90, 95, 99)
 LOWEST_US = 1
 HIGHEST_US = 3_600_000_000  # an hour: anything slower is a timeout anyway
 SIGNIFICANT_DIGITS = 3
-# A generator keeps up when its requests leave on schedule: 99% of them less than this late.
-# Above it, latencies include the generator's own delay and are not the server's.
+# A generator keeps up when its requests leave on schedule. Its lag adds to every latency
+# it measures, so what matters is the lag beside the objective: 99% of requests must leave
+# less late than a tenth of the p99 objective (or than 5 ms, without an objective).
 SEND_LAG_LIMIT_MS = 5.0
+SEND_LAG_SHARE_OF_OBJECTIVE = 0.1
+# Too few lagged samples to judge a p99 of them: not judged.
+MIN_LAG_SAMPLES = 100
 # One Python process drives its requests on one core; near a full core it cannot go faster.
 GENERATOR_CPU_LIMIT = 0.9
+# The measured window is cut into this many batches of equal length: the driver's
+# confidence intervals (batch means) need their separate counts.
+BATCHES = 10
 
 
 @dataclass(frozen=True)
@@ -57,23 +66,83 @@ def decode(encoded: str) -> HdrHistogram:
     return histogram
 
 
-def percentile_ms(histogram: HdrHistogram, q: float) -> float | None:
+class Cumulative:
+    """A histogram's running counts, index by index, so that percentiles and counts over a
+    value are lookups: HdrHistogram's own walk, in Python, costs milliseconds each."""
+
+    def __init__(self, histogram: HdrHistogram) -> None:
+        self.histogram = histogram
+        # A decoded histogram may hold fewer counts than its range: the rest are zero.
+        held = min(histogram.counts_len, histogram.encoder.payload.counts_len)
+        self.running: list[int] = list(accumulate(histogram.counts[:held]))
+
+    def value_at_percentile(self, q: float) -> int:
+        """What HdrHistogram's get_value_at_percentile answers, found by bisection."""
+        histogram = self.histogram
+        index = bisect_left(self.running, histogram.get_target_count_at_percentile(q))
+        if index == len(self.running):
+            return 0
+        value = histogram.get_value_from_index(index)
+        if q:
+            return int(histogram.get_highest_equivalent_value(value))
+        return int(histogram.get_lowest_equivalent_value(value))
+
+    def mean(self) -> float:
+        """What HdrHistogram's get_mean_value answers (each value at its range's middle)."""
+        histogram = self.histogram
+        total = int(histogram.get_total_count())
+        if not total:
+            return 0.0
+        counts = histogram.counts[: len(self.running)]
+        weighted = sum(
+            count * histogram._hdr_median_equiv_value(histogram.get_value_from_index(index))
+            for index, count in enumerate(counts)
+            if count
+        )
+        return float(weighted) / float(total)
+
+    def count_above(self, value: int) -> int:
+        """Recorded values not equivalent to `value` and over it."""
+        if not self.running:
+            return 0
+        index = min(int(self.histogram.get_counts_array_index(value)), len(self.running) - 1)
+        return self.running[-1] - self.running[index]
+
+
+def percentile_ms(histogram: HdrHistogram | Cumulative, q: float) -> float | None:
     """The q-th percentile in milliseconds; None when nothing was recorded."""
-    if histogram.get_total_count() == 0:
+    cumulative = histogram if isinstance(histogram, Cumulative) else Cumulative(histogram)
+    if cumulative.histogram.get_total_count() == 0:
         return None
-    return round(float(histogram.get_value_at_percentile(q)) / 1000, 2)
+    return round(float(cumulative.value_at_percentile(q)) / 1000, 2)
+
+
+def max_send_lag_ms(objective_p99_ms: float | None) -> float:
+    """The p99 send lag above which the generator, not the server, is what was measured."""
+    if objective_p99_ms is None:
+        return SEND_LAG_LIMIT_MS
+    return max(SEND_LAG_LIMIT_MS, SEND_LAG_SHARE_OF_OBJECTIVE * objective_p99_ms)
 
 
 def worker_result(
-    samples: list[Sample], warmup_s: float, duration_s: float, cpu_s: float, wall_s: float
+    samples: list[Sample],
+    warmup_s: float,
+    duration_s: float,
+    cpu_s: float,
+    wall_s: float,
+    *,
+    batches: int = BATCHES,
 ) -> dict[str, Any]:
     """One process's record of a run, reduced to what merges: counts and encoded histograms.
 
     Latencies and errors: requests that started (or were due) inside the measured window.
     Completed: successes that *finished* inside it, so an overloaded server shows what it
-    served, not what it was offered. `seconds` covers the whole run, warm-up included.
+    served, not what it was offered. `seconds` covers the whole run, warm-up included;
+    `batches` the measured window cut in equal parts, for the confidence of its figures.
     """
     end_s = warmup_s + duration_s
+    batch_s = duration_s / batches
+    window = [{"requests": 0, "errors": 0, "latency": new_histogram()} for _ in range(batches)]
     latency, lag = new_histogram(), new_histogram()
     errors: Counter[str] = Counter()
     requests = completed = 0
@@ -94,10 +163,14 @@ def worker_result(
         if not warmup_s <= sample.start_s < end_s:
             continue
         requests += 1
+        batch = window[min(batches - 1, int((sample.start_s - warmup_s) / batch_s))]
+        batch["requests"] += 1
         if sample.error is None:
             _record(latency, sample.latency_ms)
+            _record(batch["latency"], sample.latency_ms)
         else:
             errors[sample.error] += 1
+            batch["errors"] += 1
         if sample.send_lag_ms is not None:
             _record(lag, sample.send_lag_ms)
     return {
@@ -108,6 +181,14 @@ def worker_result(
         "send_lag_us": _encode(lag) if lag.get_total_count() else None,
         "cpu_s": round(cpu_s, 3),
         "wall_s": round(wall_s, 3),
+        "batches": [
+            {
+                "requests": batch["requests"],
+                "errors": batch["errors"],
+                "latency_us": _encode(batch["latency"]),
+            }
+            for batch in window
+        ],
         "seconds": [
             {
                 "second": index,
@@ -129,26 +210,51 @@ def _merged(encodings: Iterable[str | None]) -> HdrHistogram:
 
 
 def generator_verdict(
-    send_lag_p99_ms: float | None, cpu_utilisations: list[float]
+    lag: HdrHistogram, limit_ms: float, results: list[dict[str, Any]]
 ) -> tuple[bool, str | None]:
-    """Whether the load generator, not the server, limited the run, and why."""
-    busiest = max(cpu_utilisations, default=0.0)
-    if send_lag_p99_ms is not None and send_lag_p99_ms > SEND_LAG_LIMIT_MS:
-        return True, (
-            f"p99 send lag {send_lag_p99_ms:g} ms is over {SEND_LAG_LIMIT_MS:g} ms: requests "
-            "left late, so their latencies include the load generator's own delay"
+    """Whether the load generator, not the server, limited the run, and why: its p99 send
+    lag, on enough samples, beside `limit_ms`. The reason names the likely cause."""
+    if lag.get_total_count() < MIN_LAG_SAMPLES:
+        return False, None
+    p99 = percentile_ms(lag, 99)
+    if p99 is None or p99 <= limit_ms:
+        return False, None
+    return True, (
+        f"p99 send lag {p99:g} ms is over {limit_ms:g} ms: requests left late, so their "
+        f"latencies include the load generator's own delay. {_lag_cause(results)}"
+    )
+
+
+def _lag_cause(results: list[dict[str, Any]]) -> str:
+    """What most likely made the generator lag: its processes sharing too few cores, a core
+    each kept busy, or the bodies it sends."""
+    cores = min((int(r["cores"]) for r in results if r.get("cores")), default=0)
+    on_one_machine = all(r.get("host") == results[0].get("host") for r in results)
+    busiest = max((r["cpu_s"] / r["wall_s"] for r in results if r["wall_s"] > 0), default=0.0)
+    if on_one_machine and cores and len(results) > cores:
+        return (
+            f"Its {len(results)} processes share {cores} cores on one machine: more processes "
+            "make it worse; use fewer, or a machine with more cores (or run in the cluster)."
         )
     if busiest >= GENERATOR_CPU_LIMIT:
-        return True, (
-            f"a load-generator process used {busiest:.0%} of its CPU core: it was the limit, "
-            "not the server"
+        return (
+            f"A process kept {busiest:.0%} of its core busy: spread the load over more "
+            "processes, each on a core of its own (--processes)."
         )
-    return False, None
+    body = max((int(r.get("payload_bytes") or 0) for r in results), default=0)
+    if body > 100_000:
+        return (
+            f"Each request carries {body:,} bytes: the machine's network or memory bandwidth "
+            "binds; spread the load over more machines (in the cluster, more nodes)."
+        )
+    return "The machine is busy with other work, or the load needs more processes."
 
 
-def merge(results: list[dict[str, Any]], duration_s: float) -> dict[str, Any]:
+def merge(
+    results: list[dict[str, Any]], duration_s: float, send_lag_limit_ms: float = SEND_LAG_LIMIT_MS
+) -> dict[str, Any]:
     """The figures of a run from every process's worker_result: summary, errors by kind,
-    per-second timeline, and the merged histograms."""
+    per-second timeline, the measured window's batches, and the merged histograms."""
     latency = _merged(r["latency_us"] for r in results)
     lag = _merged(r["send_lag_us"] for r in results)
     requests = sum(r["requests"] for r in results)
@@ -159,18 +265,21 @@ def merge(results: list[dict[str, Any]], duration_s: float) -> dict[str, Any]:
     completed = sum(r["completed"] for r in results)
     send_lag_p99 = percentile_ms(lag, 99) if lag.get_total_count() else None
     cpu = [r["cpu_s"] / r["wall_s"] for r in results if r["wall_s"] > 0]
-    limited, reason = generator_verdict(send_lag_p99, cpu)
+    limited, reason = generator_verdict(lag, send_lag_limit_ms, results)
     ok = latency.get_total_count()
+    latencies = Cumulative(latency)
     summary: dict[str, Any] = {
         "requests": requests,
         "successes": ok,
         "errors": error_count,
         "error_rate": round(error_count / requests, 4) if requests else 0.0,
         "rps": round(completed / duration_s, 2) if duration_s else 0.0,
-        "mean_ms": round(latency.get_mean_value() / 1000, 2) if ok else None,
+        "mean_ms": round(latencies.mean() / 1000, 2) if ok else None,
         "max_ms": round(latency.get_max_value() / 1000, 2) if ok else None,
-        **{f"p{q}_ms": percentile_ms(latency, q) for q in PERCENTILES},
+        **{f"p{q}_ms": percentile_ms(latencies, q) for q in PERCENTILES},
+        "error_kinds": dict(sorted(errors.items())),
         "send_lag_p99_ms": send_lag_p99,
+        "send_lag_limit_ms": send_lag_limit_ms,
         "generator_cpu_max": round(max(cpu), 3) if cpu else None,
         "load_generator_limited": limited,
         "load_generator_limited_reason": reason,
@@ -180,11 +289,28 @@ def merge(results: list[dict[str, Any]], duration_s: float) -> dict[str, Any]:
         "summary": summary,
         "errors": dict(sorted(errors.items())),
         "timeline": _timeline(results),
+        "batches": _batches(results),
         "histograms": {
             "latency_us": _encode(latency),
             "send_lag_us": _encode(lag) if lag.get_total_count() else None,
         },
     }
+
+
+def _batches(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The measured window's batches, every process's added."""
+    count = max((len(r.get("batches") or []) for r in results), default=0)
+    merged = []
+    for index in range(count):
+        parts = [r["batches"][index] for r in results if len(r.get("batches") or []) > index]
+        merged.append(
+            {
+                "requests": sum(part["requests"] for part in parts),
+                "errors": sum(part["errors"] for part in parts),
+                "latency_us": _encode(_merged(part["latency_us"] for part in parts)),
+            }
+        )
+    return merged
 
 
 def _timeline(results: list[dict[str, Any]]) -> list[dict[str, Any]]:

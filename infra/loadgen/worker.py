@@ -15,6 +15,7 @@ monkey.patch_all()
 import argparse  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
+import socket  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -31,7 +32,7 @@ from infra.loadgen.spec import (  # noqa: E402
     WorkerError,
     WorkerSpec,
 )
-from infra.loadgen.stats import worker_result  # noqa: E402
+from infra.loadgen.stats import Sample, worker_result  # noqa: E402
 from infra.loadgen.tensors import (  # noqa: E402
     Payload,
     PayloadError,
@@ -41,6 +42,8 @@ from infra.loadgen.tensors import (  # noqa: E402
     sample_payload,
 )
 from infra.monitoring.names import METRICS_PATH  # noqa: E402
+
+SCRAPE_TIMEOUT_S = 5.0
 
 
 def build_payload(spec: WorkerSpec) -> Payload:
@@ -58,29 +61,76 @@ def build_payload(spec: WorkerSpec) -> Payload:
         raise WorkerError(f"cannot read --payload {spec.payload_file}: {error}") from None
 
 
+def _timed_scrape(url: str, model: str) -> tuple[float, metrics.Snapshot | str]:
+    """A server's snapshot, and when it was taken (the middle of the request, epoch s)."""
+    sent = time.time()
+    snapshot = metrics.scrape(url, model, SCRAPE_TIMEOUT_S)
+    return (sent + time.time()) / 2, snapshot
+
+
+def _scrape_all(spec: WorkerSpec) -> dict[str, tuple[float, metrics.Snapshot | str]]:
+    """Every target at once: one at a time, the last would be read well after the first
+    (each answers from the pool that serves predictions)."""
+    jobs = {
+        name: gevent.spawn(_timed_scrape, url, spec.model) for name, url in spec.metrics_targets
+    }
+    gevent.joinall(list(jobs.values()), timeout=SCRAPE_TIMEOUT_S + 1)
+    return {
+        name: job.value if job.successful() else (time.time(), "no answer in time")
+        for name, job in jobs.items()
+    }
+
+
 def watch_servers(spec: WorkerSpec, t0: float) -> dict[str, Any]:
-    """Every target's TF Serving figures over the measured window (scraped at its start
-    and end), and all of them together."""
+    """Every target's TF Serving figures over the measured window: scraped all at once at
+    its start and its end, each pod's counts divided by the real time between its two
+    scrapes; and all of them together."""
     start, end = t0 + spec.warmup_s, t0 + spec.warmup_s + spec.duration_s
     gevent.sleep(max(0.0, start - time.monotonic()))
-    before = {name: metrics.scrape(url, spec.model, 5.0) for name, url in spec.metrics_targets}
+    before = _scrape_all(spec)
     gevent.sleep(max(0.0, end - time.monotonic()))
-    after = {name: metrics.scrape(url, spec.model, 5.0) for name, url in spec.metrics_targets}
+    after = _scrape_all(spec)
     servers: dict[str, Any] = {}
     total = metrics.Snapshot()
+    spans = []
     for name, _ in spec.metrics_targets:
-        first, last = before[name], after[name]
+        (first_at, first), (last_at, last) = before[name], after[name]
         if isinstance(first, str) or isinstance(last, str):
             servers[name] = {"error": first if isinstance(first, str) else last}
             continue
         window = metrics.difference(first, last)
-        servers[name] = metrics.figures(window, spec.duration_s)
+        elapsed = max(last_at - first_at, 1e-3)
+        servers[name] = {
+            **metrics.figures(window, elapsed),
+            "window_s": round(elapsed, 3),
+            "scraped_at": [round(first_at, 3), round(last_at, 3)],
+        }
+        spans.append(elapsed)
         total = metrics.add(total, window)
     return {
         "source": f"TF Serving {METRICS_PATH}, measured window",
         "servers": servers,
-        "all": metrics.figures(total, spec.duration_s),
+        "all": metrics.figures(total, sum(spans) / len(spans) if spans else spec.duration_s),
     }
+
+
+def progress_line(elapsed_s: float, samples: list[Sample], since: int) -> str:
+    """What the last second looked like, for a person watching."""
+    recent = samples[since:]
+    ok = sorted(s.latency_ms for s in recent if s.error is None)
+    p99 = f"{ok[min(len(ok) - 1, int(len(ok) * 0.99))]:.0f} ms" if ok else "-"
+    errors = sum(1 for s in recent if s.error is not None)
+    return f"  {elapsed_s:5.0f} s  {len(recent):5d} req/s  p99 {p99:>9}  errors {errors}"
+
+
+def report_progress(t0: float, samples: list[Sample], total_s: float) -> None:
+    """A progress line about every second (stderr), until the run's end."""
+    seen = 0
+    while time.monotonic() < t0 + total_s:
+        gevent.sleep(1.0)
+        line = progress_line(time.monotonic() - t0, samples, seen)
+        seen = len(samples)
+        print(line, file=sys.stderr, flush=True)
 
 
 def run(spec: WorkerSpec, index: int) -> dict[str, Any]:
@@ -96,7 +146,8 @@ def run(spec: WorkerSpec, index: int) -> dict[str, Any]:
         raise WorkerError(f"process {index}: no common start ({error})") from None
     t0 = monotonic_at(start)
     watcher = gevent.spawn(watch_servers, spec, t0) if index == 0 and spec.metrics_targets else None
-    recording = run_load(Share(spec, index), payload, t0=t0)
+    reporter = progress_hook(spec, index, t0)
+    recording = run_load(Share(spec, index), payload, t0=t0, on_start=reporter)
     # A finished Greenlet is falsy: compare with None.
     servers = watcher.get(timeout=spec.timeout_s + 30) if watcher is not None else None
     return {
@@ -104,15 +155,26 @@ def run(spec: WorkerSpec, index: int) -> dict[str, Any]:
         "index": index,
         "processes": spec.processes,
         "start_epoch": start,
+        "host": socket.gethostname(),
+        "cores": len(os.sched_getaffinity(0)),
         "payload": payload.description,
         "payload_bytes": len(
             payload.rest_body if spec.protocol == "rest" else payload.grpc_request
         ),
         "signature": payload.signature,
+        "sent_by_endpoint": recording.sent,
         **worker_result(
             recording.samples, spec.warmup_s, spec.duration_s, recording.cpu_s, recording.wall_s
         ),
     }
+
+
+def progress_hook(spec: WorkerSpec, index: int, t0: float) -> Any:
+    """For process 0 with progress asked: what run_load calls with its samples list."""
+    if index != 0 or not spec.progress:
+        return None
+    total_s = spec.warmup_s + spec.duration_s
+    return lambda samples: gevent.spawn(report_progress, t0, samples, total_s)
 
 
 def main(argv: list[str] | None = None) -> int:

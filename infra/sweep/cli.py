@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from infra.errors import ConfigError, ModelSourceError, did_you_mean
+from infra.loadgen.spec import ARRIVALS
 from infra.model.source import ModelRequest, resolve_model
 from infra.plan.run import PLACEHOLDER_GCP_PROJECT, config_string
 from infra.settings import PROJECT_DIR, coerce_setting, load_declarations, project_name
@@ -42,7 +43,7 @@ from infra.teardown.cli import gcp_exists
 
 PROJECT_ENVS = ("GOOGLE_CLOUD_PROJECT", "CLOUDSDK_CORE_PROJECT")
 # What makes two runs' results comparable: a rerun must keep these to continue a sweep.
-COMPARED = ("p99_ms", "max_error_rate", "protocol", "warmup_s", "duration_s")
+COMPARED = ("p99_ms", "max_error_rate", "protocol", "warmup_s", "duration_s", "arrivals")
 
 
 def add_parser(commands: Any) -> None:
@@ -74,7 +75,19 @@ def add_parser(commands: Any) -> None:
         "--max-steps",
         type=int,
         default=DEFAULT_SEARCH.max_steps,
-        help="capacity steps per experiment",
+        help="capacity runs per experiment, repeats of undecided rates included",
+    )
+    sweep.add_argument(
+        "--max-repeats",
+        type=int,
+        default=DEFAULT_SEARCH.max_repeats,
+        help="runs again at a rate whose interval straddles the objective",
+    )
+    sweep.add_argument(
+        "--arrivals",
+        choices=ARRIVALS,
+        default=DEFAULT_SEARCH.arrivals,
+        help="poisson (independent users) or uniform (a fixed beat)",
     )
     sweep.add_argument(
         "--duration", type=float, default=DEFAULT_SEARCH.duration_s, help="measured s per step"
@@ -144,6 +157,8 @@ def _search(args: argparse.Namespace) -> SearchSettings:
         max_steps=args.max_steps,
         warmup_s=args.warmup,
         duration_s=args.duration,
+        max_repeats=args.max_repeats,
+        arrivals=args.arrivals,
     )
 
 
@@ -321,6 +336,7 @@ def cluster_measure(design: SweepDesign, say: Callable[[str], None] = print) -> 
     from infra.bench.cluster import ClusterRunError  # noqa: PLC0415
     from infra.bench.session import BenchError, capacity_search, cluster_runs  # noqa: PLC0415
     from infra.loadgen.spec import WorkerSpec  # noqa: PLC0415
+    from infra.loadgen.stats import max_send_lag_ms  # noqa: PLC0415
 
     search = design.search
     assert search.p99_ms is not None, "a real run has an objective"
@@ -352,9 +368,12 @@ def cluster_measure(design: SweepDesign, say: Callable[[str], None] = print) -> 
                 warmup_s=search.warmup_s,
                 timeout_s=30.0,
                 max_in_flight=1000,
+                arrivals=search.arrivals,
+                max_send_lag_ms=max_send_lag_ms(search.p99_ms),
             )
             return capacity_search(
-                runs, spec, outputs, objective, max_steps=search.max_steps, say=say,
+                runs, spec, outputs, objective, max_steps=search.max_steps,
+                max_repeats=search.max_repeats, say=say,
                 after_step=after_step,
             )  # fmt: skip
         except (BenchError, ClusterRunError) as error:

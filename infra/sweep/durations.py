@@ -52,12 +52,14 @@ class SearchSettings:
     max_error_rate: float
     protocol: str
     start_rate: float
-    max_steps: int
+    max_steps: int  # runs, repeats of undecided rates included
     warmup_s: float
     duration_s: float
+    max_repeats: int = 2
+    arrivals: str = "poisson"
 
     def minutes(self, durations: Durations) -> float:
-        """At most this long: every step measured, with its overhead."""
+        """At most this long: every run measured (repeats count), with its overhead."""
         per_step = (self.warmup_s + self.duration_s) / 60 + durations.bench_step_overhead
         return self.max_steps * per_step
 
@@ -65,14 +67,19 @@ class SearchSettings:
         return dict(self.__dict__)
 
 
-# The sweep's defaults (`python -m infra sweep --help`): short steps, as every experiment
-# gets the same search and the next one on the same nodes starts near its capacity.
+# The sweep's defaults (`python -m infra sweep --help`): 20 s windows after 5 s of warm-up;
+# runs enough to ramp x2 from 20/s past a few hundred requests a second (5), bisect to 5%
+# (5) and repeat undecided rates (up to 4): scripts/bench_capacity.py measures them against
+# a queue of known capacity. The next experiment on the same nodes starts near the last
+# one's capacity, so it usually needs half.
 DEFAULT_SEARCH = SearchSettings(
     p99_ms=None,
     max_error_rate=0.01,
     protocol="rest",
     start_rate=20.0,
-    max_steps=8,
+    max_steps=14,
     warmup_s=5.0,
     duration_s=20.0,
+    max_repeats=2,
+    arrivals="poisson",
 )

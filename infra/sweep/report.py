@@ -1,7 +1,8 @@
-"""A sweep's report: per experiment its capacity at the objective, latency there, CPU per
-serving pod, price and requests per dollar; the winner; and whether the reference
-system's conclusion holds for this model. Markdown, a PNG chart and the raw JSON, written
-beside the sweep's manifest. Pure apart from writing the files.
+"""A sweep's report: per experiment its capacity at the objective and its range, latency
+there, CPU per serving pod, price and requests per dollar with their range; the winner,
+or the experiments tied with it (their ranges overlap); and whether the reference
+system's conclusion holds for this model, decided from the ranges. Markdown, a PNG chart
+and the raw JSON, written beside the sweep's manifest. Pure apart from writing the files.
 """
 
 from __future__ import annotations
@@ -10,14 +11,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from infra.bench.report import Row, best, chart, row
+from infra.bench.report import Ranking, Row, chart, named_rows, rank
 from infra.sweep.manifest import SweepManifest
 
 # The reference system (ml-deployment-k8s-tfserving) found 2 nodes of 8 vCPU / 16 GB with
 # inter_op 4 best (shared/facts/seed-system.md); our preset of that experiment:
 REFERENCE_WINNER = "8vcpu-16gb-interop4"
-# Within this much of the winner's requests per dollar, the reference pick still holds.
-HOLDS_WITHIN = 0.05
 REPORT_MD = "report.md"
 REPORT_PNG = "report.png"
 REPORT_JSON = "report.json"
@@ -25,7 +24,7 @@ REPORT_JSON = "report.json"
 
 def _pod_cpu_cores(result: dict[str, Any]) -> float | None:
     pods = ((result.get("server") or {}).get("pods_cpu") or {}).get("serving_pods") or {}
-    means = [figures["mean_m"] for figures in pods.values()]
+    means = [figures["mean_m"] for figures in pods.values() if figures.get("mean_m") is not None]
     return round(sum(means) / len(means) / 1000, 2) if means else None
 
 
@@ -37,6 +36,7 @@ def _entry(name: str, result: dict[str, Any], r: Row) -> dict[str, Any]:
         "machine_type": experiment.get("machineType"),
         "nodes": experiment.get("nodeCount"),
         "capacity_rate_per_s": capacity.get("rate_per_s"),
+        "capacity_range": list(r.capacity_range),
         "capacity_rps": r.rps,
         "p50_ms": r.p50_ms,
         "p99_ms": r.p99_ms,
@@ -45,6 +45,8 @@ def _entry(name: str, result: dict[str, Any], r: Row) -> dict[str, Any]:
         "replicas": experiment.get("replicas"),
         "usd_per_hour": experiment.get("costUsdPerHour"),
         "requests_per_usd": r.requests_per_usd,
+        "requests_per_usd_range": list(r.requests_per_usd_range),
+        "not_ranked": list(r.flags),
         # The exact model measured, for `promote` to pin.
         "model_release_tag": experiment.get("modelReleaseTag"),
         "model_sha256": experiment.get("modelSha256"),
@@ -53,27 +55,33 @@ def _entry(name: str, result: dict[str, Any], r: Row) -> dict[str, Any]:
     }
 
 
-def reference_verdict(entries: list[dict[str, Any]], winner: str | None) -> str:
-    """Whether 8 vCPU / 16 GB with inter-op 4 is (still) the best per dollar here."""
+def reference_verdict(entries: list[dict[str, Any]], winner: str | None, tied: list[str]) -> str:
+    """Whether 8 vCPU / 16 GB with inter-op 4 is (still) the best per dollar here, from the
+    requests-per-dollar ranges: holding when it wins or ties, failing only when its whole
+    range lies under the winner's, undecided otherwise."""
     by_name = {e["experiment"]: e for e in entries}
     reference = by_name.get(REFERENCE_WINNER)
     if reference is None:
         return f"not tested: {REFERENCE_WINNER} is not in this sweep"
     if winner is None:
-        return "undecided: no experiment met the objective"
+        return "undecided: no experiment met the objective with confidence"
+    if reference["not_ranked"]:
+        return f"undecided: {REFERENCE_WINNER}'s figures are {', '.join(reference['not_ranked'])}"
     if winner == REFERENCE_WINNER:
-        return f"holds: {REFERENCE_WINNER} serves the most requests per dollar"
-    best_value = by_name[winner]["requests_per_usd"] or 0
-    value = reference["requests_per_usd"] or 0
-    if best_value and value >= best_value * (1 - HOLDS_WITHIN):
+        suffix = f", tied with {', '.join(tied)}" if tied else ""
+        return f"holds: {REFERENCE_WINNER} serves the most requests per dollar{suffix}"
+    if REFERENCE_WINNER in tied:
         return (
-            f"holds within {HOLDS_WITHIN:.0%}: {winner} leads by "
-            f"{best_value / value - 1:.1%}, within the measurement's resolution"
-            if value
-            else "undecided"
+            f"holds as a tie: {REFERENCE_WINNER}'s range of requests per dollar overlaps "
+            f"{winner}'s, so the measurements cannot tell them apart"
         )
-    gain = f"{best_value / value - 1:.0%} more" if value else "requests where it served none"
-    return f"does not hold for this model: {winner} serves {gain} requests per dollar"
+    low, high = by_name[winner]["requests_per_usd_range"][0], reference["requests_per_usd_range"][1]
+    if high is not None and low is not None and high < low:
+        return (
+            f"does not hold for this model: {winner} serves at least {low:,} requests per "
+            f"dollar, {REFERENCE_WINNER} at most {high:,}"
+        )
+    return f"undecided: {REFERENCE_WINNER}'s range is open above"
 
 
 def _cell(value: Any, digits: int = 1) -> str:
@@ -88,9 +96,10 @@ def build_report(manifest: SweepManifest) -> dict[str, Any]:
     """The report's figures, from every result the sweep directory holds."""
     results = manifest.results()
     search = manifest.search
-    rows = {name: row(result, name) for name, result in results.items()}
-    winner_row = best(list(rows.values()), search["p99_ms"], search["max_error_rate"])
-    winner = next((name for name, r in rows.items() if r is winner_row), None)
+    rows = dict(zip(results, named_rows(list(results.items())), strict=True))
+    ranking = rank(list(rows.values()), search["p99_ms"], search["max_error_rate"])
+    winner = next((name for name, r in rows.items() if r is ranking.winner), None)
+    tied = [name for name, r in rows.items() if any(r is t for t in ranking.tied)]
     entries = [_entry(name, results[name], r) for name, r in rows.items()]
     return {
         "schema": "tfserving-gke/sweep-report/v1",
@@ -101,9 +110,10 @@ def build_report(manifest: SweepManifest) -> dict[str, Any]:
         "settings": manifest.settings,
         "experiments": entries,
         "winner": winner,
+        "tied_with_winner": tied,
         "reference": {
             "experiment": REFERENCE_WINNER,
-            "verdict": reference_verdict(entries, winner),
+            "verdict": reference_verdict(entries, winner, tied),
         },
         "not_measured": {name: why for name, why in manifest.failed.items() if name not in results},
         "spent_usd": round(manifest.spent_usd, 2),
@@ -117,28 +127,43 @@ def markdown(report: dict[str, Any]) -> str:
         f"## Sweep {report['stack']}: capacity at p99 ≤ {objective['p99_ms']:g} ms, errors ≤ "
         f"{objective['max_error_rate']:.2%} ({report['protocol']})",
         "",
-        "| experiment | nodes | capacity (req/s) | p50 ms | p99 ms | CPU per pod (cores) "
-        "| USD/hour | requests per USD |",
-        "|---|---|---|---|---|---|---|---|",
+        "| experiment | nodes | capacity (req/s) | range (req/s) | p50 ms | p99 ms "
+        "| CPU per pod (cores) | USD/hour | requests per USD (range) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    ranked = sorted(report["experiments"], key=lambda e: -(e["requests_per_usd"] or 0))
+    ranked = sorted(
+        report["experiments"],
+        key=lambda e: (bool(e["not_ranked"]), -((e["requests_per_usd_range"] or [0])[0] or 0)),
+    )
     for e in ranked:
         mark = " **winner**" if e["experiment"] == report["winner"] else ""
-        mark += " (load generator was the limit)" if e["load_generator_limited"] else ""
+        mark += " **tie**" if e["experiment"] in report["tied_with_winner"] else ""
+        if e["not_ranked"]:
+            mark += f" (not ranked: {', '.join(e['not_ranked'])})"
+        low, high = e["capacity_range"]
+        per_low, per_high = e["requests_per_usd_range"]
         lines.append(
             f"| {e['experiment']}{mark} | {_cell(e['nodes'])} x {_cell(e['machine_type'])} "
-            f"| {_cell(e['capacity_rps'])} | {_cell(e['p50_ms'])} | {_cell(e['p99_ms'])} "
+            f"| {_cell(e['capacity_rate_per_s'])} | {_cell(low)} to {_cell(high)} "
+            f"| {_cell(e['p50_ms'])} | {_cell(e['p99_ms'])} "
             f"| {_cell(e['cpu_per_pod_cores'], 2)} | {_cell(e['usd_per_hour'], 4)} "
-            f"| {_cell(e['requests_per_usd'], 0)} |"
+            f"| {_cell(per_low, 0)} to {_cell(per_high, 0)} |"
         )
     lines.append("")
     if not report["experiments"]:
         lines.append("Nothing measured yet.")
+    elif report["winner"] and report["tied_with_winner"]:
+        lines.append(
+            f"No single winner: **{report['winner']}** ties with "
+            f"{', '.join(report['tied_with_winner'])} (their requests-per-dollar ranges "
+            "overlap)."
+        )
     elif report["winner"]:
         winner = next(e for e in report["experiments"] if e["experiment"] == report["winner"])
+        per_low, per_high = winner["requests_per_usd_range"]
         lines.append(
             f"Winner: **{report['winner']}**, {_cell(winner['capacity_rps'])} requests/s within "
-            f"the objective, {_cell(winner['requests_per_usd'], 0)} requests per USD."
+            f"the objective, {_cell(per_low, 0)} to {_cell(per_high, 0)} requests per USD."
         )
     else:
         lines.append("No experiment met the objective.")
@@ -161,6 +186,8 @@ def write_report(manifest: SweepManifest) -> tuple[dict[str, Any], Path]:
     (directory / REPORT_MD).write_text(markdown(report), encoding="utf-8")
     results = manifest.results()
     if results:
-        rows = [row(result, name) for name, result in results.items()]
-        chart(rows, directory / REPORT_PNG, report["objective"]["p99_ms"])
+        rows = named_rows(list(results.items()))
+        objective = report["objective"]
+        ranking: Ranking = rank(rows, objective["p99_ms"], objective["max_error_rate"])
+        chart(rows, directory / REPORT_PNG, objective["p99_ms"], ranking)
     return report, directory / REPORT_MD

@@ -225,7 +225,8 @@ class SweepRun:
             rate = start_rates.get(experiment.pool_shape, self.design.search.start_rate)
             result = self._measure(step, outputs, rate, meter, destroy_usd)
             if result is not None:
-                capacity = (result.get("capacity") or {}).get("rate_per_s")
+                # The highest rate that passed with confidence, closed range or not.
+                capacity = ((result.get("capacity") or {}).get("range") or {}).get("low")
                 if capacity:
                     # The next experiment on these nodes starts its search here.
                     start_rates[experiment.pool_shape] = float(capacity)
