@@ -1,5 +1,5 @@
 """Command line: `python -m infra plan ...`, `model inspect ...`, `ttl ...`, `sweep ...`,
-`promote ...`, `teardown ...` and `docs ...`."""
+`promote ...`, `teardown ...`, `bench ...`, `compare ...` and `docs ...`."""
 
 from __future__ import annotations
 
@@ -9,9 +9,18 @@ import sys
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from infra.docs import README, render_readme
-from infra.errors import ConfigError, ModelSourceError
+from infra.errors import ConfigError, InputError, ModelSourceError
+from infra.inputs.files import json_object, read_json
+from infra.inputs.values import (
+    non_negative_int,
+    output_dir,
+    output_file,
+    positive_int,
+    stack_problem,
+)
 from infra.model.source import ModelRequest, describe_model, resolve_model
 from infra.plan.diff import (
     StackDiff,
@@ -36,9 +45,30 @@ def _plan_all(stacks: list[str]) -> list[StackPlan]:
     for stack in stacks:
         try:
             plans.append(plan_stack(stack))
-        except (ConfigError, ModelSourceError) as error:
+        except (ConfigError, InputError, ModelSourceError) as error:
             raise ConfigError(f"stack {stack}", str(error)) from None
     return plans
+
+
+def _check_plan_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.all and args.stacks:
+        parser.error("give stacks or --all, not both")
+    if args.diff is not None and not args.diff.strip():
+        parser.error(
+            "--diff: the git ref is empty (an unset variable in CI?): give a branch, tag or "
+            "commit, e.g. --diff origin/main"
+        )
+    if not (args.diff or args.compare):
+        for option, value in (
+            ("--changed-stacks", args.changed_stacks),
+            ("--markdown", args.markdown),
+        ):
+            if value is not None:
+                parser.error(f"{option} only works with --diff or --compare: add one of them")
+    for stack in [*args.stacks, *(args.compare or [])]:
+        problem = stack_problem(stack)
+        if problem:
+            parser.error(problem)
 
 
 def _plan(args: argparse.Namespace) -> int:
@@ -106,6 +136,7 @@ def _docs(args: argparse.Namespace) -> int:
     if updated != current:
         print("README.md is out of date: run `make docs` (python -m infra docs --write).")
         return 1
+    print("README.md is up to date: its generated sections match the declarations.")
     return 0
 
 
@@ -120,7 +151,7 @@ def _model_inspect(args: argparse.Namespace) -> int:
     fetch = fetch_environment(args.github_api_url, args.max_download_mb)
     try:
         model = resolve_model(request, fetch)
-    except (ConfigError, ModelSourceError) as error:
+    except (ConfigError, InputError, ModelSourceError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(describe_model(model))
@@ -128,33 +159,62 @@ def _model_inspect(args: argparse.Namespace) -> int:
 
 
 def _ttl_decide(args: argparse.Namespace) -> int:
-    outputs = json.loads(args.outputs.read_text(encoding="utf-8"))
-    now = parse_expiry(args.now) if args.now else datetime.now(UTC)
+    outputs = json_object(
+        args.outputs, "a JSON object of {stack: its outputs}", "The cleanup workflow writes it."
+    )
+    try:
+        now = parse_expiry(args.now) if args.now else datetime.now(UTC)
+    except ValueError:
+        raise InputError(
+            f"--now: {args.now!r} is not a UTC time like 2026-11-24T18:00:00Z"
+        ) from None
     decisions = [decide(stack, outputs[stack], now) for stack in sorted(outputs)]
     print(json.dumps([asdict(decision) for decision in decisions], indent=2))
     return 0
 
 
 def _ttl_report(args: argparse.Namespace) -> int:
-    decisions = [
-        TtlDecision(**entry) for entry in json.loads(args.decisions.read_text(encoding="utf-8"))
-    ]
+    what = "the JSON list `ttl decide` prints"
+    entries = read_json(args.decisions, what)
+    fields = {"stack", "destroy", "reason", "error"}
+    if not isinstance(entries, list) or not all(
+        isinstance(entry, dict) and {"stack", "destroy", "reason"} <= set(entry) <= fields
+        for entry in entries
+    ):
+        raise InputError(
+            f"{args.decisions} is not {what} (entries of stack, destroy, reason): run "
+            "`python -m infra ttl decide` for it"
+        )
+    decisions = [TtlDecision(**entry) for entry in entries]
     destroyed = set(args.destroyed.read_text(encoding="utf-8").split()) if args.destroyed else None
     print(summary_markdown(decisions, destroyed), end="")
     failed = [d for d in decisions if d.error or (d.destroy and d.stack not in (destroyed or ()))]
     return 1 if failed else 0
 
 
+def _showing_defaults(commands: Any) -> Any:
+    """Subcommands whose --help shows each option's default."""
+    add = commands.add_parser
+
+    def add_parser(name: str, **options: Any) -> argparse.ArgumentParser:
+        options.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
+        parser: argparse.ArgumentParser = add(name, **options)
+        return parser
+
+    commands.add_parser = add_parser
+    return commands
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m infra", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = _showing_defaults(parser.add_subparsers(dest="command", required=True))
     plan = commands.add_parser(
         "plan",
         help="run the Pulumi program offline under the SDK's mocks and show what it declares",
     )
     plan.add_argument("stacks", nargs="*", help="stacks or experiment presets (default: dev)")
     plan.add_argument("--all", action="store_true", help="plan every stack and preset")
-    plan.add_argument("--out", type=Path, help="write DIR/<stack>/*.yaml and plan.json")
+    plan.add_argument("--out", type=output_dir, help="write DIR/<stack>/*.yaml and plan.json")
     plan.add_argument(
         "--diff",
         metavar="GIT_REF",
@@ -163,15 +223,17 @@ def main(argv: list[str] | None = None) -> int:
     plan.add_argument(
         "--compare", nargs=2, metavar=("STACK_A", "STACK_B"), help="compare two experiments"
     )
-    plan.add_argument("--markdown", type=Path, help="with --diff/--compare: also write the report")
+    plan.add_argument(
+        "--markdown", type=output_file, help="with --diff/--compare: also write the report"
+    )
     plan.add_argument(
         "--changed-stacks",
-        type=Path,
+        type=output_file,
         help="with --diff/--compare: write a JSON list of the stacks that changed",
     )
     plan.set_defaults(run=_plan)
     model = commands.add_parser("model", help="model sources")
-    model_commands = model.add_subparsers(dest="model_command", required=True)
+    model_commands = _showing_defaults(model.add_subparsers(dest="model_command", required=True))
     inspect = model_commands.add_parser(
         "inspect",
         help="resolve, download (to the cache), verify and describe a model source, exactly "
@@ -183,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     inspect.add_argument("--sha256", default="", help="expected sha256 (modelSha256)")
     inspect.add_argument(
         "--version",
-        type=int,
+        type=non_negative_int,
         default=declared["modelVersion"].default,
         help="version to serve an unversioned model as",
     )
@@ -192,13 +254,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     inspect.add_argument(
         "--max-download-mb",
-        type=int,
+        type=positive_int,
         default=declared["modelMaxDownloadMb"].default,
         help="largest archive to download",
     )
     inspect.set_defaults(run=_model_inspect)
     ttl = commands.add_parser("ttl", help="expired-stack cleanup decisions (for the workflow)")
-    ttl_commands = ttl.add_subparsers(dest="ttl_command", required=True)
+    ttl_commands = _showing_defaults(ttl.add_subparsers(dest="ttl_command", required=True))
     ttl_decide = ttl_commands.add_parser(
         "decide", help="which stacks to destroy, from {stack: outputs} JSON (stdout: JSON)"
     )
@@ -214,15 +276,19 @@ def main(argv: list[str] | None = None) -> int:
     add_sweep_parser(commands)
     add_promote_parser(commands)
     add_teardown_parser(commands)
+    # bench and compare run from infra.bench.cli (python -m infra dispatches them there);
+    # listed here so that --help shows every command.
+    commands.add_parser("bench", help="load-test a deployed experiment or any TF Serving URL")
+    commands.add_parser("compare", help="rank bench results by requests per dollar at capacity")
     docs = commands.add_parser("docs", help="check or regenerate README's generated sections")
     docs.add_argument("--write", action="store_true", help="rewrite README.md in place")
     docs.set_defaults(run=_docs)
     args = parser.parse_args(argv)
-    if args.command == "plan" and args.all and args.stacks:
-        parser.error("give stacks or --all, not both")
+    if args.command == "plan":
+        _check_plan_options(parser, args)
     try:
         result: int = args.run(args)
-    except (ConfigError, ModelSourceError) as error:
+    except (ConfigError, InputError, ModelSourceError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return result

@@ -17,6 +17,11 @@ class ConfigError(ValueError):
         self.setting = setting
 
 
+class InputError(ValueError):
+    """A file or command-line value that cannot be used; the message names it, what is
+    wrong and what to do."""
+
+
 class ModelSourceError(ValueError):
     """A model source that cannot be served, with the reason."""
 

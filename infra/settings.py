@@ -8,6 +8,7 @@ it came from, so the plan can show it. Nothing else in the program reads Pulumi 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import functools
 import ipaddress
 import itertools
@@ -18,8 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from infra.errors import ConfigError, did_you_mean
-from infra.facts import read_yaml
+from infra.errors import ConfigError, InputError, did_you_mean
+from infra.facts import load, read_yaml
+from infra.inputs.values import project_problem as gcp_project_problem
 from infra.naming import image_repository_name
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -45,6 +47,7 @@ RESERVED_NAMESPACES = ("default", "gmp-system", "gmp-public")
 RESERVED_NAMESPACE_PREFIXES = ("kube-", "gke-")
 
 _ZONE = re.compile(r"^([a-z]+-[a-z]+\d+)-[a-z]$")
+_LABEL = re.compile(r"^[a-z0-9]([a-z0-9_-]{0,61}[a-z0-9])?$")
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _VERSION = re.compile(r"^\d+\.\d+\.\d+$")
@@ -188,8 +191,13 @@ def load_preset(name: str, declarations: Mapping[str, Declaration]) -> dict[str,
             f"no preset named {name!r}.{did_you_mean(name, presets)} Presets: "
             f'{", ".join(presets)}. Use one of these, or "{NO_PRESET}" for no preset.',
         )
-    preset = read_yaml(path) or {}
+    preset = read_yaml(path, "an experiment preset (description, settings: {key: value})") or {}
     values: dict[str, Any] = preset.get("settings") or {}
+    if not isinstance(values, dict):
+        raise InputError(
+            f"{path}: `settings` is a YAML {type(values).__name__}; it must be a mapping of "
+            "setting names to values, e.g. `settings:` then `  nodeCount: 3`"
+        )
     unknown = sorted(set(values) - set(declarations))
     if unknown:
         raise ConfigError(
@@ -299,12 +307,53 @@ def _differs(declaration: Declaration, value: Any) -> bool:
         return True
 
 
+def _check_region(zone: str) -> None:
+    """A zone of a region GCP has (the price catalogue lists them, and its refresh keeps the
+    list current); a real region without prices is priced at the fallback rates."""
+    region = _ZONE.match(zone)[1]  # type: ignore[index]
+    catalogue = load("prices")
+    regions = catalogue["catalogues"][str(catalogue["current"])].get("regions") or []
+    if regions and region not in regions:
+        close = difflib.get_close_matches(region, regions, n=1, cutoff=0.6)
+        suggestion = f" The closest is {close[0]}: zone {close[0]}-{zone[-1]}." if close else ""
+        raise ConfigError(
+            "zone",
+            f"{zone!r} is in {region}, which is not a GCP region.{suggestion} Regions: "
+            f"{', '.join(regions)}.",
+        )
+
+
 def validate(settings: Settings) -> list[str]:
     """Raise ConfigError for the first invalid setting; return warnings for risky ones."""
     s = settings
     warnings: list[str] = []
     if not _ZONE.match(s.zone):
         raise ConfigError("zone", f"{s.zone!r} is not a zone name; expected e.g. us-central1-a.")
+    _check_region(s.zone)
+    project_problem = gcp_project_problem(s.gcp_project)
+    if project_problem:
+        raise ConfigError("gcp:project", f"{project_problem}.")
+    if s.experiment_label and not _LABEL.match(s.experiment_label):
+        raise ConfigError(
+            "experimentLabel",
+            f"{s.experiment_label!r} is not a label value GCP and Kubernetes both accept, and "
+            "would be rewritten: use at most 63 lower-case letters, digits, '-' and '_', "
+            "starting and ending with a letter or digit (e.g. big-test).",
+        )
+    if s.rest_api_num_threads == 1:
+        raise ConfigError(
+            "restApiNumThreads",
+            "1 leaves no thread to serve: one thread of TF Serving's REST pool runs its event "
+            "loop. Use 0 (automatic) or at least 2.",
+        )
+    checked = str(load("tfserving_flags")["tf_serving_version"])
+    if _VERSION.match(s.tf_serving_version) and s.tf_serving_version != checked:
+        raise ConfigError(
+            "tfServingVersion",
+            f"{s.tf_serving_version!r} is not a version whose flags this project checked "
+            f"(infra/data/tfserving_flags.yaml lists {checked}'s): use {checked}, or check "
+            "the new version's flags in that file first.",
+        )
     _one_of("releaseChannel", s.release_channel, RELEASE_CHANNELS)
     _one_of("diskType", s.disk_type, DISK_TYPES)
     _one_of("exposure", s.exposure, EXPOSURES)

@@ -14,7 +14,7 @@ from typing import Any
 import pulumi
 from pulumi.runtime.config import CONFIG
 
-from infra.errors import ConfigError
+from infra.errors import ConfigError, InputError
 from infra.facts import read_yaml
 from infra.model.source import FetchEnvironment, ModelRequest
 from infra.settings import (
@@ -37,12 +37,30 @@ def stack_file(stack: str, project_dir: Path = PROJECT_DIR) -> Path:
     return project_dir / f"Pulumi.{stack}.yaml"
 
 
-def _stack_file_config(stack: str, project_dir: Path) -> dict[str, Any]:
-    path = stack_file(stack, project_dir)
+def stack_file_config(path: Path) -> dict[str, Any]:
+    """The `config` mapping of a stack file, as Pulumi reads it: a mapping whose keys are
+    `<namespace>:<name>` (Pulumi refuses a key without its namespace)."""
     if not path.is_file():
         return {}
-    config: dict[str, Any] = (read_yaml(path) or {}).get("config") or {}
+    document = read_yaml(path, "a stack's settings file (config: {key: value})") or {}
+    config = document.get("config") or {}
+    if not isinstance(config, dict):
+        raise InputError(
+            f"{path}: `config` is a YAML {type(config).__name__}; it must be a mapping of "
+            "settings, e.g. `config:` then `  tfserving-gke:nodeCount: 3`"
+        )
+    for key in config:
+        if ":" not in str(key):
+            raise InputError(
+                f"{path}: config key {key!r} has no namespace, and Pulumi refuses it "
+                f"(keys are <namespace>:<name>): write `{project_name()}:{key}` for this "
+                f"project's setting (or run `pulumi config set {key} ...`, which adds it)"
+            )
     return config
+
+
+def _stack_file_config(stack: str, project_dir: Path) -> dict[str, Any]:
+    return stack_file_config(stack_file(stack, project_dir))
 
 
 def keys_set_in_stack_file(stack: str, project: str, project_dir: Path = PROJECT_DIR) -> set[str]:

@@ -23,16 +23,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import yaml  # noqa: E402
 
 from infra.billing.catalog import (  # noqa: E402
     COMPUTE_ENGINE_SERVICE,
     e2_rates,
     render_prices,
+    service_regions,
     with_new_catalogue,
 )
 from infra.billing.client import BILLING_API, CatalogError, fetch_skus  # noqa: E402
+from infra.errors import InputError  # noqa: E402
+from infra.facts import read_yaml  # noqa: E402
 from infra.gcloud import GcloudError, access_token  # noqa: E402
+from infra.inputs.values import output_file  # noqa: E402
 
 PRICES = ROOT / "infra" / "data" / "prices.yaml"
 
@@ -43,9 +46,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quota-project", default="", help="project billed for the API calls")
     parser.add_argument("--api-url", default=BILLING_API, help=argparse.SUPPRESS)
     parser.add_argument("--prices", type=Path, default=PRICES, help="the file to start from")
-    parser.add_argument("--out", type=Path, help="where to write (default: --prices)")
+    parser.add_argument("--out", type=output_file, help="where to write (default: --prices)")
     args = parser.parse_args(argv)
     try:
+        # The file first: a mistake in it is found before any call is made.
+        prices = read_yaml(args.prices, "the price catalogue (infra/data/prices.yaml)")
+        if not prices or "catalogues" not in prices:
+            raise InputError(
+                f"{args.prices} has no `catalogues`: start from infra/data/prices.yaml"
+            )
         token = "" if args.api_key else access_token("pass --api-key")
         skus = fetch_skus(
             COMPUTE_ENGINE_SERVICE,
@@ -55,9 +64,8 @@ def main(argv: list[str] | None = None) -> int:
             base_url=args.api_url,
         )
         rates = e2_rates(skus)
-        prices = yaml.safe_load(args.prices.read_text(encoding="utf-8"))
-        updated = with_new_catalogue(prices, rates, datetime.now(UTC).date())
-    except (CatalogError, GcloudError, ValueError) as error:
+        updated = with_new_catalogue(prices, rates, datetime.now(UTC).date(), service_regions(skus))
+    except (CatalogError, GcloudError, InputError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     target = args.out or args.prices

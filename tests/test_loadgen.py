@@ -96,7 +96,7 @@ def test_the_plan_prices_the_pool_while_benchmarking_apart(
 def test_a_shared_core_load_generator_is_refused() -> None:
     settings = resolve_settings(
         stack="scratch",
-        gcp_project="p",
+        gcp_project="my-project",
         config={"loadGenerator": True, "loadGeneratorMachineType": "e2-medium"},
         explicit_keys={"loadGenerator", "loadGeneratorMachineType"},
     )
@@ -106,7 +106,7 @@ def test_a_shared_core_load_generator_is_refused() -> None:
         design_experiment(
             resolve_settings(
                 stack="scratch",
-                gcp_project="p",
+                gcp_project="my-project",
                 config={"loadGenerator": True, "loadGeneratorMachineType": "n2-standard-4"},
                 explicit_keys={"loadGenerator", "loadGeneratorMachineType"},
             )

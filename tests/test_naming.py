@@ -90,7 +90,10 @@ def test_image_repository_names_are_valid_docker_names(model_name: str, reposito
 def test_manifests_of_an_odd_stack_name_pass_strict_kubernetes_schemas() -> None:
     stack = "Experiment_" + "A" * 70 + "-"
     settings = resolve_settings(
-        stack=stack, gcp_project="p", config={"experiment": "dev"}, explicit_keys={"experiment"}
+        stack=stack,
+        gcp_project="my-project",
+        config={"experiment": "dev"},
+        explicit_keys={"experiment"},
     )
     manifests = render_manifests(design_experiment(settings), "registry/image@sha256:" + "0" * 64)
     for _, obj in manifests.items():

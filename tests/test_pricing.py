@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from infra.errors import ConfigError
 from infra.experiment import design_experiment
 from infra.machine import parse_machine_type, shape_from_size
 from infra.pricing import estimate_cost, node_usd_per_hour
@@ -114,17 +115,22 @@ def test_an_unpriced_region_is_planned_at_the_fallback_rates_with_a_warning() ->
     assert "Did you mean" not in warning
 
 
-def test_a_misspelt_region_gets_a_hint() -> None:
-    settings = resolve_settings(
-        stack="scratch", gcp_project="p", config={"zone": "us-centrl1-a"}, explicit_keys={"zone"}
-    )
-    design = design_experiment(settings)
-    assert any("Did you mean us-central1?" in w for w in design.warnings)
+def test_a_zone_of_a_region_gcp_lacks_is_refused_with_the_closest() -> None:
+    with pytest.raises(ConfigError, match="The closest is us-central1: zone us-central1-a"):
+        resolve_settings(
+            stack="scratch",
+            gcp_project="my-project",
+            config={"zone": "us-centrl1-a"},
+            explicit_keys={"zone"},
+        )
 
 
 def test_a_priced_region_plans_without_a_price_warning() -> None:
     settings = resolve_settings(
-        stack="scratch", gcp_project="p", config={"zone": "europe-west4-b"}, explicit_keys={"zone"}
+        stack="scratch",
+        gcp_project="my-project",
+        config={"zone": "europe-west4-b"},
+        explicit_keys={"zone"},
     )
     design = design_experiment(settings)
     assert design.cost.rates_region == "europe-west4"

@@ -130,5 +130,5 @@ def test_bad_inputs_are_refused_with_what_to_do(
     assert "has no winner" in capsys.readouterr().err
     argv = [str(REPORT), "--out", str(tmp_path / "x.yaml"), "--min-replicas", "5"]
     assert promote(*argv, "--max-replicas", "2") == 2
-    assert "maxReplicas: 2 is below minReplicas 5" in capsys.readouterr().err
+    assert "--max-replicas 2 is below --min-replicas 5" in capsys.readouterr().err
     assert not (tmp_path / "x.yaml").exists()

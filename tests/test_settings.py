@@ -18,7 +18,9 @@ from tests.conftest import ROOT
 
 
 def resolve(stack: str = "scratch", **config: Any) -> Any:
-    return resolve_settings(stack=stack, gcp_project="p", config=config, explicit_keys=set(config))
+    return resolve_settings(
+        stack=stack, gcp_project="my-project", config=config, explicit_keys=set(config)
+    )
 
 
 def test_every_declared_setting_is_a_typed_field() -> None:
@@ -51,7 +53,7 @@ def test_stack_config_overrides_the_preset_even_with_the_base_default() -> None:
 def test_a_value_differing_from_the_default_counts_as_set_by_the_stack() -> None:
     settings = resolve_settings(
         stack="8vcpu-16gb-interop4",
-        gcp_project="p",
+        gcp_project="my-project",
         config={"nodeCount": "3", "zone": "us-central1-a"},
         explicit_keys=set(),
     )

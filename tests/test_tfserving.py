@@ -128,7 +128,7 @@ def test_splitting_writes_the_execution_batch_size_as_tf_serving_reads_it() -> N
 
 def design(**config: object) -> object:
     settings = resolve_settings(
-        stack="scratch", gcp_project="p", config=config, explicit_keys=set(config)
+        stack="scratch", gcp_project="my-project", config=config, explicit_keys=set(config)
     )
     return design_experiment(settings)
 

@@ -145,7 +145,13 @@ def find_capacity(
     return {
         "objective": {"p99_ms": objective.p99_ms, "max_error_rate": objective.max_error_rate},
         "rate_per_s": passing if converged else None,
-        "range": {"low": passing, "high": failing, "undecided_at": undecided},
+        # The true capacity lies between the highest rate that passed and the lowest that
+        # did not (failed, or stayed undecided).
+        "range": {
+            "low": passing,
+            "high": min((r for r in (failing, undecided) if r is not None), default=None),
+            "undecided_at": undecided,
+        },
         "converged": converged,
         "rps": steps[best]["result"]["summary"]["rps"] if best is not None else None,
         "step": best,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import shutil
 import signal
 import subprocess
@@ -16,7 +15,8 @@ from urllib.parse import urlsplit
 
 from infra.bench.capacity import MAX_REPEATS, MAX_STEPS, Objective
 from infra.bench.confidence import PASS, UNDECIDED, Confidence, verdict
-from infra.bench.report import chart, markdown, named_rows, rank
+from infra.bench.report import chart, markdown, named_rows, rank, row
+from infra.bench.results import RESULTS_SCHEMA
 from infra.bench.session import (
     BenchError,
     capacity_search,
@@ -24,6 +24,17 @@ from infra.bench.session import (
     local_runs,
     run_once,
     summary_line,
+)
+from infra.errors import InputError
+from infra.inputs.files import json_object
+from infra.inputs.values import (
+    fraction,
+    input_file,
+    non_negative,
+    non_negative_int,
+    output_file,
+    positive,
+    positive_int,
 )
 from infra.loadgen.spec import ARRIVALS, WorkerError, WorkerSpec
 from infra.loadgen.stats import max_send_lag_ms
@@ -51,7 +62,11 @@ def _target(args: argparse.Namespace) -> tuple[str, str, str, dict[str, Any]]:
     """REST base URL, gRPC target, model name and stack outputs (may be empty)."""
     outputs: dict[str, Any] = {}
     if args.outputs:
-        outputs = json.loads(Path(args.outputs).read_text(encoding="utf-8"))
+        outputs = json_object(
+            Path(args.outputs),
+            "a stack's outputs",
+            "Write it with `pulumi stack output --json --show-secrets > FILE`.",
+        )
     if _is_url(args.target):
         rest_url = args.target.rstrip("/")
     else:
@@ -77,6 +92,15 @@ def _protocol(
     if args.payload:
         if args.protocol == "grpc":
             raise BenchError("--payload is a REST body; gRPC payloads come from the signature")
+        body = json_object(
+            Path(args.payload),
+            'a REST predict body ({"instances": [...]} or {"inputs": ...})',
+        )
+        if not {"instances", "inputs"} & set(body):
+            raise InputError(
+                f"{args.payload}: a predict body needs `instances` (row format) or `inputs` "
+                f"(columnar format); it has {', '.join(sorted(body)) or 'no keys'}"
+            )
         return "rest"
     specs = outputs_inputs(outputs, args.signature)
     if specs is None and local:
@@ -221,8 +245,19 @@ def _bench(args: argparse.Namespace) -> int:
 
 def _compare(args: argparse.Namespace) -> int:
     results = []
+    what = f"a bench results file ({RESULTS_SCHEMA})"
     for path in args.results:
-        results.append((Path(path).stem, json.loads(Path(path).read_text(encoding="utf-8"))))
+        document = json_object(Path(path), what, "Write one with `python -m infra bench`.")
+        if document.get("schema") != RESULTS_SCHEMA:
+            raise InputError(f"{path} is not {what}: its schema is {document.get('schema')!r}")
+        try:
+            row(document, Path(path).stem)
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise InputError(
+                f"{path} is incomplete or edited by hand ({type(error).__name__}: {error}): "
+                "compare reads the results bench wrote, whole; run the bench again"
+            ) from None
+        results.append((Path(path).stem, document))
     rows = named_rows(results)
     ranking = rank(rows, args.p99_ms, args.max_error_rate)
     report = markdown(rows, ranking, args.p99_ms, args.max_error_rate)
@@ -264,22 +299,30 @@ def main(argv: list[str]) -> int:
         "overstates capacity)",
     )
     bench.add_argument("--seed", type=int, default=0, help="open loop: the schedule's seed")
-    bench.add_argument("--users", type=int, default=8, help="closed loop: concurrent users")
-    bench.add_argument("--rate", type=float, default=50.0, help="open loop: requests per second")
-    bench.add_argument("--duration", type=float, default=60.0, help="measured seconds")
-    bench.add_argument("--warmup", type=float, default=10.0, help="seconds excluded first")
-    bench.add_argument("--timeout", type=float, default=30.0, help="per request, seconds")
+    bench.add_argument(
+        "--users", type=positive_int, default=8, help="closed loop: concurrent users"
+    )
+    bench.add_argument("--rate", type=positive, default=50.0, help="open loop: requests per second")
+    bench.add_argument("--duration", type=positive, default=60.0, help="measured seconds")
+    bench.add_argument("--warmup", type=non_negative, default=10.0, help="seconds excluded first")
+    bench.add_argument("--timeout", type=positive, default=30.0, help="per request, seconds")
     bench.add_argument(
         "--max-in-flight",
-        type=int,
+        type=positive_int,
         default=1000,
         help="open loop: outstanding requests before new ones count as errors",
     )
     bench.add_argument("--signature", default="serving_default")
-    bench.add_argument("--batch", type=int, default=1, help="rows per generated request")
-    bench.add_argument("--payload", help="REST body JSON file instead of a generated one")
-    bench.add_argument("--outputs", help="stack outputs JSON (pulumi stack output --json)")
-    bench.add_argument("--out", type=Path, help="results JSON (default under bench-results/)")
+    bench.add_argument("--batch", type=positive_int, default=1, help="rows per generated request")
+    bench.add_argument(
+        "--payload", type=input_file, help="REST body JSON file instead of a generated one"
+    )
+    bench.add_argument(
+        "--outputs", type=input_file, help="stack outputs JSON (pulumi stack output --json)"
+    )
+    bench.add_argument(
+        "--out", type=output_file, help="results JSON (default under bench-results/)"
+    )
     bench.add_argument(
         "--server-metrics",
         action="append",
@@ -296,35 +339,35 @@ def main(argv: list[str]) -> int:
     )
     bench.add_argument(
         "--p99-ms",
-        type=float,
+        type=positive,
         help="the latency objective: a run is judged on it (exit 1 unless met with "
         "confidence); --find-capacity needs it",
     )
     bench.add_argument(
-        "--max-error-rate", type=float, default=0.01, help="errors allowed (a fraction)"
+        "--max-error-rate", type=fraction, default=0.01, help="errors allowed (a fraction)"
     )
     bench.add_argument(
         "--max-steps",
-        type=int,
+        type=positive_int,
         default=MAX_STEPS,
         help="with --find-capacity: at most this many runs, repeats included",
     )
     bench.add_argument(
         "--max-repeats",
-        type=int,
+        type=non_negative_int,
         default=MAX_REPEATS,
         help="with --find-capacity: runs again at a rate whose interval straddles the "
         "objective, its windows pooled",
     )
     bench.add_argument(
         "--max-send-lag-ms",
-        type=float,
+        type=positive,
         help="the p99 send lag above which the load generator, not the server, was measured "
         "(default: a tenth of --p99-ms, at least 5 ms)",
     )
     bench.add_argument(
         "--processes",
-        type=int,
+        type=positive_int,
         help="load-generator processes sharing the load, one core each (default: 1 on this "
         "machine; in the cluster, enough for the rate)",
     )
@@ -347,19 +390,16 @@ def main(argv: list[str]) -> int:
         formatter_class=defaults,
     )
     compare.add_argument("results", nargs="+", help="results JSON files from bench")
-    compare.add_argument("--p99-ms", type=float, help="latency objective for the best pick")
-    compare.add_argument("--max-error-rate", type=float, default=0.01, help="errors allowed")
-    compare.add_argument("--markdown", type=Path, help="also write the table here")
-    compare.add_argument("--chart", type=Path, help="write a PNG chart here")
+    compare.add_argument("--p99-ms", type=positive, help="latency objective for the best pick")
+    compare.add_argument(
+        "--max-error-rate", type=fraction, default=0.01, help="errors allowed (a fraction)"
+    )
+    compare.add_argument("--markdown", type=output_file, help="also write the table here")
+    compare.add_argument("--chart", type=output_file, help="write a PNG chart here")
     compare.set_defaults(run=_compare)
     args = parser.parse_args(argv)
-    if args.command == "bench" and (
-        args.users < 1
-        or not 0 < args.rate < math.inf
-        or not 0 < args.duration < math.inf
-        or (args.processes is not None and args.processes < 1)
-    ):
-        parser.error("--users, --rate, --duration and --processes must be positive and finite")
+    if args.command == "bench":
+        _check_target(parser, args)
     if (
         args.command == "bench"
         and args.find_capacity
@@ -377,6 +417,33 @@ def main(argv: list[str]) -> int:
         print("interrupted: the run's load generators were stopped and removed", file=sys.stderr)
         return 130
     return result
+
+
+def _check_target(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """A target is a stack name or a REST base URL: say so when it is neither."""
+    target = args.target
+    if "://" in target:
+        parts = urlsplit(target)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            parser.error(f"target {target!r}: give a REST base URL like http://HOST:8501")
+        if parts.path.rstrip("/"):
+            base = f"{parts.scheme}://{parts.netloc}"
+            parser.error(
+                f"target {target!r} names a path: give the server's base URL, {base} (bench "
+                "adds /v1/models/<model>:predict itself; --model names the model)"
+            )
+    elif ":" in target or "/" in target:
+        parser.error(
+            f"target {target!r} is neither a stack name nor a URL: for a server, give its "
+            f"REST base URL with the scheme, e.g. http://{target.split('/')[0]}"
+        )
+    if args.grpc_target is not None:
+        host, _, port = args.grpc_target.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            parser.error(
+                f"--grpc-target {args.grpc_target!r}: give host:port, e.g. "
+                f"{args.grpc_target.split(':')[0] or 'HOST'}:8500 (TF Serving's gRPC port)"
+            )
 
 
 def _interrupt(signum: int, frame: object) -> None:

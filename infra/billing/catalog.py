@@ -32,6 +32,8 @@ PRICES_HEADER = """\
 # Each catalogue:
 #   e2: predefined E2 rates by region, per vCPU-hour and per GiB-hour.
 #   fallback_region: whose rates price a region the catalogue has none for (the plan warns).
+#   regions: every GCP region (zones are checked against it); the refresh takes them from
+#     the SKUs' serviceRegions. Hand-kept catalogues: GCP's region list as of their date.
 #   custom_e2_multiplier: custom E2 shapes cost this much more than predefined ones
 #     (0.022902 per vCPU-hour and 0.0030697 per GiB-hour in us-central1).
 #   spot_fraction: spot E2 prices are dynamic; the fraction of the on-demand price seen in
@@ -80,11 +82,31 @@ def e2_rates(skus: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
     }
 
 
+_REGION = re.compile(r"^[a-z]+-[a-z]+\d+$")
+
+
+def service_regions(skus: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Every GCP region the Compute Engine SKUs are sold in (multi-regions and "global"
+    left out): the regions zones are checked against."""
+    return sorted(
+        {
+            str(region)
+            for sku in skus
+            for region in sku.get("serviceRegions") or []
+            if _REGION.match(str(region))
+        }
+    )
+
+
 def with_new_catalogue(
-    prices: Mapping[str, Any], rates: Mapping[str, Mapping[str, float]], as_of: date
+    prices: Mapping[str, Any],
+    rates: Mapping[str, Mapping[str, float]],
+    as_of: date,
+    regions: Iterable[str] = (),
 ) -> dict[str, Any]:
-    """The price file's data with a catalogue named for `as_of`'s month holding `rates`,
-    made current. Everything but the E2 rates is carried over from the current catalogue."""
+    """The price file's data with a catalogue named for `as_of`'s month holding `rates`
+    (and `regions`, when the SKUs named any), made current. Everything else is carried
+    over from the current catalogue."""
     if not rates:
         raise ValueError("the catalogue lists no E2 vCPU and RAM SKUs; nothing to write")
     base = prices["catalogues"][prices["current"]]
@@ -99,6 +121,8 @@ def with_new_catalogue(
         "e2": {region: dict(rate) for region, rate in sorted(rates.items())},
         **{key: value for key, value in base.items() if key not in ("source", "as_of", "e2")},
     }
+    if regions:
+        catalogue["regions"] = sorted(set(regions) | set(rates))
     if catalogue["fallback_region"] not in catalogue["e2"]:
         catalogue["fallback_region"] = next(iter(catalogue["e2"]))
     updated = dict(prices)

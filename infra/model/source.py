@@ -31,6 +31,10 @@ from infra.warmup.check import describe_problems, warmup_file_problems
 
 CACHE_DIR = Path("build") / "cache"
 WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"
+WARMUP_GENERATED = (
+    "none in the model: the image build generates one from its serving signatures (one "
+    "Predict request each), unless the stack sets warmup false"
+)
 _GITHUB = re.compile(
     r"^github:(?P<owner>[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)/(?P<repo>[A-Za-z0-9._-]+)"
     r"@(?P<tag>[^#\s]+)#(?P<asset>[^\s/]+)$"
@@ -467,7 +471,7 @@ def describe_model(model: ResolvedModel) -> str:
             f"size        {model.size_bytes} bytes ({len(artifact.files)} files, "
             f"{artifact.size_bytes} bytes unpacked)",
             f"versions    {', '.join(str(v) for v in artifact.versions)}",
-            f"warmup      {'yes, ' + WARMUP_FILE if model.warmup else 'no warmup file'}",
+            f"warmup      {'yes, ' + WARMUP_FILE if model.warmup else WARMUP_GENERATED}",
         ]
         if model.signatures:
             lines.append("signatures")

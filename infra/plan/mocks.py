@@ -25,6 +25,10 @@ PLACEHOLDERS = {
     "ACCESS_TOKEN": "the deployer's short-lived Google access token",
     "PROJECT_NUMBER": "the GCP project's number",
     "DASHBOARD_ID": "the dashboard's id, assigned by Cloud Monitoring",
+    "UNRESOLVED_MODEL_IMAGE_DIGEST": (
+        "the registry digest of an image whose model this machine has not resolved (`model "
+        "inspect` caches it; pulumi preview/up build and push it)"
+    ),
     "imageDigest": (
         "sha256 of the image build context (Dockerfile and model), standing in for the "
         "registry digest the push returns"
@@ -101,8 +105,12 @@ class PlanMocks(pulumi.runtime.Mocks):
             )
         elif kind == "docker:index/image:Image":
             repository = str(args.inputs["imageName"]).rsplit(":", 1)[0]
-            digest = build_context_digest(args.inputs["build"]["context"])
-            state["repoDigest"] = f"{repository}@sha256:{digest}"
+            context = args.inputs["build"]["context"]
+            if (PROJECT_DIR / context).is_dir():
+                state["repoDigest"] = f"{repository}@sha256:{build_context_digest(context)}"
+            else:
+                # The model is not resolved here, so there is no context to digest.
+                state["repoDigest"] = f"{repository}@sha256:UNRESOLVED_MODEL_IMAGE_DIGEST"
         elif kind == "gcp:monitoring/dashboard:Dashboard":
             return "projects/PROJECT_NUMBER/dashboards/DASHBOARD_ID", state
         elif kind == "kubernetes:core/v1:Service":

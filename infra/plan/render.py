@@ -217,6 +217,19 @@ def _plain(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
+class _ManifestDumper(yaml.SafeDumper):
+    """Manifests as people read them: a multi-line string (a ConfigMap's file) as a block
+    scalar, not a quoted line with blank lines between its lines."""
+
+
+def _string(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value and not any(c in value for c in "\t\r") else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_ManifestDumper.add_representer(str, _string)
+
+
 def write_plan(plan: StackPlan, out_dir: Path) -> Path:
     """Write <out_dir>/<stack>/ with one YAML file per manifest and plan.json."""
     target = out_dir / plan.stack
@@ -224,7 +237,7 @@ def write_plan(plan: StackPlan, out_dir: Path) -> Path:
     for stale in target.glob("*.yaml"):
         stale.unlink()
     for name, obj in kubernetes_manifests(plan):
-        text = yaml.safe_dump(obj, sort_keys=False, default_flow_style=False)
+        text = yaml.dump(obj, Dumper=_ManifestDumper, sort_keys=False, default_flow_style=False)
         note = MANIFEST_NOTES.get(str(obj["kind"]).lower(), "")
         comment = "".join(f"# {line}".rstrip() + "\n" for line in note.splitlines())
         (target / name).write_text(f"{comment}---\n{text}", encoding="utf-8")

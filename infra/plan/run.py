@@ -17,7 +17,6 @@ from pulumi.runtime.sync_await import _sync_await
 
 from infra.errors import ConfigError
 from infra.experiment import ExperimentDesign, design_experiment
-from infra.facts import read_yaml
 from infra.plan.mocks import PlanMocks, Recording, RecordingMonitor
 from infra.settings import (
     EXPERIMENTS_DIR,
@@ -29,7 +28,7 @@ from infra.settings import (
     project_name,
     resolve_settings,
 )
-from infra.stack_config import OFFLINE_ENV, keys_set_in_stack_file, stack_file
+from infra.stack_config import OFFLINE_ENV, keys_set_in_stack_file, stack_file, stack_file_config
 
 PLACEHOLDER_GCP_PROJECT = "your-gcp-project"
 PROGRAM = PROJECT_DIR / "__main__.py"
@@ -70,7 +69,7 @@ def stack_config(stack: str, experiment: str = "") -> tuple[dict[str, Any], str]
         )
     raw: dict[str, Any] = {}
     if path.is_file():
-        raw = (read_yaml(path) or {}).get("config") or {}
+        raw = stack_file_config(path)
     values = {key: decl.default for key, decl in load_declarations().items()}
     for key, value in raw.items():
         short = key.removeprefix(f"{project}:")

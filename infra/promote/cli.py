@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from infra.errors import ConfigError
+from infra.errors import ConfigError, InputError
 from infra.experiment import ExperimentDesign, design_experiment
 from infra.facts import load
+from infra.inputs.files import json_object
+from infra.inputs.values import output_file, positive_int, project_id, stack_name
 from infra.promote.config import Winner, production_settings, winner_from_report
 from infra.settings import (
     SECRET_SETTINGS,
@@ -40,7 +41,9 @@ def add_parser(commands: Any) -> None:
         "source",
         help="a sweep's report.json (or its directory), or an experiment preset name",
     )
-    promote.add_argument("--stack", default="prod", help="the production stack's name")
+    promote.add_argument(
+        "--stack", type=stack_name, default="prod", help="the production stack's name"
+    )
     promote.add_argument(
         "--regional",
         action="store_true",
@@ -48,12 +51,16 @@ def add_parser(commands: Any) -> None:
     )
     promote.add_argument("--zone", default="", help="zone (default: the experiment's)")
     promote.add_argument(
-        "--min-replicas", type=int, help="fewest pods (default: the experiment's count)"
+        "--min-replicas", type=positive_int, help="fewest pods (default: the experiment's count)"
     )
-    promote.add_argument("--max-replicas", type=int, help="most pods (default: twice the fewest)")
-    promote.add_argument("--gcp-project", default="", help="written as gcp:project")
     promote.add_argument(
-        "--out", type=Path, help="write here instead of Pulumi.<stack>.yaml in the project"
+        "--max-replicas", type=positive_int, help="most pods (default: twice the fewest)"
+    )
+    promote.add_argument(
+        "--gcp-project", type=project_id, default="", help="written as gcp:project"
+    )
+    promote.add_argument(
+        "--out", type=output_file, help="write here instead of Pulumi.<stack>.yaml in the project"
     )
     promote.add_argument("--force", action="store_true", help="overwrite an existing file")
     promote.set_defaults(run=run_promote)
@@ -63,12 +70,18 @@ def _winner(source: str) -> Winner:
     path = Path(source)
     if path.is_dir():
         path = path / REPORT_JSON
-    if path.is_file():
+    if path.is_file() or path.suffix == ".json":
+        report = json_object(path, "a sweep's report.json", "`sweep` writes it beside sweep.json.")
         try:
-            report = json.loads(path.read_text(encoding="utf-8"))
             return winner_from_report(report, str(path))
-        except (ValueError, KeyError, StopIteration) as error:
-            raise ConfigError("promote", f"{path}: {error}") from None
+        except (KeyError, TypeError, AttributeError) as error:
+            raise InputError(
+                f"{path} is incomplete or edited by hand ({type(error).__name__}: {error}): "
+                "write it again with `python -m infra sweep` (it rebuilds the report from "
+                "the results)"
+            ) from None
+        except ValueError as error:
+            raise InputError(str(error)) from None
     if source in available_presets():
         return Winner(source, {}, f"experiment preset {source} (no measurement)")
     raise ConfigError(
@@ -141,6 +154,12 @@ def render_stack_file(
 
 
 def run_promote(args: argparse.Namespace) -> int:
+    if args.min_replicas and args.max_replicas and args.max_replicas < args.min_replicas:
+        raise InputError(
+            f"--max-replicas {args.max_replicas} is below --min-replicas {args.min_replicas}: "
+            "the autoscaler needs room to move. Give --max-replicas at least "
+            f"{args.min_replicas}, or leave it out (twice the fewest)."
+        )
     winner = _winner(args.source)
     measured_settings = _resolved(
         winner.experiment, {"experiment": winner.experiment, **winner.settings}, ""

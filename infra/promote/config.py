@@ -45,7 +45,12 @@ def winner_from_report(report: dict[str, Any], shown: str) -> Winner:
             f"{report['objective']['p99_ms']:g} ms. Promote a preset by name instead, or "
             "sweep with a looser objective."
         )
-    entry = next(e for e in report["experiments"] if e["experiment"] == name)
+    entry = next((e for e in report["experiments"] if e["experiment"] == name), None)
+    if entry is None:
+        raise ValueError(
+            f"{shown} names {name!r} as its winner, but its experiments do not include it: "
+            "the report was edited or cut short. Promote a preset by name instead."
+        )
     return Winner(
         experiment=name,
         settings=dict(report.get("settings") or {}),

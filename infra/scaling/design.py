@@ -60,8 +60,20 @@ def design_autoscaling(s: Settings, zones: int, warnings: list[str]) -> Autoscal
     per_node = s.pods_per_node
     min_nodes = s.min_nodes or math.ceil(s.min_replicas / per_node)
     max_nodes = s.max_nodes or math.ceil(s.max_replicas / per_node)
-    _range("minNodes", min_nodes, 1, MAX_NODE_COUNT)
-    _range("maxNodes", max_nodes, 1, MAX_NODE_COUNT)
+    for key, nodes, given, pods, replicas in (
+        ("minNodes", min_nodes, s.min_nodes, "minReplicas", s.min_replicas),
+        ("maxNodes", max_nodes, s.max_nodes, "maxReplicas", s.max_replicas),
+    ):
+        if not given and nodes > MAX_NODE_COUNT:
+            # Derived from the pods: blame the setting the user gave.
+            raise ConfigError(
+                pods,
+                f"{replicas} pods at podsPerNode {per_node} need {nodes} nodes, more than "
+                f"the {MAX_NODE_COUNT} a node pool may have here ({key} follows from "
+                f"{pods}). Lower {pods} to at most {MAX_NODE_COUNT * per_node}, or raise "
+                "podsPerNode.",
+            )
+        _range(key, nodes, 1, MAX_NODE_COUNT)
     if max_nodes < min_nodes:
         raise ConfigError(
             "maxNodes",

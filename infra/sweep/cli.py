@@ -6,12 +6,24 @@ import argparse
 import json
 import os
 import shutil
+import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from infra.errors import ConfigError, ModelSourceError, did_you_mean
+from infra.inputs.values import (
+    fraction,
+    non_negative,
+    non_negative_int,
+    output_dir,
+    output_file,
+    positive,
+    positive_int,
+    project_id,
+    stack_name,
+)
 from infra.loadgen.spec import ARRIVALS
 from infra.model.source import ModelRequest, resolve_model
 from infra.plan.run import PLACEHOLDER_GCP_PROJECT, config_string
@@ -58,28 +70,42 @@ def add_parser(commands: Any) -> None:
     )
     sweep.add_argument("experiments", nargs="*", help="experiment presets (or --all)")
     sweep.add_argument("--all", action="store_true", help="the 15 reference experiments")
-    sweep.add_argument("--p99-ms", type=float, help="the latency objective (a real run needs it)")
-    sweep.add_argument("--max-error-rate", type=float, default=DEFAULT_SEARCH.max_error_rate)
     sweep.add_argument(
-        "--max-usd", type=float, help="budget for the whole sweep, all runs (a real run needs it)"
+        "--p99-ms", type=positive, help="the latency objective (a real run needs it)"
     )
-    sweep.add_argument("--protocol", choices=("rest", "grpc"), default=DEFAULT_SEARCH.protocol)
+    sweep.add_argument(
+        "--max-error-rate",
+        type=fraction,
+        default=DEFAULT_SEARCH.max_error_rate,
+        help="errors allowed (a fraction)",
+    )
+    sweep.add_argument(
+        "--max-usd",
+        type=positive,
+        help="budget for the whole sweep, all runs (a real run needs it)",
+    )
+    sweep.add_argument(
+        "--protocol",
+        choices=("rest", "grpc"),
+        default=DEFAULT_SEARCH.protocol,
+        help="how the load is sent",
+    )
     sweep.add_argument(
         "--rate",
-        type=float,
+        type=positive,
         default=DEFAULT_SEARCH.start_rate,
         help="first capacity step, requests/s (the next experiment on the same nodes starts "
         "from the previous one's capacity)",
     )
     sweep.add_argument(
         "--max-steps",
-        type=int,
+        type=positive_int,
         default=DEFAULT_SEARCH.max_steps,
         help="capacity runs per experiment, repeats of undecided rates included",
     )
     sweep.add_argument(
         "--max-repeats",
-        type=int,
+        type=non_negative_int,
         default=DEFAULT_SEARCH.max_repeats,
         help="runs again at a rate whose interval straddles the objective",
     )
@@ -90,14 +116,18 @@ def add_parser(commands: Any) -> None:
         help="poisson (independent users) or uniform (a fixed beat)",
     )
     sweep.add_argument(
-        "--duration", type=float, default=DEFAULT_SEARCH.duration_s, help="measured s per step"
+        "--duration", type=positive, default=DEFAULT_SEARCH.duration_s, help="measured s per step"
     )
     sweep.add_argument(
-        "--warmup", type=float, default=DEFAULT_SEARCH.warmup_s, help="s excluded per step"
+        "--warmup", type=non_negative, default=DEFAULT_SEARCH.warmup_s, help="s excluded per step"
     )
-    sweep.add_argument("--stack", default=DEFAULT_STACK, help="the sweep's stack name")
     sweep.add_argument(
-        "--dir", type=Path, help="results and manifest (default sweeps/<stack>); rerun to resume"
+        "--stack", type=stack_name, default=DEFAULT_STACK, help="the sweep's stack name"
+    )
+    sweep.add_argument(
+        "--dir",
+        type=output_dir,
+        help="results and manifest (default sweeps/<stack>); rerun to resume",
     )
     sweep.add_argument(
         "--set",
@@ -106,9 +136,13 @@ def add_parser(commands: Any) -> None:
         metavar="KEY=VALUE",
         help="a setting for every experiment, e.g. modelSource=github:me/model@v1#model.tar.gz",
     )
-    sweep.add_argument("--gcp-project", help="GCP project (default: the stack's gcp:project)")
+    sweep.add_argument(
+        "--gcp-project", type=project_id, help="GCP project (default: the stack's gcp:project)"
+    )
     sweep.add_argument("--dry-run", action="store_true", help="plan offline and estimate only")
-    sweep.add_argument("--json", type=Path, help="with --dry-run: also write the plan as JSON")
+    sweep.add_argument(
+        "--json", type=output_file, help="with --dry-run: also write the plan as JSON"
+    )
     sweep.add_argument("--keep", action="store_true", help="do not destroy the stack at the end")
     sweep.add_argument(
         "--skip-quota-check",
@@ -217,9 +251,19 @@ def run_sweep(args: argparse.Namespace) -> int:
         exists=gcp_exists(print),
         keep=args.keep,
     ).run()
-    report, path = write_report(manifest)
-    print(markdown(report), end="")
+    try:
+        report, path = write_report(manifest)
+    except OSError as error:
+        print(
+            f"error: the report could not be written in {manifest.directory}: {error} (the "
+            "stack's teardown ran before this; free the space and rerun the same command to "
+            "write the report)",
+            file=sys.stderr,
+        )
+        return status or 1
+    # The report ends with what is still up, if anything: nothing is printed after it.
     print(f"Report: {path} (and {path.with_suffix('.png').name}, {path.with_suffix('.json').name})")
+    print(markdown(report), end="")
     return status
 
 

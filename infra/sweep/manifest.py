@@ -25,7 +25,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from infra.errors import ConfigError
+from infra.errors import ConfigError, InputError
+from infra.inputs.files import json_object
 
 SCHEMA = "tfserving-gke/sweep/v1"
 MANIFEST = "sweep.json"
@@ -122,8 +123,11 @@ class SweepManifest:
         for name in [*self.order, *sorted(set(self.measured) - set(self.order))]:
             entry = self.measured.get(name)
             if entry:
-                found[name] = json.loads(
-                    (self.directory / entry["file"]).read_text(encoding="utf-8")
+                found[name] = json_object(
+                    self.directory / entry["file"],
+                    f"{name}'s results",
+                    f"{self.directory / MANIFEST} lists it as measured: restore the file, or "
+                    f"remove {name} from `measured` there to measure it again.",
                 )
         return found
 
@@ -135,9 +139,23 @@ def open_manifest(
     path = directory / MANIFEST
     if not path.is_file():
         return SweepManifest(directory, stack, search, settings)
-    data = json.loads(path.read_text(encoding="utf-8"))
+    fix = "Move it aside to start this sweep afresh (or pass another --dir)."
+    data = json_object(path, f"a sweep manifest ({SCHEMA})", fix)
     if data.get("schema") != SCHEMA:
-        raise ConfigError("--dir", f"{path} is not a sweep manifest ({SCHEMA})")
+        raise ConfigError("--dir", f"{path} is not a sweep manifest ({SCHEMA}). {fix}")
+    shapes = {"stack": str, "search": dict, "settings": dict}
+    lists = ("order", "runs", "phases")
+    maps = ("models", "measured", "failed")
+    wrong = [key for key, kind in shapes.items() if not isinstance(data.get(key), kind)]
+    wrong += [key for key in lists if not isinstance(data.get(key) or [], list)]
+    wrong += [key for key in maps if not isinstance(data.get(key) or {}, dict)]
+    if not isinstance(data.get("spent_usd") or 0, (int, float)):
+        wrong.append("spent_usd")
+    if wrong:
+        raise InputError(
+            f"{path}: {', '.join(wrong)} missing or of the wrong type: the manifest was edited "
+            f"or cut short. {fix}"
+        )
     for what, before, now in (
         ("stack", data["stack"], stack),
         ("capacity search", data["search"], search),

@@ -101,6 +101,11 @@ def build_report(manifest: SweepManifest) -> dict[str, Any]:
     winner = next((name for name, r in rows.items() if r is ranking.winner), None)
     tied = [name for name, r in rows.items() if any(r is t for t in ranking.tied)]
     entries = [_entry(name, results[name], r) for name, r in rows.items()]
+    last_run: dict[str, Any] = manifest.runs[-1] if manifest.runs else {}
+    finished = not manifest.failed and all(name in results for name in manifest.order)
+    verdict = reference_verdict(entries, winner, tied)
+    if not finished and not verdict.startswith("not tested"):
+        verdict = "undecided: the sweep did not measure every experiment"
     return {
         "schema": "tfserving-gke/sweep-report/v1",
         "stack": manifest.stack,
@@ -109,13 +114,20 @@ def build_report(manifest: SweepManifest) -> dict[str, Any]:
         # The --set values every experiment ran with (a model of the user's, say).
         "settings": manifest.settings,
         "experiments": entries,
+        "finished": finished,
         "winner": winner,
         "tied_with_winner": tied,
         "reference": {
             "experiment": REFERENCE_WINNER,
-            "verdict": reference_verdict(entries, winner, tied),
+            "verdict": verdict,
         },
         "not_measured": {name: why for name, why in manifest.failed.items() if name not in results},
+        # Asked for, neither measured nor failed: the sweep stopped before them.
+        "not_reached": [
+            name for name in manifest.order if name not in results and name not in manifest.failed
+        ],
+        "stopped": last_run.get("stopped", ""),
+        "still_up": list(last_run.get("still_up") or []),
         "spent_usd": round(manifest.spent_usd, 2),
         "phases": manifest.phases,
     }
@@ -150,6 +162,20 @@ def markdown(report: dict[str, Any]) -> str:
             f"| {_cell(per_low, 0)} to {_cell(per_high, 0)} |"
         )
     lines.append("")
+    unfinished = not report.get("finished", True)
+    if unfinished:
+        missing = len(report["not_measured"]) + len(report.get("not_reached", []))
+        measured = len(report["experiments"])
+        stopped = (
+            f" (stopped: {report['stopped']})" if report.get("stopped") not in ("", "done") else ""
+        )
+        lines += [
+            f"**The sweep did not finish{stopped}:** {measured} of {measured + missing} "
+            f"{'experiment' if measured + missing == 1 else 'experiments'} measured. What "
+            "follows is the best of those measured, not a verdict.",
+            "",
+        ]
+    best = "Best so far" if unfinished else "Winner"
     if not report["experiments"]:
         lines.append("Nothing measured yet.")
     elif report["winner"] and report["tied_with_winner"]:
@@ -162,7 +188,7 @@ def markdown(report: dict[str, Any]) -> str:
         winner = next(e for e in report["experiments"] if e["experiment"] == report["winner"])
         per_low, per_high = winner["requests_per_usd_range"]
         lines.append(
-            f"Winner: **{report['winner']}**, {_cell(winner['capacity_rps'])} requests/s within "
+            f"{best}: **{report['winner']}**, {_cell(winner['capacity_rps'])} requests/s within "
             f"the objective, {_cell(per_low, 0)} to {_cell(per_high, 0)} requests per USD."
         )
     else:
@@ -174,7 +200,18 @@ def markdown(report: dict[str, Any]) -> str:
     if report["not_measured"]:
         lines += ["", "Not measured:"]
         lines += [f"- {name}: {why}" for name, why in report["not_measured"].items()]
+    if report.get("not_reached"):
+        lines += ["", "Never deployed (the sweep stopped first):"]
+        lines += [f"- {name}" for name in report["not_reached"]]
     lines += ["", f"Spent: about {report['spent_usd']:.2f} USD (list prices, all runs)."]
+    if report.get("still_up"):
+        lines += [
+            "",
+            f"**THE SWEEP STACK {report['stack']} MAY STILL BE UP AND BILLING.** Finish the "
+            "teardown by hand:",
+            "",
+            *[f"    {command}" for command in report["still_up"]],
+        ]
     return "\n".join(lines) + "\n"
 
 

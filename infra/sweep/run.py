@@ -183,6 +183,7 @@ class SweepRun:
     clock: Callable[[], float] = time.monotonic
     interrupts: Interrupts = field(default_factory=Interrupts)
     stopped: str = ""
+    still_up: list[str] = field(default_factory=list)
     started_at: str = field(default_factory=now_text)
 
     def run(self) -> int:
@@ -203,10 +204,11 @@ class SweepRun:
             finally:
                 if self.interrupts.received:
                     self.stopped = f"interrupted ({self.interrupts.received})"
+                if self.stopped:
+                    self.say(f"Sweep stopped: {self.stopped}")
+                # Whatever stopped it, the stack goes; a failure to say so is said last.
                 destroyed = self._teardown(meter)
                 self._close_run(meter)
-        if self.stopped:
-            self.say(f"Sweep stopped: {self.stopped}")
         if self.interrupts.received:
             return 128 + int(signal.Signals[self.interrupts.received])
         if not destroyed or self.stopped or self.manifest.failed:
@@ -274,6 +276,9 @@ class SweepRun:
         def after_step(document: dict[str, Any]) -> None:
             processes = int(document["settings"]["processes"])
             meter.generator_running(per_node * -(-processes // per_pod))
+            # Saved after every step: a killed sweep, resumed, counts what it spent.
+            self.manifest.spent_usd = meter.spent
+            self.manifest.save()
             if meter.spent + destroy_usd >= self.max_usd:
                 raise OverBudgetError(
                     f"{meter.spent:.2f} USD spent during {experiment.name}'s capacity search; "
@@ -341,7 +346,8 @@ class SweepRun:
             f"{result.failure or ' '.join(result.unresolved)}"
         )
         self.say("Finish the teardown by hand:")
-        for command in recovery_commands(self.stack.name, teardown.resolution):
+        self.still_up = recovery_commands(self.stack.name, teardown.resolution)
+        for command in self.still_up:
             self.say(f"  {command}")
         self.say(
             f"The cleanup-expired workflow destroys it {self.design.ttl_hours} h after its last "
@@ -359,6 +365,11 @@ class SweepRun:
                 "experiments": [s.experiment.name for s in self.design.steps],
                 "stopped": self.stopped or "done",
                 "spent_usd": round(meter.spent - meter.spent_before, 4),
+                # The commands that finish a teardown that failed (empty: torn down).
+                "still_up": self.still_up,
             }
         )
-        self.manifest.save()
+        try:
+            self.manifest.save()
+        except OSError as error:
+            self.say(f"error: the sweep's manifest could not be saved: {error}")

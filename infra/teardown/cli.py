@@ -11,6 +11,7 @@ from typing import Any
 
 from infra.errors import ConfigError
 from infra.gcloud import GcloudError, access_token
+from infra.inputs.values import positive, project_id, stack_name
 from infra.settings import PROJECT_DIR
 from infra.teardown.cloud import exists
 from infra.teardown.pending import CloudResource
@@ -34,7 +35,7 @@ def add_parser(commands: Any) -> None:
         "runs (twice if need be). Needs the Pulumi CLI, logged in to the stack's backend, "
         "and gcloud for the lookups.",
     )
-    teardown.add_argument("stack", help="the stack to destroy")
+    teardown.add_argument("stack", type=stack_name, help="the stack to destroy")
     teardown.add_argument(
         "--unlock",
         choices=UNLOCK_MODES,
@@ -44,7 +45,7 @@ def add_parser(commands: Any) -> None:
     )
     teardown.add_argument(
         "--stale-lock-hours",
-        type=float,
+        type=positive,
         default=STALE_LOCK_HOURS,
         help="with --unlock stale: a lock older than this is an operation that died "
         "(default: %(default)s)",
@@ -53,7 +54,9 @@ def add_parser(commands: Any) -> None:
     teardown.add_argument(
         "--missing-ok", action="store_true", help="a stack that does not exist is not an error"
     )
-    teardown.add_argument("--gcp-project", help="GCP project (default: the stack's gcp:project)")
+    teardown.add_argument(
+        "--gcp-project", type=project_id, help="GCP project (default: the stack's gcp:project)"
+    )
     teardown.set_defaults(run=run_teardown)
 
 
