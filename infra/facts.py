@@ -8,6 +8,8 @@ from typing import Any
 
 import yaml
 
+from infra.inputs.files import yaml_mapping
+
 DATA_DIR = Path(__file__).parent / "data"
 
 
@@ -18,8 +20,6 @@ _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 def read_yaml(path: Path, what: str = "") -> Any:
     """A YAML file, loaded safely; `what` (the file's role, for users' files) makes it a
     mapping, and its errors name the file."""
-    from infra.inputs.files import yaml_mapping  # noqa: PLC0415 - infra.inputs reads facts
-
     if what:
         return yaml_mapping(path, what, _LOADER)
     with path.open(encoding="utf-8") as handle:

@@ -63,19 +63,23 @@ class Capacity:
         self.served = 0
         self.bad_requests: list[str] = []
         self.latencies_us: list[float] = []
+        self.held_s: list[float] = []  # how long each request really held its slot
         self._lock = threading.Lock()
 
     def serve(self) -> None:
         arrived = time.perf_counter()
         with self.slots:
+            began = time.perf_counter()
             if self._draw is None:
                 time.sleep(self.service_s)
             else:
                 with self._lock:
                     service_s = self._draw.expovariate(1 / self.service_s)
                 time.sleep(service_s)
+            held = time.perf_counter() - began
         with self._lock:
             self.served += 1
+            self.held_s.append(held)
             self.latencies_us.append((time.perf_counter() - arrived) * 1e6)
 
 
