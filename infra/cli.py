@@ -168,6 +168,13 @@ def _ttl_decide(args: argparse.Namespace) -> int:
         raise InputError(
             f"--now: {args.now!r} is not a UTC time like 2026-11-24T18:00:00Z"
         ) from None
+    for stack, value in outputs.items():
+        if value is not None and not isinstance(value, dict):
+            raise InputError(
+                f"{args.outputs}: stack {stack!r} has {json.dumps(value)}, not an object of "
+                "its outputs (or null when it has none): write each stack's "
+                "`pulumi stack output --json` there"
+            )
     decisions = [decide(stack, outputs[stack], now) for stack in sorted(outputs)]
     print(json.dumps([asdict(decision) for decision in decisions], indent=2))
     return 0

@@ -206,12 +206,15 @@ def _short_threads_warning(
         else "set explicitly"
     )
     verb = "is" if len(short) == 1 else "are"
+    advice = {
+        "restApiNumThreads": f"restApiNumThreads {needed + REST_EVENT_LOOP_THREADS} (one REST "
+        "thread runs the event loop)",
+        "grpcMaxThreads": f"grpcMaxThreads {needed}",
+    }
     return (
         f"{named} ({why}) {verb} below TF Serving's batching guidance of about 2 x "
         f"{batching.execution_batch_size} = {needed} requests in flight: a request holds its "
         "thread until its batch has run, so with single-row requests a batch holds at most "
         f"as many rows as there are threads and max_batch_size {batching.max_batch_size} is "
-        f"never reached. To fill batches, set restApiNumThreads "
-        f"{needed + REST_EVENT_LOOP_THREADS} (one REST thread runs the event loop) and "
-        f"grpcMaxThreads {needed}."
+        f"never reached. To fill batches, set {' and '.join(advice[key] for key, _ in short)}."
     )

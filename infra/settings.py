@@ -125,6 +125,8 @@ class Settings:
     exposure: str
     load_balancer_source_ranges: tuple[str, ...]
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+    # Keys a preset or the stack sets to exactly their declared default.
+    restating_default: frozenset[str] = field(default_factory=frozenset, compare=False)
     warnings: tuple[str, ...] = ()
 
     @property
@@ -145,6 +147,17 @@ class Settings:
     def value_of(self, key: str) -> Any:
         """The value of a setting by its config key (camelCase)."""
         return getattr(self, snake_case(key))
+
+    def changed(self, key: str) -> bool:
+        """Whether a preset or the stack gives `key` a value other than its default."""
+        return self.sources.get(key, DEFAULT) != DEFAULT and key not in self.restating_default
+
+
+def no_effect(keys: list[str], because: str, fix: str) -> str:
+    """The warning for settings that a switched-off feature ignores."""
+    one = len(keys) == 1
+    verb, them = ("has", "it") if one else ("have", "them")
+    return f"{because}, so {', '.join(keys)} {verb} no effect; {fix.format(them=them)}."
 
 
 def snake_case(key: str) -> str:
@@ -274,6 +287,7 @@ def resolve_settings(
 
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
+    restating: set[str] = set()
     for key, decl in decls.items():
         if key in SECRET_SETTINGS:
             continue
@@ -285,6 +299,8 @@ def resolve_settings(
             raw, source = decl.default, DEFAULT
         values[snake_case(key)] = coerce_setting(decl, raw)
         sources[key] = source
+        if source != DEFAULT and not _differs(decl, raw):
+            restating.add(key)
     values["experiment"] = preset_name or NO_PRESET
     if "experiment" not in stack_set and preset_name:
         sources["experiment"] = "stack name"
@@ -293,7 +309,12 @@ def resolve_settings(
             "gcp:project", "is not set. Run `pulumi config set gcp:project <your-project-id>`."
         )
     settings = Settings(
-        project=project_name(), stack=stack, gcp_project=gcp_project, sources=sources, **values
+        project=project_name(),
+        stack=stack,
+        gcp_project=gcp_project,
+        sources=sources,
+        restating_default=frozenset(restating),
+        **values,
     )
     return dataclasses.replace(settings, warnings=tuple(validate(settings)))
 
@@ -437,6 +458,24 @@ def validate(settings: Settings) -> list[str]:
         )
     _check_batch_sizes(s)
     warnings += _check_source_ranges(s)
+    unused = [k for k in ("loadGeneratorMachineType", "loadGeneratorMaxNodes") if s.changed(k)]
+    if not s.load_generator and unused:
+        warnings.append(
+            no_effect(
+                unused,
+                "loadGenerator is false",
+                "set loadGenerator true to declare the load-generator pool {them} shapes",
+            )
+        )
+    sized = [k for k in ("nodeVcpus", "nodeMemoryGb") if s.changed(k)]
+    if s.machine_type and sized:
+        warnings.append(
+            no_effect(
+                sized,
+                f"machineType is {s.machine_type}",
+                "leave machineType empty to size the nodes by {them}",
+            )
+        )
     if not s.enable_batching:
         ignored = [
             key
@@ -450,12 +489,13 @@ def validate(settings: Settings) -> list[str]:
                 "allowedBatchSizes",
                 "padVariableLengthInputs",
             )
-            if s.sources[key] != DEFAULT
+            if s.changed(key)
         ]
         if ignored:
             warnings.append(
-                f"enableBatching is false, so {', '.join(ignored)} have no effect; set "
-                "enableBatching true to use them."
+                no_effect(
+                    ignored, "enableBatching is false", "set enableBatching true to use {them}"
+                )
             )
     elif s.max_execution_batch_size and not s.enable_large_batch_splitting:
         warnings.append(

@@ -336,6 +336,14 @@ CORPUS: list[Mistake] = [
     m("ttl outputs missing", "ttl decide --outputs {d}/o.json", "o.json"),
     m("ttl outputs not JSON", "ttl decide --outputs {d}/o.json", "o.json", files={"o.json": "{"}),
     m(
+        "ttl outputs of a stack not an object",
+        "ttl decide --outputs {d}/o.json",
+        "o.json",
+        "'dev'",
+        "not an object",
+        files={"o.json": '{"dev": 3}'},
+    ),
+    m(
         "ttl bad time",
         "ttl decide --outputs {d}/o.json --now yesterday",
         "--now",

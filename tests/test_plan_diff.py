@@ -31,11 +31,19 @@ def test_experiment_vs_experiment_shows_settings_resources_and_cost(
         plan_json(shipped_plans["8vcpu-64gb-interop4"]), "8vcpu-64gb-interop4"
     )
     diff = diff_plans(before, after, "16gb", "64gb")
-    assert [c.key for c in diff.settings] == ["nodeMemoryGb"]
+    # machineType is empty in both, but takes effect as another type.
+    assert [c.key for c in diff.settings] == ["machineType", "nodeMemoryGb"]
     pools = [r for r in diff.resources if r.resource.endswith("NodePool::cluster-serving")]
     assert pools and "nodeConfig.machineType" in pools[0].fields
     text = render_markdown("compare", {"16gb → 64gb": diff})
-    assert "| `nodeMemoryGb` | 16 (preset STACK) | 64 (preset STACK) |" in text
+    assert (
+        "| `nodeMemoryGb` | 16 (preset experiments/8vcpu-16gb-interop4.yaml) | 64 (preset "
+        "experiments/8vcpu-64gb-interop4.yaml) |" in text
+    )
+    assert (
+        '| `machineType` | "", in effect "e2-custom-8-16384" (default in Pulumi.yaml) | "", in '
+        'effect "e2-highmem-8" (default in Pulumi.yaml) |' in text
+    )
     assert "432.86 → 621.58 (+188.72)" in text
     assert re.search(r"^- +memory: 12509Mi$", text, re.M)
     assert re.search(r"^\+ +memory: 58712Mi$", text, re.M)
@@ -51,8 +59,8 @@ def test_a_settings_change_shows_the_setting_affected_resources_and_cost(plan: P
     after = plan_json(plan("dev", nodeCount=2, replicas=2))
     diff = diff_plans(before, after, "before", "after")
     assert {(c.key, c.after) for c in diff.settings} == {
-        ("nodeCount", "2 (stack)"),
-        ("replicas", "2 (stack)"),
+        ("nodeCount", "2 (Pulumi.dev.yaml)"),
+        ("replicas", "2 (Pulumi.dev.yaml)"),
     }
     changed = {r.resource: r.fields for r in diff.resources}
     assert changed["gcp:container/nodePool:NodePool::cluster-serving"] == ("nodeCount",)

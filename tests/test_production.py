@@ -109,7 +109,7 @@ def test_autoscaling_that_cannot_scale_is_refused(
 
 def test_scaling_settings_without_autoscaling_are_called_out(plan: PlanFn) -> None:
     fixed = plan(EXPERIMENT, maxReplicas=8)
-    assert any("autoscaling is false, so maxReplicas have no effect" in w for w in fixed.warnings)
+    assert any("autoscaling is false, so maxReplicas has no effect" in w for w in fixed.warnings)
     assert fixed.design.autoscaling is None
     ignored = plan(EXPERIMENT, autoscaling=True, replicas=2)
     assert any("autoscaling is true, so replicas" in w for w in ignored.warnings)

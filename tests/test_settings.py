@@ -222,7 +222,9 @@ def test_a_model_name_docker_refuses_is_pushed_under_a_derived_name() -> None:
 def test_batching_values_without_batching_warn() -> None:
     settings = resolve(maxBatchSize=64)
     assert any(
-        "enableBatching is false, so maxBatchSize have no effect" in w for w in settings.warnings
+        "enableBatching is false, so maxBatchSize has no effect; set enableBatching true to "
+        "use it." in w
+        for w in settings.warnings
     )
 
 

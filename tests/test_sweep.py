@@ -4,6 +4,7 @@ and the orchestration driven through a double of the Automation API's stack obje
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -973,3 +974,33 @@ def test_reference_verdicts() -> None:
         "undecided: 8vcpu-16gb-interop4's figures are limited"
     )
     assert reference_verdict([ref], None, []).startswith("undecided")
+
+
+def test_a_full_disk_stops_the_sweep_with_a_message_and_still_tears_down(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_space(*args: Any, **kwargs: Any) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(harness.manifest.path))
+
+    monkeypatch.setattr(harness.manifest, "record_result", no_space)
+    assert harness.run() == 1
+    assert harness.stack.names()[-4:] == TEARDOWN
+    assert harness.stack.names().count("up") == 1
+    stopped = json.loads(harness.manifest.path.read_text())["runs"][-1]["stopped"]
+    assert "No space left on device" in stopped and "rerun the same command" in stopped
+    assert any(line.startswith("Sweep stopped: could not write in") for line in harness.said)
+
+
+def test_an_unwritable_sweep_folder_is_said_after_the_teardown(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def read_only(*args: Any, **kwargs: Any) -> None:
+        raise OSError(errno.EACCES, os.strerror(errno.EACCES), str(harness.manifest.path))
+
+    monkeypatch.setattr(harness.manifest, "save", read_only)
+    assert harness.run() == 1
+    assert harness.stack.names()[-4:] == TEARDOWN
+    assert (
+        "Permission denied" in harness.said[-1]
+        and "manifest could not be saved" in (harness.said[-1])
+    )

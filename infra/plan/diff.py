@@ -19,7 +19,8 @@ from typing import Any
 
 import yaml
 
-from infra.plan.render import SCHEMA
+from infra.plan.render import SCHEMA, layer_name, setting_text
+from infra.settings import DEFAULT
 
 KUBERNETES_PREFIX = "kubernetes:"
 MAX_DIFF_LINES = 200
@@ -51,11 +52,13 @@ class StackDiff:
     cost_before: dict[str, float] | None = None
     cost_after: dict[str, float] | None = None
     warnings_added: list[str] = field(default_factory=list)
+    presence: str = ""  # "new stack" or "stack removed" when only one side has it
 
     @property
     def changed(self) -> bool:
         return bool(
-            self.settings
+            self.presence
+            or self.settings
             or self.resources
             or self.manifest_diffs
             or self._cost_changed()
@@ -68,10 +71,16 @@ class StackDiff:
         )
 
 
-def _setting_text(entry: dict[str, Any] | None) -> str:
+def _setting_text(entry: dict[str, Any] | None, stack: str) -> str:
     if entry is None:
         return "(not a setting)"
-    return f"{json.dumps(entry['value'])} ({entry['source']})"
+    return setting_text(entry["value"], entry.get("effective"), layer_name(entry["source"], stack))
+
+
+def _effect(entry: dict[str, Any] | None) -> Any:
+    if entry is None:
+        return None
+    return entry.get("effective", entry["value"]), entry["value"]
 
 
 def _resource_key(resource: dict[str, Any]) -> str:
@@ -106,10 +115,25 @@ def diff_plans(
     diff = StackDiff(before_name, after_name)
     old, new = before or {}, after or {}
     old_settings, new_settings = old.get("settings", {}), new.get("settings", {})
-    for key in sorted(set(old_settings) | set(new_settings)):
-        a, b = old_settings.get(key), new_settings.get(key)
-        if (a or {}).get("value") != (b or {}).get("value"):
-            diff.settings.append(SettingChange(key, _setting_text(a), _setting_text(b)))
+    old_stack, new_stack = old.get("stack", before_name), new.get("stack", after_name)
+    if before is None or after is None:
+        # A new (or removed) stack: what it sets is the news, not every default.
+        present, stack = (new_settings, new_stack) if before is None else (old_settings, old_stack)
+        for key in sorted(present):
+            if present[key]["source"] != DEFAULT:
+                text = _setting_text(present[key], stack)
+                missing = "(new stack)" if before is None else "(stack removed)"
+                change = (missing, text) if before is None else (text, missing)
+                diff.settings.append(SettingChange(key, *change))
+        if before is not None or after is not None:
+            diff.presence = "new stack" if before is None else "stack removed"
+    else:
+        for key in sorted(set(old_settings) | set(new_settings)):
+            a, b = old_settings.get(key), new_settings.get(key)
+            if _effect(a) != _effect(b):
+                diff.settings.append(
+                    SettingChange(key, _setting_text(a, old_stack), _setting_text(b, new_stack))
+                )
 
     old_resources = {_resource_key(r): r for r in old.get("resources", [])}
     new_resources = {_resource_key(r): r for r in new.get("resources", [])}
@@ -144,8 +168,11 @@ def diff_plans(
 
 def without_stack_name(plan: dict[str, Any], stack: str) -> dict[str, Any]:
     """The plan with its stack name written as STACK, so two experiments compare on
-    what differs between them rather than on their names."""
+    what differs between them rather than on their names. The layers settings came from
+    keep their names: a preset's file is where to look."""
     neutral: dict[str, Any] = json.loads(json.dumps(plan).replace(stack, "STACK"))
+    for key, entry in neutral["settings"].items():
+        entry["source"] = plan["settings"][key]["source"]
     return neutral
 
 
@@ -180,8 +207,10 @@ def render_markdown(title: str, diffs: dict[str, StackDiff]) -> str:
     ]
     for name, diff in changed.items():
         counts = [sum(1 for r in diff.resources if r.kind == k) for k in "+~-"]
+        presence = f" ({diff.presence})" if diff.presence else ""
         lines.append(
-            f"| `{name}` | {len(diff.settings)} | {counts[0]} / {counts[1]} / {counts[2]} "
+            f"| `{name}`{presence} | {len(diff.settings)} | {counts[0]} / {counts[1]} / "
+            f"{counts[2]} "
             f"| {_cost_line(diff)} |"
         )
     unchanged = sorted(set(diffs) - set(changed))
@@ -189,6 +218,10 @@ def render_markdown(title: str, diffs: dict[str, StackDiff]) -> str:
         lines += ["", f"No changes: {', '.join(f'`{n}`' for n in unchanged)}."]
     for name, diff in changed.items():
         lines += ["", f"<details><summary><b>{name}</b></summary>", ""]
+        if diff.presence == "new stack":
+            lines += ["A new stack; the settings it does not leave at their default:", ""]
+        elif diff.presence:
+            lines += ["The stack is removed; the settings it had changed:", ""]
         if diff.settings:
             lines += ["| setting | before | after |", "|---|---|---|"]
             lines += [f"| `{c.key}` | {c.before} | {c.after} |" for c in diff.settings]

@@ -3,7 +3,9 @@
 plan.json (schema "tfserving-gke/plan/v1") is read by later tooling (pull-request diffs);
 change its shape only with a new schema version. Its keys:
   schema, stack, project, experiment
-  settings:   {<key>: {"value": ..., "source": "default" | "preset <name>" | "stack"}}
+  settings:   {<key>: {"value": ..., "source": "default" | "preset <name>" | "stack" |
+              "stack name", and "effective": the value that takes effect, only where it
+              differs (intra-op 0 is the pod's CPU count)}}
   summary:    machine type, nodes, pods, requests vs allocatable, threads, batching
   cost:       catalogue, region, lines [{item, quantity, usd_per_hour, usd_per_month}],
               usd_per_hour, usd_per_month, gke_free_tier_credit_usd_per_month
@@ -167,15 +169,64 @@ def _resource_json(resource: DeclaredResource) -> dict[str, Any]:
     }
 
 
+def effective_values(design: ExperimentDesign) -> dict[str, Any]:
+    """What the settings whose 0 or empty value means "derive it" take effect as."""
+    s, server, scaling = design.settings, design.server, design.autoscaling
+    derived: dict[str, Any] = {
+        "experimentLabel": s.label,
+        "machineType": design.shape.machine_type,
+        "tensorflowIntraOpParallelism": server.intra_op_parallelism,
+        "tensorflowInterOpParallelism": server.inter_op_parallelism,
+        "restApiNumThreads": server.rest_api_num_threads,
+        "grpcMaxThreads": server.grpc_max_threads,
+    }
+    if scaling is None:
+        derived["replicas"] = design.replicas
+    else:
+        derived |= {"minNodes": scaling.min_nodes, "maxNodes": scaling.max_nodes}
+    if server.batching is not None:
+        derived |= {
+            "numBatchThreads": server.batching.num_batch_threads,
+            "maxEnqueuedBatches": server.batching.max_enqueued_batches,
+        }
+        if s.enable_large_batch_splitting:
+            derived["maxExecutionBatchSize"] = server.batching.max_execution_batch_size
+    return {key: value for key, value in derived.items() if value != s.value_of(key)}
+
+
+def layer_name(source: str, stack: str) -> str:
+    """Where a setting's value came from, in words."""
+    if source == DEFAULT:
+        return "default in Pulumi.yaml"
+    if source.startswith("preset "):
+        return f"preset experiments/{source.removeprefix('preset ')}.yaml"
+    if source == "stack name":
+        return "from the stack's name"
+    return f"Pulumi.{stack}.yaml"
+
+
+def setting_text(value: Any, effective: Any, layer: str) -> str:
+    """A setting's value, what it takes effect as when that differs, and its layer."""
+    text = json.dumps(value)
+    if effective is not None:
+        text += f", in effect {json.dumps(effective)}"
+    return f"{text} ({layer})"
+
+
 def plan_json(plan: StackPlan) -> dict[str, Any]:
     settings = plan.settings
+    effective = effective_values(plan.design)
     return {
         "schema": SCHEMA,
         "stack": plan.stack,
         "project": settings.project,
         "experiment": settings.experiment,
         "settings": {
-            key: {"value": _plain(settings.value_of(key)), "source": source}
+            key: {
+                "value": _plain(settings.value_of(key)),
+                "source": source,
+                **({"effective": _plain(effective[key])} if key in effective else {}),
+            }
             for key, source in sorted(settings.sources.items())
         },
         "summary": summary(plan.design),
@@ -386,10 +437,13 @@ def describe(plan: StackPlan) -> str:
             f"  {line.item:<44} {line.usd_per_hour:>9.4f}/h" for line in d.cost.while_benchmarking
         ]
     lines += ["", "Settings not at their default"]
-    changed = [(k, src) for k, src in sorted(s.sources.items()) if src != DEFAULT]
-    lines += [f"  {key} = {_plain(s.value_of(key))!r}  ({src})" for key, src in changed] or [
-        "  (none)"
-    ]
+    effective = effective_values(d)
+    lines += [
+        f"  {key} = "
+        + setting_text(_plain(s.value_of(key)), effective.get(key), layer_name(source, plan.stack))
+        for key, source in sorted(s.sources.items())
+        if s.changed(key)
+    ] or ["  (none)"]
     if plan.warnings:
         lines += ["", "Warnings", *(f"  - {warning}" for warning in plan.warnings)]
     lines += ["", "Outputs (placeholders in capitals are known only after deploy)"]

@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 
 from infra.errors import ConfigError
-from infra.settings import DEFAULT, MAX_NODE_COUNT, Settings
+from infra.settings import MAX_NODE_COUNT, Settings, no_effect
 
 # The autoscaler's CPU target, in percent of each pod's request: below 10 it would
 # scale on noise, above 95 there is no headroom left for a spike while a node is added.
@@ -40,11 +40,15 @@ def design_autoscaling(s: Settings, zones: int, warnings: list[str]) -> Autoscal
     """The pod and node limits, or None without autoscaling (then its settings must not be
     set: a warning says they do nothing)."""
     if not s.autoscaling:
-        unused = [key for key in SCALING_SETTINGS if s.sources[key] != DEFAULT]
+        unused = [key for key in SCALING_SETTINGS if s.changed(key)]
         if unused:
             warnings.append(
-                f"autoscaling is false, so {', '.join(unused)} have no effect; the stack runs "
-                "a fixed number of pods (replicas). Set autoscaling true to use them."
+                no_effect(
+                    unused,
+                    "autoscaling is false",
+                    "the stack runs a fixed number of pods (replicas); set autoscaling true "
+                    "to use {them}",
+                )
             )
         return None
     _range("minReplicas", s.min_replicas, 1, 10000)
@@ -92,12 +96,15 @@ def design_autoscaling(s: Settings, zones: int, warnings: list[str]) -> Autoscal
             f"minNodes {min_nodes} x podsPerNode {per_node} hold fewer than minReplicas "
             f"{s.min_replicas}: the cluster autoscaler adds nodes for the rest at every start."
         )
-    ignored = [key for key in ("replicas", "nodeCount") if s.sources[key] != DEFAULT]
+    ignored = [key for key in ("replicas", "nodeCount") if s.changed(key)]
     if ignored:
         warnings.append(
-            f"autoscaling is true, so {' and '.join(ignored)} are not used: pods run from "
-            f"minReplicas {s.min_replicas} to maxReplicas {s.max_replicas}, nodes from "
-            f"{min_nodes} to {max_nodes}."
+            no_effect(
+                ignored,
+                "autoscaling is true",
+                f"pods run from minReplicas {s.min_replicas} to maxReplicas "
+                f"{s.max_replicas}, nodes from {min_nodes} to {max_nodes}",
+            )
         )
     return AutoscalingDesign(
         min_replicas=s.min_replicas,

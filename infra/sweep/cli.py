@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from infra.errors import ConfigError, ModelSourceError, did_you_mean
+from infra.errors import ConfigError, InputError, ModelSourceError, did_you_mean
 from infra.inputs.values import (
     fraction,
     non_negative,
@@ -239,7 +239,14 @@ def run_sweep(args: argparse.Namespace) -> int:
     manifest.pin_models(resolved)
     design = replace(design, model_pins=pins)
     manifest.order = list(dict.fromkeys([*manifest.order, *(e.name for e in design.experiments)]))
-    manifest.save()
+    try:
+        manifest.save()
+    except OSError as error:
+        raise InputError(
+            f"the sweep folder {manifest.directory} cannot be written ({error.strerror or error}"
+            "): free the space, fix its permissions or pick another with --dir; nothing was "
+            "created"
+        ) from None
     stack = _automation_stack(args.stack)
     status = SweepRun(
         design=design,

@@ -319,7 +319,46 @@ def dry_run_json(design: SweepDesign, max_usd: float | None) -> dict[str, Any]:
             "as_of": last.plan["cost"]["as_of"],
         },
         "warnings": list(design.warnings),
+        "advice": advice(design),
     }
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def _model_of(experiment: Planned) -> str:
+    settings = experiment.plan["settings"]
+    text = f"{settings['modelName']['value']} from {settings['modelSource']['value']}"
+    version = settings["modelVersion"]["value"]
+    return text + (
+        f" (version {version})" if settings["modelVersion"]["source"] != "default" else ""
+    )
+
+
+def advice(design: SweepDesign) -> list[str]:
+    """What the user should know before running this sweep: experiments that measure
+    different models, and a sweep that costs more than separate stacks."""
+    notes = []
+    models: dict[str, list[str]] = {}
+    for experiment in design.experiments:
+        models.setdefault(_model_of(experiment), []).append(experiment.name)
+    if len(models) > 1:
+        serving = "; ".join(f"{model}: {', '.join(names)}" for model, names in models.items())
+        notes.append(
+            f"The experiments serve {len(models)} different models ({serving}). A capacity "
+            "measures one model's work, so the sweep ranks only experiments of the same model "
+            "fairly, and every switch of model rebuilds the image. Sweep one model at a time, "
+            "or give them one with --set modelSource=... --set modelName=...."
+        )
+    sweep, separate = design.estimate, design.separate
+    if len(design.steps) > 1 and sweep.usd > separate.usd:
+        notes.append(
+            f"This sweep costs more than the same experiments as separate stacks "
+            f"({sweep.usd:.2f} against {separate.usd:.2f} USD): run each on a stack of its "
+            "own instead (`python -m infra sweep <experiment>` once per experiment)."
+        )
+    return notes
 
 
 def _counts(step: Step) -> str:
@@ -331,7 +370,8 @@ def describe(design: SweepDesign, max_usd: float | None) -> str:
     s = design.search
     objective = f"p99 ≤ {s.p99_ms:g} ms" if s.p99_ms is not None else "p99 objective from --p99-ms"
     lines = [
-        f"Sweep on stack {design.stack}: {len(design.steps)} experiments on one cluster in "
+        f"Sweep on stack {design.stack}: {_plural(len(design.steps), 'experiment')} on one "
+        "cluster in "
         f"{design.region}, in this order. Each: `pulumi up`, then a capacity search ({objective}, "
         f"errors ≤ {s.max_error_rate:.2%}, {s.protocol}, from {s.start_rate:g}/s, at most "
         f"{s.max_steps} steps of {s.warmup_s:g}+{s.duration_s:g} s).",
@@ -365,9 +405,14 @@ def describe(design: SweepDesign, max_usd: float | None) -> str:
         f"{document['clusters_created']}; node pools created {pools['created']}, replaced "
         f"{pools['replaced']}, nodes recreated in place {pools['recreated_in_place']} times)",
         f"  as separate stacks:  {separate.hours:5.1f} h  {separate.usd:7.2f} USD",
-        f"  the sweep takes {sweep.hours / separate.hours:.0%} of the time and "
-        f"{sweep.usd / separate.usd:.0%} of the cost. Capacity searches are counted at their "
-        f"most steps and {design.durations.load_generator_nodes_assumed} load-generator node; "
+        (
+            f"  the sweep takes {sweep.hours / separate.hours:.0%} of the time and "
+            f"{sweep.usd / separate.usd:.0%} of the cost."
+            if len(design.steps) > 1
+            else "  one experiment: the sweep is the same as a stack of its own."
+        )
+        + " Capacity searches are counted at their most steps and "
+        f"{_plural(design.durations.load_generator_nodes_assumed, 'load-generator node')}; "
         "the running total counts what really runs.",
         "",
         f"Quota needed at once in {design.region}, per metric (checked against the project's "
@@ -390,6 +435,9 @@ def describe(design: SweepDesign, max_usd: float | None) -> str:
         lines.append(
             f"Budget: --max-usd {max_usd:g}: the estimate of {sweep.usd:.2f} USD {verdict}."
         )
+    notes = advice(design)
+    if notes:
+        lines += ["", "Before you run it:", *(f"  - {note}" for note in notes)]
     if design.warnings:
         lines += ["", "Warnings from the plans:", *(f"  - {w}" for w in design.warnings)]
     return "\n".join(lines) + "\n"

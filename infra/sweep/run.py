@@ -199,6 +199,13 @@ class SweepRun:
                 self.interrupts.received = self.interrupts.received or "SIGINT"
             except OverBudgetError as error:
                 self.stopped = f"budget: {error}"
+            except OSError as error:  # a full disk or an unwritable sweep folder
+                self.stopped = (
+                    f"could not write in {self.manifest.directory}: {error.strerror or error} "
+                    f"({error.filename or 'the sweep folder'}). Free the space or fix the "
+                    "folder's permissions, then rerun the same command: it goes on with what "
+                    "is not measured"
+                )
             except Exception as error:  # any failure still tears down
                 self.stopped = f"failed: {type(error).__name__}: {str(error)[-500:]}"
             finally:
