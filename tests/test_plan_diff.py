@@ -104,7 +104,8 @@ def test_ref_against_ref_in_a_repository(tmp_path: Path) -> None:
     command[command.index("HEAD")] = "HEAD~1"
     changed = subprocess.run(command, cwd=clone, capture_output=True, text=True, check=False)
     assert changed.returncode == 0, changed.stderr
-    assert "| `diskSizeGb` | 30 (preset experiments/dev.yaml) | 50 (Pulumi.dev.yaml) |" in changed.stdout
+    row = "| `diskSizeGb` | 30 (preset experiments/dev.yaml) | 50 (Pulumi.dev.yaml) |"
+    assert row in changed.stdout
     assert (
         "gcp:container/nodePool:NodePool::cluster-serving (nodeConfig.diskSizeGb)" in changed.stdout
     )

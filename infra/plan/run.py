@@ -20,6 +20,7 @@ from infra.experiment import ExperimentDesign, design_experiment
 from infra.plan.mocks import PlanMocks, Recording, RecordingMonitor
 from infra.settings import (
     EXPERIMENTS_DIR,
+    NO_PRESET,
     PROJECT_DIR,
     SECRET_SETTINGS,
     Settings,
@@ -61,7 +62,8 @@ def stack_config(stack: str, experiment: str = "") -> tuple[dict[str, Any], str]
     project = project_name()
     path = stack_file(stack)
     preset = experiment or stack
-    if not path.is_file() and not (EXPERIMENTS_DIR / f"{preset}.yaml").is_file():
+    given = experiment == NO_PRESET  # a configuration of its own, as a search's
+    if not path.is_file() and not given and not (EXPERIMENTS_DIR / f"{preset}.yaml").is_file():
         raise ConfigError(
             "stack",
             f"{stack!r} has neither a Pulumi.{stack}.yaml nor an experiments/{stack}.yaml "
@@ -89,15 +91,11 @@ def config_string(value: Any) -> str:
     return str(value)
 
 
-def plan_stack(
-    stack: str, overrides: Mapping[str, Any] | None = None, preview: bool = False
-) -> StackPlan:
-    """Resolve settings, then run __main__.py under mocks and record every resource.
-
-    `overrides` act as extra stack config (as `pulumi config set` would add). With
-    `preview`, outputs the mocks do not fake stay unknown, as in `pulumi preview`.
-    """
-    project = project_name()
+def design_stack(
+    stack: str, overrides: Mapping[str, Any] | None = None
+) -> tuple[dict[str, Any], str, list[str], ExperimentDesign]:
+    """The stack's config values, GCP project, warnings about them and the experiment's
+    design, as the program resolves them, without running the program (pure and fast)."""
     extra = dict(overrides or {})
     values, gcp_project = stack_config(stack, str(extra.get("experiment") or ""))
     gcp_project = str(extra.pop("gcp:project", gcp_project))
@@ -114,9 +112,22 @@ def plan_stack(
         stack=stack,
         gcp_project=gcp_project,
         config=values,
-        explicit_keys=keys_set_in_stack_file(stack, project) | set(extra),
+        explicit_keys=keys_set_in_stack_file(stack, project_name()) | set(extra),
     )
-    design = design_experiment(settings)
+    return values, gcp_project, warnings, design_experiment(settings)
+
+
+def plan_stack(
+    stack: str, overrides: Mapping[str, Any] | None = None, preview: bool = False
+) -> StackPlan:
+    """Resolve settings, then run __main__.py under mocks and record every resource.
+
+    `overrides` act as extra stack config (as `pulumi config set` would add). With
+    `preview`, outputs the mocks do not fake stay unknown, as in `pulumi preview`.
+    """
+    project = project_name()
+    values, gcp_project, warnings, design = design_stack(stack, overrides)
+    settings = design.settings
 
     recording = Recording()
     plan_mocks = PlanMocks(gcp_project)
