@@ -8,8 +8,9 @@ Runs on your machine with your credentials (it needs the network and a Google ac
 
 Adds a catalogue named for this month with the on-demand E2 vCPU and RAM rates of every
 region the catalogue prices E2 in, makes it current, and keeps the older catalogues. The
-other prices (GKE fee, load balancer, disks, custom and spot factors) are carried over:
-review them by hand. Commit the file with the diff `plan --diff` shows.
+spot fraction is taken from the spot E2 SKUs of the fallback region (carried over when the
+catalogue has none); the other prices (GKE fee, load balancer, disks, custom factor) are
+carried over: review them by hand. Commit the file with the diff `plan --diff` shows.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from infra.billing.catalog import (  # noqa: E402
     e2_rates,
     render_prices,
     service_regions,
+    spot_fraction,
     with_new_catalogue,
 )
 from infra.billing.client import BILLING_API, CatalogError, fetch_skus  # noqa: E402
@@ -64,7 +66,11 @@ def main(argv: list[str] | None = None) -> int:
             base_url=args.api_url,
         )
         rates = e2_rates(skus)
-        updated = with_new_catalogue(prices, rates, datetime.now(UTC).date(), service_regions(skus))
+        fallback = prices["catalogues"][prices["current"]]["fallback_region"]
+        spot = spot_fraction(skus, fallback, rates)
+        updated = with_new_catalogue(
+            prices, rates, datetime.now(UTC).date(), service_regions(skus), spot
+        )
     except (CatalogError, GcloudError, InputError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -72,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     target.write_text(render_prices(updated), encoding="utf-8")
     print(
         f"Wrote catalogue {updated['current']} to {target}: E2 rates for {len(rates)} regions "
-        f"from {len(skus)} Compute Engine SKUs."
+        f"from {len(skus)} Compute Engine SKUs; spot fraction "
+        + (f"{spot:g} from the spot SKUs." if spot is not None else "carried over (no spot SKUs).")
     )
     return 0
 

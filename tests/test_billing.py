@@ -18,6 +18,7 @@ from infra.billing.catalog import (
     COMPUTE_ENGINE_SERVICE,
     e2_rates,
     render_prices,
+    spot_fraction,
     with_new_catalogue,
 )
 from infra.billing.client import CatalogError, fetch_skus
@@ -76,6 +77,21 @@ def test_a_new_catalogue_is_current_and_keeps_the_others() -> None:
         with_new_catalogue(prices, {}, date(2027, 1, 5))
 
 
+def test_the_spot_fraction_comes_from_the_spot_e2_skus() -> None:
+    rates = e2_rates(ALL_SKUS)
+    # e2-standard-4 on spot: 4 x 0.01309 + 16 x 0.001754, over 4 x 0.02181159 + 16 x 0.00292353.
+    expected = (4 * 0.01309 + 16 * 0.001754) / (4 * 0.02181159 + 16 * 0.00292353)
+    assert spot_fraction(ALL_SKUS, "us-central1", rates) == pytest.approx(expected, abs=1e-4)
+    # Belgium has no spot SKU here: nothing to take, the fraction is carried over.
+    assert spot_fraction(ALL_SKUS, "europe-west1", rates) is None
+    prices = yaml.safe_load((DATA_DIR / "prices.yaml").read_text(encoding="utf-8"))
+    updated = with_new_catalogue(prices, rates, date(2027, 1, 5), spot=0.31)
+    assert updated["catalogues"]["2027-01"]["spot_fraction"] == 0.31
+    assert "Spot Preemptible E2" in updated["catalogues"]["2027-01"]["source"]
+    kept = with_new_catalogue(prices, rates, date(2027, 1, 5))
+    assert kept["catalogues"]["2027-01"]["spot_fraction"] == 0.6
+
+
 class FakeCatalog(JsonApi):
     """services.skus.list on 127.0.0.1: the two pages, scripted failures, every request kept."""
 
@@ -120,7 +136,7 @@ def test_an_api_key_and_a_quota_project_are_sent_as_google_expects(catalog: Fake
 def test_busy_answers_are_retried_and_refusals_explained(catalog: FakeCatalog) -> None:
     naps: list[float] = []
     catalog.fail_next = [429, 503]
-    assert len(fetch_skus(COMPUTE_ENGINE_SERVICE, base_url=catalog.url, sleep=naps.append)) == 12
+    assert len(fetch_skus(COMPUTE_ENGINE_SERVICE, base_url=catalog.url, sleep=naps.append)) == 13
     assert naps == [2.0, 4.0]
     catalog.fail_next = [503, 503, 503]
     with pytest.raises(CatalogError, match="gave up after 3 attempts"):
@@ -145,7 +161,8 @@ def test_the_refresh_script_writes_a_current_catalogue(
     out = tmp_path / "prices.yaml"
     result = refresh(catalog, out)
     assert result.returncode == 0, result.stderr
-    assert "E2 rates for 6 regions from 12 Compute Engine SKUs" in result.stdout
+    assert "E2 rates for 6 regions from 13 Compute Engine SKUs" in result.stdout
+    assert "spot fraction 0.6001 from the spot SKUs" in result.stdout
     written = yaml.safe_load(out.read_text(encoding="utf-8"))
     month = datetime.now(UTC).strftime("%Y-%m")
     assert written["current"] == month

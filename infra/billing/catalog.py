@@ -20,7 +20,11 @@ ON_DEMAND = "OnDemand"
 # Only the predefined on-demand E2 SKUs: "Spot Preemptible E2 ...", "E2 Custom ..." and
 # "Commitment v1: E2 ..." descriptions do not match.
 _E2_SKU = re.compile(r"^E2 Instance (?P<kind>Core|Ram) running in ")
+_SPOT_E2_SKU = re.compile(r"^Spot Preemptible E2 Instance (?P<kind>Core|Ram) running in ")
+PREEMPTIBLE = "Preemptible"
 _RATE_KEYS = {"Core": ("vcpu_hour", "h"), "Ram": ("gib_hour", "GiBy.h")}
+# The shape the spot fraction is taken on (4 vCPUs, 16 GiB: e2-standard-4).
+SPOT_REFERENCE = {"vcpu_hour": 4, "gib_hour": 16}
 NANOS_PER_UNIT = 1_000_000_000
 
 PRICES_HEADER = """\
@@ -36,8 +40,10 @@ PRICES_HEADER = """\
 #     the SKUs' serviceRegions. Hand-kept catalogues: GCP's region list as of their date.
 #   custom_e2_multiplier: custom E2 shapes cost this much more than predefined ones
 #     (0.022902 per vCPU-hour and 0.0030697 per GiB-hour in us-central1).
-#   spot_fraction: spot E2 prices are dynamic; the fraction of the on-demand price seen in
-#     us-central1 (0.01309 / 0.02181159 per vCPU, 0.001754 / 0.00292353 per GiB).
+#   spot_fraction: spot E2 prices are dynamic (they may change every month); the fraction
+#     of the on-demand price of e2-standard-4 in the fallback region, from the "Spot
+#     Preemptible E2" SKUs when the refresh found them (hand-kept: 0.01309 / 0.02181159 per
+#     vCPU and 0.001754 / 0.00292353 per GiB in us-central1, shared/facts/gke-e2.md).
 #   gke_cluster_hour, gke_free_tier_credit_month: the GKE management fee and the free tier
 #     credit that covers one zonal cluster per billing account (74.40 USD a month).
 #   forwarding_rule_hour, external_ipv4_hour: load balancer and public address.
@@ -58,15 +64,19 @@ def _unit_price(sku: Mapping[str, Any], unit: str) -> float:
     return round(int(price.get("units") or 0) + int(price.get("nanos") or 0) / NANOS_PER_UNIT, 10)
 
 
-def e2_rates(skus: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
-    """{region: {"vcpu_hour": ..., "gib_hour": ...}} for every region with both E2 SKUs.
+def e2_rates(
+    skus: Iterable[Mapping[str, Any]], *, spot: bool = False
+) -> dict[str, dict[str, float]]:
+    """{region: {"vcpu_hour": ..., "gib_hour": ...}} for every region with both E2 SKUs
+    (on demand, or with `spot` the Spot VM SKUs).
 
     Where two SKUs price one region, the one naming fewer regions (the more specific) wins.
     """
+    pattern, usage = (_SPOT_E2_SKU, PREEMPTIBLE) if spot else (_E2_SKU, ON_DEMAND)
     found: dict[str, dict[str, tuple[int, float]]] = {}
     for sku in skus:
-        match = _E2_SKU.match(str(sku.get("description", "")))
-        if not match or sku.get("category", {}).get("usageType") != ON_DEMAND:
+        match = pattern.match(str(sku.get("description", "")))
+        if not match or sku.get("category", {}).get("usageType") != usage:
             continue
         key, unit = _RATE_KEYS[match["kind"]]
         regions = list(sku.get("serviceRegions") or [])
@@ -80,6 +90,22 @@ def e2_rates(skus: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
         for region, rates in sorted(found.items())
         if len(rates) == 2
     }
+
+
+def spot_fraction(
+    skus: Iterable[Mapping[str, Any]], region: str, on_demand: Mapping[str, Mapping[str, float]]
+) -> float | None:
+    """What e2-standard-4 costs on Spot VMs as a fraction of on demand, in `region`; None
+    when the SKUs do not price spot E2 there."""
+    spot = e2_rates(skus, spot=True).get(region)
+    rates = on_demand.get(region)
+    if not spot or not rates:
+        return None
+
+    def price(r: Mapping[str, float]) -> float:
+        return sum(r[key] * amount for key, amount in SPOT_REFERENCE.items())
+
+    return round(price(spot) / price(rates), 4)
 
 
 _REGION = re.compile(r"^[a-z]+-[a-z]+\d+$")
@@ -103,10 +129,11 @@ def with_new_catalogue(
     rates: Mapping[str, Mapping[str, float]],
     as_of: date,
     regions: Iterable[str] = (),
+    spot: float | None = None,
 ) -> dict[str, Any]:
     """The price file's data with a catalogue named for `as_of`'s month holding `rates`
-    (and `regions`, when the SKUs named any), made current. Everything else is carried
-    over from the current catalogue."""
+    (and `regions`, when the SKUs named any; `spot`, the spot fraction, when they priced
+    it), made current. Everything else is carried over from the current catalogue."""
     if not rates:
         raise ValueError("the catalogue lists no E2 vCPU and RAM SKUs; nothing to write")
     base = prices["catalogues"][prices["current"]]
@@ -123,6 +150,9 @@ def with_new_catalogue(
     }
     if regions:
         catalogue["regions"] = sorted(set(regions) | set(rates))
+    if spot is not None:
+        catalogue["spot_fraction"] = spot
+        catalogue["source"] += " spot_fraction from the 'Spot Preemptible E2' SKUs."
     if catalogue["fallback_region"] not in catalogue["e2"]:
         catalogue["fallback_region"] = next(iter(catalogue["e2"]))
     updated = dict(prices)
