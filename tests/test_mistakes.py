@@ -286,6 +286,57 @@ CORPUS: list[Mistake] = [
         "sweep.json",
         files={"s/sweep.json": "[]"},
     ),
+    # sweep --space, --replay, --target-rps, --spot
+    m(
+        "search with experiments",
+        f"sweep {PRESET} --space experiments/spaces/e2-cpu.yaml --dry-run",
+        "--space",
+        "presets",
+    ),
+    m("replay without a space", f"sweep {PRESET} --replay {{d}}/r.json --dry-run", "--replay"),
+    m("sampler without a space", f"sweep {PRESET} --dry-run --sampler tpe", "--sampler"),
+    m("space missing", "sweep --space {d}/none.yaml --dry-run", "--space", "none.yaml"),
+    m(
+        "space key misspelt",
+        "sweep --space {d}/s.yaml --dry-run",
+        "machineTyp",
+        "machineType",
+        files={"s.yaml": "dimensions:\n  machineTyp: [e2-standard-4]\n"},
+    ),
+    m(
+        "space dimension empty",
+        "sweep --space {d}/s.yaml --dry-run",
+        "s.yaml",
+        "podsPerNode",
+        files={"s.yaml": "dimensions:\n  podsPerNode: []\n"},
+    ),
+    m(
+        "replay of a file that is no results",
+        "sweep --space experiments/spaces/e2-cpu.yaml --replay {d}/r.json",
+        "r.json",
+        "search-results.schema.json",
+        files={"r.json": '{"schema": "nope"}'},
+    ),
+    m(
+        "replay at another objective",
+        "sweep --space experiments/spaces/e2-cpu.yaml --replay "
+        f"{ROOT}/tests/data/search/e2-cpu-results.json --p99-ms 100",
+        "--p99-ms 300",
+    ),
+    m(
+        "replay with dry run",
+        "sweep --space experiments/spaces/e2-cpu.yaml --replay "
+        f"{ROOT}/tests/data/search/e2-cpu-results.json --dry-run",
+        "--replay",
+        "--dry-run",
+    ),
+    m(
+        "search zero trials",
+        "sweep --space experiments/spaces/e2-cpu.yaml --max-trials 0",
+        "--max-trials",
+    ),
+    m("target zero", f"sweep {PRESET} --dry-run --target-rps 0", "--target-rps"),
+    m("spot contradicted", f"sweep {PRESET} --dry-run --spot --set spot=false", "--spot"),
     # promote
     m("promote report missing", "promote {d}/report.json", "report.json"),
     m(

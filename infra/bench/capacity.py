@@ -73,13 +73,16 @@ def find_capacity(
     tolerance: float = TOLERANCE,
     on_step: Callable[[dict[str, Any]], None] | None = None,
     judge_runs: Callable[[list[dict[str, Any]]], tuple[str, str]] | None = None,
+    stop_when: Callable[[float | None, float | None], str] | None = None,
 ) -> dict[str, Any]:
     """Run steps (run_step(rate) -> results document) and return the capacity block:
     objective, rate_per_s (the highest rate that passed with confidence, once the range
     closed; else null), range {low, high}, converged, rps there, the index of that step,
     every step with its verdict and pooled figures, and why the search stopped.
     `judge_runs` judges a rate's runs instead of the objective (benchmarks of the load
-    generator itself search on its send lag)."""
+    generator itself search on its send lag). `stop_when(low, high)` sees the range after
+    each step and stops the search when it returns a reason (a search over configurations
+    stops one that cannot win); the block then says `stopped_early`."""
     steps: list[dict[str, Any]] = []
     runs = 0
     passing: float | None = None  # highest rate that passed with confidence
@@ -88,6 +91,7 @@ def find_capacity(
     rate = start_rate
     stopped = f"reached the limit of {max_steps} steps before the range closed"
     converged = False
+    early = ""
     while runs < max_steps:
         documents: list[dict[str, Any]] = []
         while True:
@@ -121,11 +125,15 @@ def find_capacity(
         else:
             undecided = rate if undecided is None else min(undecided, rate)
         upper = min((r for r in (failing, undecided) if r is not None), default=None)
+        if passing is not None and upper is not None and (upper - passing) / passing <= tolerance:
+            converged = True
+            stopped = f"range closed within {tolerance:.0%}"
+            break
+        early = stop_when(passing, upper) if stop_when and runs < max_steps else ""
+        if early:
+            stopped = f"stopped early: {early}"
+            break
         if passing is not None and upper is not None:
-            if (upper - passing) / passing <= tolerance:
-                converged = True
-                stopped = f"range closed within {tolerance:.0%}"
-                break
             rate = round((passing + upper) / 2, 2)
         elif passing is not None:
             rate = round(rate * GROWTH, 2)
@@ -153,6 +161,7 @@ def find_capacity(
             "undecided_at": undecided,
         },
         "converged": converged,
+        "stopped_early": early or None,
         "rps": steps[best]["result"]["summary"]["rps"] if best is not None else None,
         "step": best,
         "runs": runs,

@@ -109,6 +109,22 @@ def _ready(pod: Any) -> bool:
     )
 
 
+def disruption(before: dict[str, tuple[str, int]], after: dict[str, tuple[str, int]]) -> str:
+    """Why the serving pods were not the same through a run (a spot node preempted, a pod
+    restarted or moved), or "" when they were: such a run did not measure the deployment."""
+    gone = sorted(set(before) - set(after))
+    if gone:
+        pod = gone[0]
+        return (
+            f"serving pod {pod} on node {before[pod][0]} went away during the run (a "
+            "preempted spot node, or a pod evicted)"
+        )
+    for pod, (node, restarts) in sorted(after.items()):
+        if pod in before and restarts > before[pod][1]:
+            return f"serving pod {pod} on node {node} restarted during the run"
+    return ""
+
+
 @dataclass
 class ClusterRunner:
     """One stack's cluster: where its serving pods run and its load generator may."""
@@ -140,6 +156,21 @@ class ClusterRunner:
             # A pod on its way out (a rollout's old pod) serves no new requests.
             and not pod.metadata.deletion_timestamp
         )
+
+    def serving_state(self) -> dict[str, tuple[str, int]]:
+        """pod -> (node, container restarts) of every running serving pod."""
+        selector = (
+            f"app.kubernetes.io/name={APP_NAME},app.kubernetes.io/instance={self.stack_label}"
+        )
+        pods = self.core.list_namespaced_pod(self.namespace, label_selector=selector).items
+        return {
+            pod.metadata.name: (
+                pod.spec.node_name or "",
+                sum(int(c.restart_count or 0) for c in pod.status.container_statuses or ()),
+            )
+            for pod in pods
+            if pod.status.phase == "Running" and not pod.metadata.deletion_timestamp
+        }
 
     def wait_for_serving(self, replicas: int, timeout_s: float) -> None:
         """Until exactly `replicas` serving pods run and are ready and none is terminating:
@@ -187,6 +218,7 @@ class ClusterRunner:
             progress=True,
         )
         deadline_s = run_deadline_s(spec)
+        before = self.serving_state()
         service = jobs.peers_service(name, self.namespace, self.stack_label)
         job = jobs.job(
             name=name,
@@ -206,6 +238,7 @@ class ClusterRunner:
             self._wait(name, processes, deadline_s + jobs.EXIT_MARGIN_S, cpu)
             logs = [self._log(pod) for pod in self._pods(name)]
             results = results_from_output(logs, "load-generator pod")
+            after = self.serving_state()  # the pods that served it, to compare with before
         except WorkerError as error:
             raise ClusterRunError(str(error)) from None
         finally:
@@ -213,7 +246,7 @@ class ClusterRunner:
         start = float(results[0]["start_epoch"]) + spec.warmup_s
         window = (start, start + spec.duration_s)
         pods = [pod for pod, _, _ in serving]
-        extra = {
+        extra: dict[str, Any] = {
             "pods_cpu": {
                 "source": "metrics API, samples inside the measured window",
                 "window": [round(window[0], 3), round(window[1], 3)],
@@ -221,6 +254,9 @@ class ClusterRunner:
             },
             "placement": placement(serving, self.one_pod_per_node),
         }
+        disrupted = disruption(before, after)
+        if disrupted:
+            extra["disrupted"] = disrupted
         return results, extra
 
     def _pods(self, name: str) -> list[Any]:

@@ -20,6 +20,7 @@ from typing import Any
 from infra.bench.results import RESULTS_SCHEMA
 
 LIMITED, UNBALANCED, CUT_SHORT = "load generator limited", "unbalanced", "cut short"
+STOPPED_EARLY = "stopped early: it could not win"  # a search's trial (sweep --space)
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,9 @@ def _flags(result: dict[str, Any]) -> tuple[str, ...]:
     balance = (result.get("server") or {}).get("balance") or {}
     if balance.get("unbalanced") or any(s["verdict"] == "unbalanced" for s in steps):
         flags.append(UNBALANCED)
-    if capacity is not None and not capacity.get("converged", capacity.get("rate_per_s")):
+    if capacity is not None and capacity.get("stopped_early"):
+        flags.append(STOPPED_EARLY)
+    elif capacity is not None and not capacity.get("converged", capacity.get("rate_per_s")):
         flags.append(CUT_SHORT)
     return tuple(flags)
 
@@ -142,7 +145,7 @@ class Ranking:
         return bool(self.tied)
 
 
-def _meets(r: Row, p99_ms: float | None, max_error_rate: float) -> bool:
+def meets(r: Row, p99_ms: float | None, max_error_rate: float) -> bool:
     if not r.ranked or r.error_rate > max_error_rate:
         return False
     if r.mode == "capacity":
@@ -154,7 +157,7 @@ def _meets(r: Row, p99_ms: float | None, max_error_rate: float) -> bool:
 def rank(rows: list[Row], p99_ms: float | None, max_error_rate: float) -> Ranking:
     """The most requests per dollar (its range's low end) among ranked runs meeting the
     objective; every other whose range reaches the winner's low end is tied with it."""
-    eligible = [r for r in rows if _meets(r, p99_ms, max_error_rate)]
+    eligible = [r for r in rows if meets(r, p99_ms, max_error_rate)]
     priced = [r for r in eligible if r.requests_per_usd_range[0] is not None]
     if not priced:
         return Ranking(max(eligible, key=lambda r: r.rps) if eligible else None)

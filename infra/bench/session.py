@@ -27,12 +27,22 @@ from infra.bench.results import result_document
 from infra.loadgen.spec import WorkerError, WorkerSpec
 from infra.naming import label_value
 
+# A run the serving pods changed during (a spot node preempted) is run again, this many
+# times at most in one capacity search, each once the pods serve again (a new spot node
+# takes minutes: GKE recreates it and the Deployment reschedules).
+MAX_DISRUPTIONS = 3
+RECOVERY_TIMEOUT_S = 900.0
+
 Say = Callable[[str], None]
 Execute = Callable[[WorkerSpec, int], tuple[list[dict[str, Any]], dict[str, Any] | None]]
 
 
 class BenchError(Exception):
     """A problem the user can fix, reported without a traceback."""
+
+
+class DisruptedError(BenchError):
+    """The serving pods changed during a run (a preempted spot node): it measured nothing."""
 
 
 @dataclass
@@ -129,6 +139,9 @@ def run_once(
             pods_cpu=(extra or {}).get("pods_cpu"),
             placement=(extra or {}).get("placement"),
         )
+        disrupted = (extra or {}).get("disrupted")
+        if disrupted:
+            raise DisruptedError(disrupted)
         runs.payload_bytes = int(document["settings"]["payload_bytes"])
         limited = document["summary"]["load_generator_limited"]
         if not limited or runs.fixed_processes or processes >= runs.max_processes:
@@ -156,14 +169,30 @@ def capacity_search(
     max_repeats: int = MAX_REPEATS,
     say: Say = print,
     after_step: Callable[[dict[str, Any]], None] | None = None,
+    stop_when: Callable[[float | None, float | None], str] | None = None,
 ) -> dict[str, Any]:
     """The capacity search from `spec.rate`: the chosen step's results document with the
     search (every step) under "capacity". `after_step` sees each run's document as soon
     as it is in (the sweep checks its budget there) and may raise to stop the search."""
     say(f"Capacity search, {objective.describe()}, from {spec.rate:g} requests/s:")
 
+    disruptions = 0
+
     def run_step(rate: float) -> dict[str, Any]:
-        document = run_once(runs, replace(spec, rate=rate), outputs, say)
+        nonlocal disruptions
+        while True:
+            try:
+                document = run_once(runs, replace(spec, rate=rate), outputs, say)
+                break
+            except DisruptedError as error:
+                disruptions += 1
+                if disruptions > MAX_DISRUPTIONS or runs.cluster is None:
+                    raise BenchError(
+                        f"the serving pods changed during {disruptions} runs, the last: "
+                        f"{error}. Measure on on-demand nodes (leave out --spot), or later"
+                    ) from None
+                say(f"  {rate:>9.2f}/s  not measured: {error}; measured again once it serves")
+                runs.cluster.wait_for_serving(int(outputs.get("replicas") or 1), RECOVERY_TIMEOUT_S)
         say(f"  {rate:>9.2f}/s  {summary_line(document['summary'])}")
         if after_step:
             after_step(document)
@@ -173,8 +202,9 @@ def capacity_search(
         say(f"  {step['rate_per_s']:>9.2f}/s  {step['verdict']:<9} {step['why']}")
 
     capacity = find_capacity(
-        run_step, objective, spec.rate, max_steps=max_steps, max_repeats=max_repeats, on_step=told
-    )
+        run_step, objective, spec.rate, max_steps=max_steps, max_repeats=max_repeats,
+        on_step=told, stop_when=stop_when,
+    )  # fmt: skip
     steps = capacity["steps"]
     chosen = steps[capacity["step"]] if capacity["step"] is not None else steps[-1]
     window = capacity["range"]

@@ -120,6 +120,11 @@ def _header(winner: Winner, measured: ExperimentDesign, design: ExperimentDesign
             f"Measured: {winner.capacity_rps:g} requests/s within p99 ≤ {winner.p99_ms:g} ms on "
             f"{winner.replicas} pods, about {winner.capacity_rps / winner.replicas:.1f} a pod."
         )
+    if winner.target_rps and winner.target_nodes:
+        lines.append(
+            f"Target: {winner.target_rps:g} requests/s needs {winner.target_nodes} node(s) "
+            "(from the low end of the measured capacity range): the fewest pods are theirs."
+        )
     scaling = design.autoscaling
     if scaling and design.cost_at_max:
         lines.append(

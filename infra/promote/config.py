@@ -3,7 +3,8 @@
 It carries what the experiment measured: the node shape, pods per node, TF Serving's
 threads and batching exactly as they ran (the resolved values, not "0: derived"), the
 image's TF Serving base, and the model, pinned to the release and digest the sweep
-measured when the report has them. It sets what production wants: no preset (every value
+measured when the report has them; with a target load, the replicas of the nodes that serve
+it. It sets what production wants: no preset (every value
 is in the file), autoscaling on from the measured replica count to twice that, metrics
 and warm starts on, no TTL, no load generator, on-demand nodes, zonal or regional.
 """
@@ -32,6 +33,9 @@ class Winner:
     p99_ms: float | None = None
     model_release_tag: str | None = None
     model_sha256: str | None = None
+    # With a target load (sweep --target-rps): it and the nodes that serve it.
+    target_rps: float | None = None
+    target_nodes: int | None = None
 
 
 def winner_from_report(report: dict[str, Any], shown: str) -> Winner:
@@ -51,16 +55,23 @@ def winner_from_report(report: dict[str, Any], shown: str) -> Winner:
             f"{shown} names {name!r} as its winner, but its experiments do not include it: "
             "the report was edited or cut short. Promote a preset by name instead."
         )
+    goal = report.get("goal") or {}
+    target = goal.get("target_rps")
+    ranked_by = (
+        f"the cheapest to serve {target:g} requests/s" if target else "the most requests per dollar"
+    )
     return Winner(
         experiment=name,
-        settings=dict(report.get("settings") or {}),
-        source=f"sweep report {shown}: the most requests per dollar at p99 ≤ "
-        f"{report['objective']['p99_ms']:g} ms",
+        # A search's configuration carries its own settings (it is not a preset).
+        settings={**(report.get("settings") or {}), **(entry.get("settings") or {})},
+        source=f"sweep report {shown}: {ranked_by} at p99 ≤ {report['objective']['p99_ms']:g} ms",
         replicas=entry.get("replicas"),
         capacity_rps=entry.get("capacity_rps"),
         p99_ms=report["objective"]["p99_ms"],
         model_release_tag=entry.get("model_release_tag"),
         model_sha256=entry.get("model_sha256"),
+        target_rps=target,
+        target_nodes=entry.get("nodes_for_target") if target else None,
     )
 
 
@@ -85,6 +96,8 @@ def production_settings(
     """The production stack's project settings (config keys without the project prefix)."""
     s, server = design.settings, design.server
     measured = winner.replicas or design.replicas
+    if winner.target_nodes:  # the pods of the nodes that serve the target load
+        measured = winner.target_nodes * s.pods_per_node
     low = min_replicas or max(measured, zones_per_region if regional else 1)
     high = max_replicas or max(low, MAX_REPLICAS_FACTOR * low)
     values: dict[str, Any] = {

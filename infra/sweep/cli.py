@@ -15,6 +15,7 @@ from typing import Any
 from infra.errors import ConfigError, InputError, ModelSourceError, did_you_mean
 from infra.inputs.values import (
     fraction,
+    input_file,
     non_negative,
     non_negative_int,
     output_dir,
@@ -26,20 +27,36 @@ from infra.inputs.values import (
 )
 from infra.loadgen.spec import ARRIVALS
 from infra.model.source import ModelRequest, resolve_model
-from infra.plan.run import PLACEHOLDER_GCP_PROJECT, config_string
+from infra.plan.run import PLACEHOLDER_GCP_PROJECT, StackPlan, config_string
+from infra.search.cli import (
+    SearchPlan,
+    check_options,
+    describe_space,
+    earlier_outcomes,
+    load_space,
+    run_space,
+    search_summary,
+    trials_allowed,
+)
+from infra.search.objective import Goal
+from infra.search.space import Candidate
+from infra.search.strategy import SAMPLERS, Search
 from infra.settings import PROJECT_DIR, coerce_setting, load_declarations, project_name
 from infra.stack_config import fetch_environment
 from infra.sweep.design import (
     DEFAULT_STACK,
     SEARCH_SIGNATURE,
     SweepDesign,
+    assemble,
     check_names,
     describe,
     design_sweep,
     dry_run_json,
+    plan_configuration,
     reference_experiments,
+    ttl_hours,
 )
-from infra.sweep.durations import DEFAULT_SEARCH, SearchSettings
+from infra.sweep.durations import DEFAULT_SEARCH, Durations, SearchSettings
 from infra.sweep.experiment import Planned
 from infra.sweep.manifest import SweepManifest, open_manifest
 from infra.sweep.quota import (
@@ -139,6 +156,23 @@ def add_parser(commands: Any) -> None:
     sweep.add_argument(
         "--gcp-project", type=project_id, help="GCP project (default: the stack's gcp:project)"
     )
+    sweep.add_argument(
+        "--target-rps",
+        type=positive,
+        help="rank by the cost per hour of serving this load in whole nodes, from each "
+        "capacity range's low end (default: by requests per dollar)",
+    )
+    sweep.add_argument(
+        "--spot",
+        action="store_true",
+        help="measure on Spot VMs (same hardware, a fraction of the price); a step on a "
+        "preempted node is measured again",
+    )
+    sweep.add_argument(
+        "--deploy-spot",
+        action="store_true",
+        help="rank at spot prices: you will deploy on Spot VMs (default: on-demand prices)",
+    )
     sweep.add_argument("--dry-run", action="store_true", help="plan offline and estimate only")
     sweep.add_argument(
         "--json", type=output_file, help="with --dry-run: also write the plan as JSON"
@@ -148,6 +182,44 @@ def add_parser(commands: Any) -> None:
         "--skip-quota-check",
         action="store_true",
         help="do not read the project's CPU and address quotas",
+    )
+    searching = sweep.add_argument_group(
+        "search", "measure what a search chooses from a space of configurations"
+    )
+    searching.add_argument(
+        "--space",
+        type=input_file,
+        help="a search space file (experiments/spaces/e2-cpu.yaml is one): settings, and "
+        "dimensions or presets",
+    )
+    searching.add_argument(
+        "--max-trials",
+        type=positive_int,
+        help="configurations to measure at most (default: a tenth of the space, unless "
+        "--max-usd bounds it)",
+    )
+    searching.add_argument(
+        "--sampler",
+        choices=SAMPLERS,
+        default="model",
+        help="model: a Bayesian model of capacity, Thompson sampling; tpe: Optuna's TPE; random",
+    )
+    searching.add_argument(
+        "--seed", type=non_negative_int, default=0, help="the sampler's seed (replays repeat)"
+    )
+    searching.add_argument(
+        "--replay",
+        type=input_file,
+        metavar="RESULTS",
+        help="run the search offline against results measured earlier (a sweep's report.json "
+        "or a table of infra/data/schemas/search-results.schema.json)",
+    )
+    searching.add_argument(
+        "--from",
+        dest="from_results",
+        type=input_file,
+        metavar="RESULTS",
+        help="start from an earlier sweep's results: counted as measured, and learnt from",
     )
     sweep.set_defaults(run=run_sweep)
 
@@ -200,21 +272,42 @@ def _gcp_project(args: argparse.Namespace) -> str:
     return args.gcp_project or next((os.environ[e] for e in PROJECT_ENVS if os.environ.get(e)), "")
 
 
+def _goal(args: argparse.Namespace) -> dict[str, Any]:
+    """What the report ranks by: this run's, whatever earlier runs ranked by (a new target
+    re-ranks what was measured, it measures nothing again)."""
+    return {"target_rps": args.target_rps, "deploy_spot": bool(args.deploy_spot)}
+
+
 def _manifest(
-    args: argparse.Namespace, search: SearchSettings, extra: dict[str, Any]
+    args: argparse.Namespace,
+    search: SearchSettings,
+    extra: dict[str, Any],
+    goal: dict[str, Any],
 ) -> SweepManifest:
     directory = args.dir or Path("sweeps") / args.stack
     compared = {key: getattr(search, key) for key in COMPARED}
-    return open_manifest(directory, args.stack, compared, extra)
+    manifest = open_manifest(directory, args.stack, compared, extra)
+    manifest.goal = goal
+    return manifest
 
 
 def run_sweep(args: argparse.Namespace) -> int:
     if args.all and args.experiments:
         raise ConfigError("sweep", "name experiments or pass --all, not both")
-    names = check_names(reference_experiments() if args.all else args.experiments)
+    check_options(args)
     search = _search(args)
     extra = _extra(args.set)
-    manifest = _manifest(args, search, extra)
+    if args.spot:
+        if extra.get("spot") is False:
+            raise ConfigError("--spot", "contradicts --set spot=false; keep one")
+        extra["spot"] = True
+    if args.space is not None:
+        status = run_space(args, search, extra)
+        if status is not None:
+            return status
+        return run_search(args, search, extra)
+    names = check_names(reference_experiments() if args.all else args.experiments)
+    manifest = _manifest(args, search, extra, _goal(args))
     pending = manifest.pending(names)
     if manifest.measured:
         done = len(names) - len(pending)
@@ -258,6 +351,11 @@ def run_sweep(args: argparse.Namespace) -> int:
         exists=gcp_exists(print),
         keep=args.keep,
     ).run()
+    return _finish(manifest, status)
+
+
+def _finish(manifest: SweepManifest, status: int) -> int:
+    """The report, printed last (it ends with what is still up, if anything)."""
     try:
         report, path = write_report(manifest)
     except OSError as error:
@@ -379,8 +477,14 @@ def _config_values(design: SweepDesign) -> ConfigValues:
     return values
 
 
-def cluster_measure(design: SweepDesign, say: Callable[[str], None] = print) -> Measure:
-    """Each experiment's capacity, searched from inside its cluster once its pods settled."""
+def cluster_measure(
+    design: SweepDesign,
+    say: Callable[[str], None] = print,
+    stop_when: Callable[[str, float | None, float | None], str] | None = None,
+) -> Measure:
+    """Each experiment's capacity, searched from inside its cluster once its pods settled;
+    `stop_when(experiment, low, high)` may stop a search early (a search over a space
+    stops a configuration that cannot win)."""
     # The load generator's side (the kubernetes client) only for a real run: every other
     # command imports this module.
     from infra.bench.capacity import Objective  # noqa: PLC0415
@@ -426,8 +530,94 @@ def cluster_measure(design: SweepDesign, say: Callable[[str], None] = print) -> 
                 runs, spec, outputs, objective, max_steps=search.max_steps,
                 max_repeats=search.max_repeats, say=say,
                 after_step=after_step,
+                stop_when=(
+                    (lambda low, high: stop_when(experiment.name, low, high))
+                    if stop_when else None
+                ),
             )  # fmt: skip
         except (BenchError, ClusterRunError) as error:
             raise MeasureError(str(error)) from None
 
     return measure
+
+
+def run_search(args: argparse.Namespace, search: SearchSettings, extra: dict[str, Any]) -> int:
+    """`sweep --space FILE` for real: the trials a search chooses, on one sweep stack."""
+    from infra.search.run import SearchSteps, candidate_settings, resumed  # noqa: PLC0415
+
+    if args.p99_ms is None or args.max_usd is None:
+        raise ConfigError(
+            "sweep", "a real search needs --p99-ms (the objective) and --max-usd (the budget)"
+        )
+    space = load_space(args, extra)
+    goal = Goal(args.target_rps)
+    trials = trials_allowed(args, space)
+    manifest = _manifest(args, search, extra, _goal(args))
+    searcher = Search(space, goal, seed=args.seed, sampler=args.sampler, max_trials=trials)
+    searcher.seed_with(earlier_outcomes(args, space))
+    done = resumed(searcher, manifest.results(), space)
+    if done:
+        print(f"{manifest.path}: {len(done)} configurations of the space already measured.")
+    first = searcher.next() if len(done) < trials else None
+    if first is None:
+        print("The search has measured what it may; the report:")
+        report, _ = write_report(manifest)
+        print(markdown(report), end="")
+        return 0
+    d = Durations.from_data()
+    ttl = ttl_hours(search, d)
+    gcp_project = _gcp_project(args)
+
+    def plan(candidate: Candidate) -> StackPlan:
+        settings = candidate_settings(space, candidate, args.stack, ttl)
+        return plan_configuration(args.stack, candidate.name, settings, gcp_project, search)
+
+    def assembled(candidates: list[Candidate]) -> SweepDesign:
+        return assemble(
+            [plan(c) for c in candidates], search, stack=args.stack, extra=space.settings,
+            durations=d, names=[c.name for c in candidates],
+        )  # fmt: skip
+
+    design = assembled([first])
+    # The quota it needs at most: the two largest node pools, one replacing the other.
+    largest = sorted(space.candidates, key=lambda c: -c.vcpus * c.price.nodes)[:2]
+    design = replace(design, need=assembled(largest[::-1]).need)
+    print(
+        describe_space(SearchPlan(space, goal, trials, search, d, args.max_usd, args.sampler)),
+        end="",
+    )
+    _ready_to_run(args, design, manifest)
+    resolved, pins = resolve_models(design)
+    manifest.pin_models(resolved)
+    design = replace(design, model_pins=pins)
+    try:
+        manifest.save()
+    except OSError as error:
+        raise InputError(
+            f"the sweep folder {manifest.directory} cannot be written ({error.strerror or error}"
+            "): free the space, fix its permissions or pick another with --dir; nothing was "
+            "created"
+        ) from None
+    chooser = SearchSteps(
+        search=searcher,
+        space=space,
+        design=design,
+        plan=lambda c: assembled([c]).steps[0].experiment,
+        max_trials=trials,
+        max_usd=args.max_usd,
+        trials=len(done),
+    )
+    run = SweepRun(
+        design=design,
+        manifest=manifest,
+        stack=_automation_stack(args.stack),
+        config_values=_config_values(design),
+        measure=cluster_measure(design, stop_when=chooser.stop_reason),
+        max_usd=args.max_usd,
+        exists=gcp_exists(print),
+        keep=args.keep,
+        chooser=chooser,
+    )
+    status = run.run()
+    print(f"Search: {run.stopped or chooser.stopped}. {search_summary(searcher)}")
+    return _finish(manifest, status)

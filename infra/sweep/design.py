@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from infra.bench.pool import POOL_NAME
@@ -50,6 +50,9 @@ class SweepDesign:
     # experiment -> the model sha256 every `up` must serve (a real run resolves and pins
     # each source before anything is created; empty in a dry run)
     model_pins: Mapping[str, str] = field(default_factory=dict)
+    # Measured on spot VMs: the same sweep and separate stacks on on-demand nodes.
+    on_demand: Estimate | None = None
+    on_demand_separate: Estimate | None = None
 
     @property
     def experiments(self) -> list[Planned]:
@@ -151,6 +154,10 @@ def planned(plan: StackPlan) -> Planned:
     catalogue = design.cost.catalogue
     serving = NodeGroup(design.shape, design.nodes_total, s.disk_type, s.disk_size_gb, s.spot)
     nodes_usd = sum(line.usd_per_hour for line in node_group_lines(serving, s.region, catalogue))
+    on_demand = replace(serving, spot=False)
+    on_demand_usd = sum(
+        line.usd_per_hour for line in node_group_lines(on_demand, s.region, catalogue)
+    )
     generator = design.load_generator
     generator_usd = 0.0
     if generator is not None:
@@ -189,6 +196,7 @@ def planned(plan: StackPlan) -> Planned:
         serving_pool_urn=pool_urn,
         load_generator_machine_type=generator.shape.machine_type if generator else "",
         external_addresses=1 if s.exposure == "external" else 0,
+        on_demand_nodes_usd_per_hour=on_demand_usd,
     )
 
 
@@ -210,21 +218,51 @@ def design_sweep(
             owned[0], "is set by the sweep for each experiment; leave it out of --set"
         )
     ttl = ttl_hours(search, d)
-    plans: list[StackPlan] = []
-    for name in check_names(names):
-        overrides = sweep_settings(stack, name, ttl, extra)
-        if gcp_project:
-            overrides["gcp:project"] = gcp_project
-        try:
-            plans.append(plan_stack(stack, overrides))
-        except (ConfigError, ModelSourceError) as error:
-            raise ConfigError(f"experiment {name}", str(error)) from None
-    for plan in plans:
-        _check_requests(plan, search)
-    ordered = sweep_order([planned(plan) for plan in plans])
+    plans = [
+        plan_configuration(
+            stack, name, sweep_settings(stack, name, ttl, extra), gcp_project, search
+        )
+        for name in check_names(names)
+    ]
+    return assemble(plans, search, stack=stack, extra=extra, durations=d)
+
+
+def plan_configuration(
+    stack: str, name: str, overrides: Mapping[str, Any], gcp_project: str, search: SearchSettings
+) -> StackPlan:
+    """One experiment (or a search's configuration) planned offline as the sweep's stack."""
+    given = dict(overrides)
+    if gcp_project:
+        given["gcp:project"] = gcp_project
+    try:
+        plan = plan_stack(stack, given)
+    except (ConfigError, ModelSourceError) as error:
+        raise ConfigError(f"experiment {name}", str(error)) from None
+    _check_requests(plan, search)
+    return plan
+
+
+def assemble(
+    plans: Sequence[StackPlan],
+    search: SearchSettings,
+    *,
+    stack: str,
+    extra: Mapping[str, Any],
+    durations: Durations,
+    names: Sequence[str] = (),
+) -> SweepDesign:
+    """The design of a sweep of these plans: ordered cheapest first (unless `names` are
+    given: then in this order, each plan named so), the steps, estimates and quota."""
+    d = durations
+    experiments = [planned(plan) for plan in plans]
+    if names:
+        ordered = [replace(e, name=n) for e, n in zip(experiments, names, strict=True)]
+    else:
+        ordered = sweep_order(experiments)
     steps = plan_steps(ordered, d)
     warnings = tuple(dict.fromkeys(w for plan in plans for w in plan.warnings))
     first = plans[0].settings
+    sweep_on_demand, separate_on_demand = on_demand_estimates(steps, search, d)
     return SweepDesign(
         stack=stack,
         steps=tuple(steps),
@@ -233,11 +271,42 @@ def design_sweep(
         need=needs(steps, d),
         search=search,
         durations=d,
-        ttl_hours=ttl,
-        extra=extra,
+        ttl_hours=ttl_hours(search, d),
+        extra=dict(extra),
         gcp_project=first.gcp_project,
         region=first.region,
         warnings=warnings,
+        on_demand=sweep_on_demand,
+        on_demand_separate=separate_on_demand,
+    )
+
+
+def on_demand(experiment: Planned) -> Planned:
+    """The experiment on on-demand nodes (the same hardware, the list price)."""
+    if not experiment.spot or experiment.on_demand_nodes_usd_per_hour is None:
+        return experiment
+    return replace(
+        experiment, spot=False, nodes_usd_per_hour=experiment.on_demand_nodes_usd_per_hour
+    )
+
+
+def on_demand_estimates(
+    steps: Sequence[Step], search: SearchSettings, d: Durations
+) -> tuple[Estimate | None, Estimate | None]:
+    """(the sweep, separate stacks) at on-demand prices, when any experiment is on spot."""
+    if not any(step.experiment.spot for step in steps):
+        return None, None
+    repriced = [
+        replace(
+            step,
+            experiment=on_demand(step.experiment),
+            previous=on_demand(step.previous) if step.previous else None,
+        )
+        for step in steps
+    ]
+    return (
+        sweep_estimate(repriced, search, d),
+        separate_estimate([step.experiment for step in repriced], search, d),
     )
 
 
@@ -306,6 +375,16 @@ def dry_run_json(design: SweepDesign, max_usd: float | None) -> dict[str, Any]:
             "hours": round(design.estimate.hours / design.separate.hours, 3),
             "usd": round(design.estimate.usd / design.separate.usd, 3),
         },
+        "on_demand": None
+        if design.on_demand is None or design.on_demand_separate is None
+        else {
+            # Measured on spot VMs: what the same would cost on on-demand nodes.
+            "sweep_usd": round(design.on_demand.usd, 2),
+            "separate_stacks_usd": round(design.on_demand_separate.usd, 2),
+            "spot_sweep_fraction_of_separate_on_demand": round(
+                design.estimate.usd / design.on_demand_separate.usd, 3
+            ),
+        },
         "quota": {"region": design.region, **design.need.to_json()},
         "budget": {
             "max_usd": max_usd,
@@ -365,6 +444,20 @@ def _counts(step: Step) -> str:
     return " / ".join(str(len(step.types(a))) for a in ("create", "replace", "update"))
 
 
+def _spot_lines(design: SweepDesign) -> list[str]:
+    """Measured on spot VMs: both prices, and what spot saves against separate on-demand
+    stacks (how the experiments would otherwise be run)."""
+    if design.on_demand is None or design.on_demand_separate is None:
+        return []
+    sweep, separate = design.estimate, design.on_demand_separate
+    return [
+        f"  on spot VMs; on on-demand nodes the sweep would cost {design.on_demand.usd:.2f} "
+        f"USD and separate stacks {separate.usd:.2f} USD: this sweep is "
+        f"{sweep.usd / separate.usd:.0%} of separate on-demand stacks. Spot prices move "
+        "(the catalogue's spot fraction); a preempted node's step is measured again.",
+    ]
+
+
 def describe(design: SweepDesign, max_usd: float | None) -> str:
     """The dry run for a terminal."""
     s = design.search
@@ -414,6 +507,7 @@ def describe(design: SweepDesign, max_usd: float | None) -> str:
         + " Capacity searches are counted at their most steps and "
         f"{_plural(design.durations.load_generator_nodes_assumed, 'load-generator node')}; "
         "the running total counts what really runs.",
+        *_spot_lines(design),
         "",
         f"Quota needed at once in {design.region}, per metric (checked against the project's "
         "quotas before a real run):",

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from infra.machine import Resources
+from infra.search.objective import Price
 
 
 @dataclass(frozen=True)
@@ -33,10 +34,20 @@ class Planned:
     serving_pool_urn: str
     load_generator_machine_type: str = ""
     external_addresses: int = 0  # an external load balancer's address (exposure external)
+    # The serving nodes at on-demand prices (what a spot-measured experiment deploys at).
+    on_demand_nodes_usd_per_hour: float | None = None
 
     @property
     def usd_per_hour(self) -> float:
         return self.fixed_usd_per_hour + self.nodes_usd_per_hour
+
+    def price(self, deploy_spot: bool = False) -> Price:
+        """Its price per hour as it will be deployed: on demand unless `deploy_spot` (a
+        spot-measured experiment is still deployed on demand by default)."""
+        nodes_usd = self.nodes_usd_per_hour
+        if self.spot and not deploy_spot and self.on_demand_nodes_usd_per_hour is not None:
+            nodes_usd = self.on_demand_nodes_usd_per_hour
+        return Price(self.fixed_usd_per_hour, nodes_usd / self.nodes, self.nodes)
 
     @property
     def serving_vcpus(self) -> int:

@@ -5,8 +5,13 @@
   duration_s}, settings (the --set values), models {modelSource: {release_tag, sha256}}
   (what each source resolved to when the sweep first ran: every run serves exactly that),
   order (experiments in sweep order),
+  goal {target_rps, deploy_spot} (what the report ranks by: the last run's; a new target
+  re-ranks without measuring again),
   measured {experiment: {file, measured_at, capacity_rate_per_s, capacity_rps,
-  usd_per_hour}}, failed {experiment: message}, spent_usd (all runs together),
+  usd_per_hour (as measured), nodes, spot, fixed_usd_per_hour, node_usd_per_hour and
+  on_demand_node_usd_per_hour (one node and its disk), settings (a search's
+  configuration: its settings)}}, failed {experiment: message},
+  spent_usd (all runs together),
   runs [{started_at, ended_at, experiments, stopped, spent_usd}],
   phases [{experiment, what, estimated_minutes, actual_minutes}]
 <dir>/results/<experiment>.json: the capacity search's results (tfserving-gke/bench/v1).
@@ -27,6 +32,7 @@ from typing import Any
 
 from infra.errors import ConfigError, InputError
 from infra.inputs.files import json_object
+from infra.sweep.experiment import Planned
 
 SCHEMA = "tfserving-gke/sweep/v1"
 MANIFEST = "sweep.json"
@@ -50,6 +56,7 @@ class SweepManifest:
     spent_usd: float = 0.0
     runs: list[dict[str, Any]] = field(default_factory=list)
     phases: list[dict[str, Any]] = field(default_factory=list)
+    goal: dict[str, Any] = field(default_factory=dict)
 
     @property
     def path(self) -> Path:
@@ -69,6 +76,7 @@ class SweepManifest:
             "settings": self.settings,
             "models": self.models,
             "order": self.order,
+            "goal": self.goal,
             "measured": self.measured,
             "failed": self.failed,
             "spent_usd": round(self.spent_usd, 4),
@@ -82,7 +90,15 @@ class SweepManifest:
         temporary.write_text(json.dumps(self.to_json(), indent=2) + "\n", encoding="utf-8")
         os.replace(temporary, self.path)
 
-    def record_result(self, experiment: str, result: dict[str, Any], usd_per_hour: float) -> None:
+    def record_result(
+        self,
+        experiment: str,
+        result: dict[str, Any],
+        planned: Planned,
+        settings: dict[str, Any] | None = None,
+    ) -> None:
+        """Its results file and what the report needs of it; `settings`: the settings of a
+        search's configuration (not a preset), for `promote` to carry."""
         path = self.result_path(experiment)
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_suffix(".json.tmp")
@@ -94,8 +110,19 @@ class SweepManifest:
             "measured_at": now_text(),
             "capacity_rate_per_s": capacity.get("rate_per_s"),
             "capacity_rps": capacity.get("rps"),
-            "usd_per_hour": round(usd_per_hour, 4),
+            "usd_per_hour": round(planned.usd_per_hour, 4),
+            "nodes": planned.nodes,
+            "spot": planned.spot,
+            "fixed_usd_per_hour": round(planned.fixed_usd_per_hour, 6),
+            "node_usd_per_hour": round(planned.nodes_usd_per_hour / planned.nodes, 6),
+            "on_demand_node_usd_per_hour": round(
+                (planned.on_demand_nodes_usd_per_hour or planned.nodes_usd_per_hour)
+                / planned.nodes,
+                6,
+            ),
         }
+        if settings is not None:
+            self.measured[experiment]["settings"] = settings
         self.failed.pop(experiment, None)
         self.save()
 
@@ -145,7 +172,7 @@ def open_manifest(
         raise ConfigError("--dir", f"{path} is not a sweep manifest ({SCHEMA}). {fix}")
     shapes = {"stack": str, "search": dict, "settings": dict}
     lists = ("order", "runs", "phases")
-    maps = ("models", "measured", "failed")
+    maps = ("models", "measured", "failed", "goal")
     wrong = [key for key, kind in shapes.items() if not isinstance(data.get(key), kind)]
     wrong += [key for key in lists if not isinstance(data.get(key) or [], list)]
     wrong += [key for key in maps if not isinstance(data.get(key) or {}, dict)]
@@ -180,4 +207,5 @@ def open_manifest(
         spent_usd=float(data.get("spent_usd") or 0.0),
         runs=list(data.get("runs") or []),
         phases=list(data.get("phases") or []),
+        goal=dict(data.get("goal") or {}),
     )

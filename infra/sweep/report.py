@@ -3,6 +3,12 @@ there, CPU per serving pod, price and requests per dollar with their range; the 
 or the experiments tied with it (their ranges overlap); and whether the reference
 system's conclusion holds for this model, decided from the ranges. Markdown, a PNG chart
 and the raw JSON, written beside the sweep's manifest. Pure apart from writing the files.
+
+Prices are those the user will deploy at: on demand, even when the sweep measured on spot
+VMs (`sweep --spot`), unless it was told otherwise (`--deploy-spot`). With a target load
+(`sweep --target-rps`), experiments rank by the cost per hour of serving it, in whole
+nodes from the low end of their per-node capacity range, cluster fee and load balancer
+included; two whose ranges of that cost overlap are tied.
 """
 
 from __future__ import annotations
@@ -11,7 +17,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from infra.bench.report import Ranking, Row, chart, named_rows, rank
+from infra.bench.report import Ranking, Row, chart, meets, named_rows, rank
+from infra.search.objective import Goal, Price
 from infra.sweep.manifest import SweepManifest
 
 # The reference system (ml-deployment-k8s-tfserving) found 2 nodes of 8 vCPU / 16 GB with
@@ -26,6 +33,68 @@ def _pod_cpu_cores(result: dict[str, Any]) -> float | None:
     pods = ((result.get("server") or {}).get("pods_cpu") or {}).get("serving_pods") or {}
     means = [figures["mean_m"] for figures in pods.values() if figures.get("mean_m") is not None]
     return round(sum(means) / len(means) / 1000, 2) if means else None
+
+
+def deploy_price(
+    measured: dict[str, Any], result: dict[str, Any], deploy_spot: bool
+) -> Price | None:
+    """An experiment's price per hour as the user will deploy it, from what the manifest
+    recorded of it (a manifest older than the split: all of it counted per node)."""
+    experiment = result.get("experiment") or {}
+    nodes = measured.get("nodes") or experiment.get("nodeCount")
+    if not nodes:
+        return None
+    if "fixed_usd_per_hour" in measured:
+        node = float(measured["node_usd_per_hour"])
+        if measured.get("spot") and not deploy_spot:
+            node = float(measured.get("on_demand_node_usd_per_hour") or node)
+        return Price(float(measured["fixed_usd_per_hour"]), node, int(nodes))
+    usd = measured.get("usd_per_hour") or experiment.get("costUsdPerHour")
+    return Price(0.0, float(usd) / int(nodes), int(nodes)) if usd else None
+
+
+def _at_price(result: dict[str, Any], price: Price | None) -> dict[str, Any]:
+    """The results document priced at `price` (what requests per dollar divide by)."""
+    if price is None:
+        return result
+    experiment = dict(result.get("experiment") or {})
+    experiment["costUsdPerHour"] = round(price.usd_per_hour, 4)
+    return {**result, "experiment": experiment}
+
+
+def _target_figures(goal: Goal, price: Price | None, r: Row) -> dict[str, Any]:
+    """With a target: nodes that serve it and its cost per hour, over the capacity range."""
+    low, high = r.capacity_range
+    if goal.target_rps is None or price is None or not low:
+        return {
+            "nodes_for_target": None,
+            "target_usd_per_hour": None,
+            "target_usd_per_hour_range": [None, None],
+        }
+    best, sure = goal.score_range(price, low, high)
+    return {
+        "nodes_for_target": goal.nodes_needed(price, low),
+        "target_usd_per_hour": round(sure, 4),
+        # From the range's high end (the cheapest it may turn out) to its low end.
+        "target_usd_per_hour_range": [None if high is None else round(best, 4), round(sure, 4)],
+    }
+
+
+def rank_at_target(
+    scored: dict[str, tuple[float, float | None]],
+) -> tuple[str | None, list[str]]:
+    """The cheapest at the target (its sure cost, from the range's low end), and every
+    other whose best case (the range's high end) is no dearer: they cannot be told apart."""
+    if not scored:
+        return None, []
+    winner = min(scored, key=lambda name: (scored[name][0], name))
+    floor = scored[winner][0]
+    tied = [
+        name
+        for name, (_, best) in scored.items()
+        if name != winner and (best is None or best <= floor)
+    ]
+    return winner, tied
 
 
 def _entry(name: str, result: dict[str, Any], r: Row) -> dict[str, Any]:
@@ -92,18 +161,55 @@ def _cell(value: Any, digits: int = 1) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
+def _priced(manifest: SweepManifest) -> dict[str, dict[str, Any]]:
+    """Every result, priced as the user will deploy it."""
+    deploy_spot = bool(manifest.goal.get("deploy_spot"))
+    return {
+        name: _at_price(result, deploy_price(manifest.measured[name], result, deploy_spot))
+        for name, result in manifest.results().items()
+    }
+
+
 def build_report(manifest: SweepManifest) -> dict[str, Any]:
     """The report's figures, from every result the sweep directory holds."""
-    results = manifest.results()
+    measured = manifest.results()
+    results = _priced(manifest)
     search = manifest.search
+    goal = Goal(manifest.goal.get("target_rps"))
+    deploy_spot = bool(manifest.goal.get("deploy_spot"))
+    prices = {
+        name: deploy_price(manifest.measured[name], measured[name], deploy_spot) for name in results
+    }
     rows = dict(zip(results, named_rows(list(results.items())), strict=True))
+    entries = []
+    for name, r in rows.items():
+        entry = _entry(name, results[name], r)
+        record = manifest.measured[name]
+        entry["measured_on_spot"] = bool(record.get("spot"))
+        entry["measured_usd_per_hour"] = record.get("usd_per_hour")
+        if record.get("settings"):
+            entry["settings"] = record["settings"]
+        entry |= _target_figures(goal, prices[name], r)
+        entries.append(entry)
     ranking = rank(list(rows.values()), search["p99_ms"], search["max_error_rate"])
     winner = next((name for name, r in rows.items() if r is ranking.winner), None)
     tied = [name for name, r in rows.items() if any(r is t for t in ranking.tied)]
-    entries = [_entry(name, results[name], r) for name, r in rows.items()]
+    # The reference system compared requests per dollar: its verdict is decided on those.
+    verdict = reference_verdict(entries, winner, tied)
+    if goal.target_rps is not None:
+        by_name = {e["experiment"]: e for e in entries}
+        scored = {
+            name: (
+                by_name[name]["target_usd_per_hour"],
+                by_name[name]["target_usd_per_hour_range"][0],
+            )
+            for name, r in rows.items()
+            if meets(r, search["p99_ms"], search["max_error_rate"])
+            and by_name[name]["target_usd_per_hour"] is not None
+        }
+        winner, tied = rank_at_target(scored)
     last_run: dict[str, Any] = manifest.runs[-1] if manifest.runs else {}
     finished = not manifest.failed and all(name in results for name in manifest.order)
-    verdict = reference_verdict(entries, winner, tied)
     if not finished and not verdict.startswith("not tested"):
         verdict = "undecided: the sweep did not measure every experiment"
     return {
@@ -111,6 +217,7 @@ def build_report(manifest: SweepManifest) -> dict[str, Any]:
         "stack": manifest.stack,
         "objective": {"p99_ms": search["p99_ms"], "max_error_rate": search["max_error_rate"]},
         "protocol": search["protocol"],
+        "goal": {"target_rps": goal.target_rps, "unit": goal.unit, "deploy_spot": deploy_spot},
         # The --set values every experiment ran with (a model of the user's, say).
         "settings": manifest.settings,
         "experiments": entries,
@@ -133,34 +240,75 @@ def build_report(manifest: SweepManifest) -> dict[str, Any]:
     }
 
 
+def _target_cell(entry: dict[str, Any]) -> str:
+    """Its cost at the target over its capacity range, cheapest first (no upper end of
+    capacity yet: it could cost less)."""
+    cheap, dear = entry.get("target_usd_per_hour_range") or (None, None)
+    if dear is None:
+        return "-"
+    if cheap is None:
+        return f"at most {dear:,.2f}"
+    return f"{dear:,.2f}" if cheap == dear else f"{cheap:,.2f} to {dear:,.2f}"
+
+
 def markdown(report: dict[str, Any]) -> str:
     objective = report["objective"]
+    goal = report.get("goal") or {}
+    target = goal.get("target_rps")
+    spot = any(e.get("measured_on_spot") for e in report["experiments"])
+    price_note = "spot" if goal.get("deploy_spot") else "on-demand"
     lines = [
         f"## Sweep {report['stack']}: capacity at p99 ≤ {objective['p99_ms']:g} ms, errors ≤ "
         f"{objective['max_error_rate']:.2%} ({report['protocol']})",
         "",
-        "| experiment | nodes | capacity (req/s) | range (req/s) | p50 ms | p99 ms "
-        "| CPU per pod (cores) | USD/hour | requests per USD (range) |",
-        "|---|---|---|---|---|---|---|---|---|",
     ]
-    ranked = sorted(
-        report["experiments"],
-        key=lambda e: (bool(e["not_ranked"]), -((e["requests_per_usd_range"] or [0])[0] or 0)),
+    if target:
+        lines += [
+            f"Ranked by the cost per hour of serving {target:g} requests/s: whole nodes from "
+            "the low end of each capacity range, the cluster fee and load balancer included, "
+            f"at {price_note} prices.",
+            "",
+        ]
+    if spot:
+        lines += [
+            "Measured on spot VMs (the USD/hour measured column); priced and ranked at "
+            f"{price_note} prices.",
+            "",
+        ]
+    header = (
+        "| experiment | nodes | capacity (req/s) | range (req/s) | p50 ms | p99 ms "
+        "| CPU per pod (cores) | USD/hour | requests per USD (range) |"
     )
-    for e in ranked:
+    if spot:
+        header += " USD/hour measured |"
+    if target:
+        header += f" nodes for {target:g} req/s | USD/hour at the target (range) |"
+    lines += [header, "|" + "---|" * header.count(" |")]
+
+    def order(e: dict[str, Any]) -> tuple[bool, float]:
+        if target:
+            return (bool(e["not_ranked"]), e.get("target_usd_per_hour") or float("inf"))
+        return (bool(e["not_ranked"]), -((e["requests_per_usd_range"] or [0])[0] or 0))
+
+    for e in sorted(report["experiments"], key=order):
         mark = " **winner**" if e["experiment"] == report["winner"] else ""
         mark += " **tie**" if e["experiment"] in report["tied_with_winner"] else ""
         if e["not_ranked"]:
             mark += f" (not ranked: {', '.join(e['not_ranked'])})"
         low, high = e["capacity_range"]
         per_low, per_high = e["requests_per_usd_range"]
-        lines.append(
+        line = (
             f"| {e['experiment']}{mark} | {_cell(e['nodes'])} x {_cell(e['machine_type'])} "
             f"| {_cell(e['capacity_rate_per_s'])} | {_cell(low)} to {_cell(high)} "
             f"| {_cell(e['p50_ms'])} | {_cell(e['p99_ms'])} "
             f"| {_cell(e['cpu_per_pod_cores'], 2)} | {_cell(e['usd_per_hour'], 4)} "
             f"| {_cell(per_low, 0)} to {_cell(per_high, 0)} |"
         )
+        if spot:
+            line += f" {_cell(e.get('measured_usd_per_hour'), 4)} |"
+        if target:
+            line += f" {_cell(e.get('nodes_for_target'))} | {_target_cell(e)} |"
+        lines.append(line)
     lines.append("")
     unfinished = not report.get("finished", True)
     if unfinished:
@@ -179,10 +327,18 @@ def markdown(report: dict[str, Any]) -> str:
     if not report["experiments"]:
         lines.append("Nothing measured yet.")
     elif report["winner"] and report["tied_with_winner"]:
+        what = "costs at the target" if target else "requests-per-dollar ranges"
         lines.append(
             f"No single winner: **{report['winner']}** ties with "
-            f"{', '.join(report['tied_with_winner'])} (their requests-per-dollar ranges "
-            "overlap)."
+            f"{', '.join(report['tied_with_winner'])} (their {what} overlap)."
+        )
+    elif report["winner"] and target:
+        winner = next(e for e in report["experiments"] if e["experiment"] == report["winner"])
+        lines.append(
+            f"{best}: **{report['winner']}**: {winner['nodes_for_target']} x "
+            f"{winner['machine_type']} serve {target:g} requests/s for "
+            f"{_cell(winner['target_usd_per_hour'], 2)} USD/hour at {price_note} prices "
+            "(`promote` carries the node count)."
         )
     elif report["winner"]:
         winner = next(e for e in report["experiments"] if e["experiment"] == report["winner"])

@@ -19,15 +19,15 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any, Protocol
 
 from infra.sweep.changes import Step
-from infra.sweep.design import SweepDesign
-from infra.sweep.estimate import CAPACITY_SEARCH, destroy_phase
+from infra.sweep.design import SWEEP_SETTINGS, SweepDesign
+from infra.sweep.estimate import CAPACITY_SEARCH, Phase, destroy_phase
 from infra.sweep.experiment import Planned
 from infra.sweep.manifest import SweepManifest, now_text
 from infra.teardown.run import Exists, Teardown, recovery_commands
@@ -62,6 +62,19 @@ Measure = Callable[
 ]
 # settings -> (plain config, path config) for set_all_config, the second with path=True
 ConfigValues = Callable[[dict[str, Any]], tuple[Any, Any]]
+
+
+class Chooser(Protocol):
+    """Where the steps come from when they are not known before the sweep starts (a search:
+    infra/search/run.py): each is chosen from what the ones before it measured."""
+
+    def steps(self, spent: Callable[[], float]) -> Iterable[Step]: ...
+
+    def phases(self, step: Step) -> list[Phase]: ...
+
+    def config(self, experiment: str) -> dict[str, Any]: ...
+
+    def measured(self, step: Step, result: dict[str, Any] | None) -> None: ...
 
 
 class OverBudgetError(Exception):
@@ -179,12 +192,14 @@ class SweepRun:
     max_usd: float
     exists: Exists  # does a cut-off create's resource exist in GCP (teardown)
     keep: bool = False
+    chooser: Chooser | None = None  # None: the design's steps, in order
     say: Say = print
     clock: Callable[[], float] = time.monotonic
     interrupts: Interrupts = field(default_factory=Interrupts)
     stopped: str = ""
     still_up: list[str] = field(default_factory=list)
     started_at: str = field(default_factory=now_text)
+    ran: list[Step] = field(default_factory=list)
 
     def run(self) -> int:
         """Run every step, then tear down (unless --keep). Exit status: 0 all measured; 1
@@ -222,17 +237,39 @@ class SweepRun:
             return 1
         return 0
 
+    def _upcoming(self, meter: Meter) -> Iterable[Step]:
+        if self.chooser is None:
+            return self.design.steps
+        return self.chooser.steps(lambda: meter.spent)
+
+    def _destroy_usd(self, step: Step) -> float:
+        last = step if self.chooser is not None else self.design.steps[-1]
+        return destroy_phase(last.experiment, self.design.durations).usd
+
+    def _phases(self, step: Step) -> list[Phase]:
+        if self.chooser is not None:
+            return self.chooser.phases(step)
+        return self.design.estimate.of(step.experiment.name)
+
+    @property
+    def _billing_usd_per_hour(self) -> float:
+        """What the stack bills while it stands: the last experiment `up` reached."""
+        last = self.ran[-1] if self.ran else self.design.steps[-1]
+        return last.experiment.usd_per_hour
+
     def _steps(self, meter: Meter) -> None:
         start_rates: dict[tuple[str, bool, str, int], float] = {}
-        destroy_usd = destroy_phase(self.design.steps[-1].experiment, self.design.durations).usd
-        for step in self.design.steps:
+        for step in self._upcoming(meter):
             if self.interrupts.received:
                 raise KeyboardInterrupt
+            destroy_usd = self._destroy_usd(step)
             self._check_budget(meter, step, destroy_usd)
             outputs = self._up(step, meter)
             experiment = step.experiment
             rate = start_rates.get(experiment.pool_shape, self.design.search.start_rate)
             result = self._measure(step, outputs, rate, meter, destroy_usd)
+            if self.chooser is not None:
+                self.chooser.measured(step, result)
             if result is not None:
                 # The highest rate that passed with confidence, closed range or not.
                 capacity = ((result.get("capacity") or {}).get("range") or {}).get("low")
@@ -241,7 +278,7 @@ class SweepRun:
                     start_rates[experiment.pool_shape] = float(capacity)
 
     def _projected(self, step: Step) -> float:
-        return sum(p.usd for p in self.design.estimate.of(step.experiment.name))
+        return sum(p.usd for p in self._phases(step))
 
     def _check_budget(self, meter: Meter, step: Step, destroy_usd: float) -> None:
         projected = meter.spent + self._projected(step) + destroy_usd
@@ -256,7 +293,11 @@ class SweepRun:
         previous = step.previous
         self.say(f"== {experiment.name}: pulumi up ({step.pool.kind} node pool; {step.pool.why})")
         meter.bill(max(experiment.usd_per_hour, previous.usd_per_hour if previous else 0.0))
-        plain, paths = self.config_values(self.design.config(experiment.name))
+        self.ran.append(step)
+        if self.chooser is not None and experiment.name not in self.manifest.order:
+            self.manifest.order.append(experiment.name)  # a search's trials, as chosen
+        config = (self.chooser or self.design).config(experiment.name)
+        plain, paths = self.config_values(config)
         self.stack.set_all_config(plain)
         if paths:
             self.stack.set_all_config(paths, path=True)
@@ -304,7 +345,12 @@ class SweepRun:
         finally:
             meter.generator_idle(self.design.durations.load_generator_idle)
             self._record_phase(step, CAPACITY_SEARCH, started)
-        self.manifest.record_result(experiment.name, result, experiment.usd_per_hour)
+        settings = None
+        if self.chooser is not None:  # a configuration of a space: its own settings
+            config = self.chooser.config(experiment.name)
+            settings = {k: v for k, v in config.items() if k not in SWEEP_SETTINGS}
+            settings["experiment"] = config["experiment"]
+        self.manifest.record_result(experiment.name, result, experiment, settings)
         self.manifest.spent_usd = meter.spent
         self.manifest.save()
         self.say(f"{experiment.name}: measured; {meter.spent:.2f} USD spent so far")
@@ -313,7 +359,7 @@ class SweepRun:
     def _record_phase(self, step: Step, what: str, started: float) -> None:
         estimated = sum(
             p.minutes
-            for p in self.design.estimate.of(step.experiment.name)
+            for p in self._phases(step)
             if (p.what == CAPACITY_SEARCH) == (what == CAPACITY_SEARCH)
         )
         self.manifest.phases.append(
@@ -332,7 +378,7 @@ class SweepRun:
         if self.keep:
             self.say(
                 f"--keep: stack {self.stack.name} stays up, billing about "
-                f"{self.design.steps[-1].experiment.usd_per_hour:.2f} USD/hour; destroy it "
+                f"{self._billing_usd_per_hour:.2f} USD/hour; destroy it "
                 f"with `python -m infra teardown {self.stack.name} --remove` (the "
                 f"cleanup-expired workflow does after {self.design.ttl_hours} h)"
             )
@@ -349,7 +395,7 @@ class SweepRun:
             return True
         self.say(
             f"THE SWEEP STACK {self.stack.name} MAY STILL BE UP AND BILLING about "
-            f"{self.design.steps[-1].experiment.usd_per_hour:.2f} USD/hour. "
+            f"{self._billing_usd_per_hour:.2f} USD/hour. "
             f"{result.failure or ' '.join(result.unresolved)}"
         )
         self.say("Finish the teardown by hand:")
@@ -369,7 +415,10 @@ class SweepRun:
             {
                 "started_at": self.started_at,
                 "ended_at": now_text(),
-                "experiments": [s.experiment.name for s in self.design.steps],
+                "experiments": [
+                    s.experiment.name
+                    for s in (self.design.steps if self.chooser is None else self.ran)
+                ],
                 "stopped": self.stopped or "done",
                 "spent_usd": round(meter.spent - meter.spent_before, 4),
                 # The commands that finish a teardown that failed (empty: torn down).
