@@ -33,6 +33,7 @@ from infra.warmup.records import plan_warmup
 try:
     settings, fetch = settings_from_pulumi()
     design = design_experiment(settings)
+    settings = design.settings  # as designed: a family's boot disk, when diskType was left
     model = resolve_model(model_request(settings), fetch)
     warmup = plan_warmup(settings.model_name, model, settings.warmup)
     context = write_build_context(

@@ -6,7 +6,7 @@ before a single resource is declared.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from infra.bench.pool import POOL_NAME, LoadGeneratorDesign, design_load_generator
 from infra.errors import ConfigError
@@ -14,6 +14,7 @@ from infra.facts import load
 from infra.machine import (
     MachineShape,
     Resources,
+    family_facts,
     node_allocatable,
     pod_cpu_cores,
     resolve_machine,
@@ -22,7 +23,7 @@ from infra.machine import (
 )
 from infra.pricing import CostEstimate, NodeGroup, estimate_cost
 from infra.scaling.design import AutoscalingDesign, design_autoscaling
-from infra.settings import Settings
+from infra.settings import STACK, Settings
 from infra.tfserving import BatchingParameters, ServerOptions
 
 THREADS_PER_CPU_FOR_IO = 4
@@ -66,14 +67,38 @@ class ExperimentDesign:
     cost_at_max: CostEstimate | None = None
 
 
+def _boot_disk(s: Settings, shape: MachineShape, warnings: list[str]) -> Settings:
+    """The settings with a boot disk the machine family attaches: a diskType the stack
+    does not set (the default, or a preset's for its own machine) becomes the family's
+    first (said); one the stack sets that the family refuses is an error naming the ones
+    it takes."""
+    disks = [str(d) for d in family_facts(shape.family)["disks"]]
+    if s.disk_type in disks:
+        return s
+    source = s.sources.get("diskType", "default")
+    if source != STACK:
+        warnings.append(
+            f"diskType {s.disk_type} ({source}) is not a boot disk {shape.machine_type} "
+            f"attaches ({shape.family.upper()} takes {', '.join(disks)}): its nodes boot from "
+            f"{disks[0]}. Set diskType to say which."
+        )
+        return replace(s, disk_type=disks[0])
+    raise ConfigError(
+        "diskType",
+        f"{s.disk_type} is not a boot disk {shape.machine_type} attaches: "
+        f"{shape.family.upper()} takes {', '.join(disks)}. Set diskType to one of them.",
+    )
+
+
 def design_experiment(settings: Settings) -> ExperimentDesign:
     """Resolve machine shape, pod sizing, threads, batching and cost; reject what can't fit."""
     s = settings
     shape = resolve_machine(s.machine_type, s.node_vcpus, s.node_memory_gb)
+    warnings = list(s.warnings)
+    s = _boot_disk(s, shape, warnings)
     pod_requests = serving_pod_requests(shape, s.pods_per_node)
     cores = pod_cpu_cores(shape, s.pods_per_node)
     zones = load("gke")["zones_per_region"] if s.regional else 1
-    warnings = list(s.warnings)
     scaling = design_autoscaling(s, zones, warnings)
     nodes_total = scaling.min_nodes if scaling else s.node_count * zones
     slots = nodes_total * s.pods_per_node

@@ -1,6 +1,7 @@
-"""E2 machine shapes, GKE node allocatable resources and TF Serving pod sizing.
+"""Machine shapes (E2 and the other families of infra/data/families.yaml), GKE node
+allocatable resources and TF Serving pod sizing.
 
-Pure functions over the facts in infra/data/e2.yaml and infra/data/gke.yaml.
+Pure functions over the facts in infra/data/e2.yaml, families.yaml and gke.yaml.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from infra.errors import ConfigError
 from infra.facts import load
@@ -17,7 +19,7 @@ MIB_PER_GIB = 1024
 
 @dataclass(frozen=True)
 class MachineShape:
-    """One E2 machine type and what it offers."""
+    """One machine type and what it offers."""
 
     machine_type: str
     vcpus: int
@@ -25,6 +27,7 @@ class MachineShape:
     custom: bool
     shared_core: bool
     billed_vcpus: float
+    family: str = "e2"
 
     @property
     def memory_gib(self) -> float:
@@ -87,9 +90,89 @@ _CUSTOM = re.compile(r"^e2-custom-(\d+)-(\d+)$")
 _PREDEFINED = re.compile(r"^(e2-(?:standard|highmem|highcpu))-(\d+)$")
 
 
+def machine_family(machine_type: str) -> str:
+    """The series a machine type name belongs to: `n2d` for n2d-standard-8."""
+    return machine_type.split("-", 1)[0].lower()
+
+
+def family_facts(family: str) -> dict[str, Any]:
+    """What infra/data/families.yaml says of a supported family (E2 included)."""
+    data = load("families")
+    return dict(data["e2"] if family == "e2" else data["families"][family])
+
+
+def supported_families() -> list[str]:
+    return ["e2", *load("families")["families"]]
+
+
+def _family_names() -> str:
+    return ", ".join(family.upper() for family in supported_families())
+
+
+def _custom_vcpus_ok(vcpus: int, limits: dict[str, Any]) -> bool:
+    if not limits["min_vcpus"] <= vcpus <= limits["max_vcpus"]:
+        return False
+    step = next(s["step"] for s in limits["vcpu_steps"] if vcpus <= s["up_to"])
+    return vcpus % int(step) == 0
+
+
+def _other_family(machine_type: str, family: str, setting: str) -> MachineShape:
+    """A predefined (or, where supported, custom) type of a family other than E2."""
+    facts = family_facts(family)
+    custom = re.match(rf"^{family}-custom-(\d+)-(\d+)$", machine_type)
+    limits = facts.get("custom")
+    if custom and limits:
+        vcpus, memory_mib = int(custom[1]), int(custom[2])
+        min_mib = math.ceil(vcpus * limits["min_gib_per_vcpu"] * MIB_PER_GIB)
+        max_mib = int(vcpus * limits["max_gib_per_vcpu"] * MIB_PER_GIB)
+        if not _custom_vcpus_ok(vcpus, limits):
+            steps = ", ".join(
+                f"multiples of {s['step']} up to {s['up_to']}" for s in limits["vcpu_steps"]
+            )
+            raise ConfigError(
+                setting,
+                f"{machine_type!r}: custom {family.upper()} takes {limits['min_vcpus']} to "
+                f"{limits['max_vcpus']} vCPUs ({steps}).",
+            )
+        if not min_mib <= memory_mib <= max_mib or memory_mib % limits["memory_step_mib"]:
+            raise ConfigError(
+                setting,
+                f"{machine_type!r}: custom {family.upper()} with {vcpus} vCPUs takes "
+                f"{min_mib / MIB_PER_GIB:g} to {max_mib / MIB_PER_GIB:g} GB in multiples of "
+                f"{limits['memory_step_mib']} MB.",
+            )
+        return MachineShape(machine_type, vcpus, memory_mib, True, False, float(vcpus), family)
+    predefined = re.match(rf"^({family}-[a-z]+)-(\d+)$", machine_type)
+    if predefined and predefined[1] in facts["predefined"]:
+        spec, vcpus = facts["predefined"][predefined[1]], int(predefined[2])
+        if vcpus in spec["vcpus"]:
+            memory_mib = round(vcpus * float(spec["gib_per_vcpu"]) * MIB_PER_GIB)
+            return MachineShape(machine_type, vcpus, memory_mib, False, False, float(vcpus), family)
+    shapes = ", ".join(
+        f"{kind}-{{{','.join(map(str, spec['vcpus']))}}}"
+        for kind, spec in facts["predefined"].items()
+    )
+    custom_text = f", or {family}-custom-<vcpus>-<memory MB>" if limits else ""
+    raise ConfigError(
+        setting,
+        f"{machine_type!r} is not a {family.upper()} machine type this project knows. Use "
+        f"one of {shapes}{custom_text}.",
+    )
+
+
 def parse_machine_type(machine_type: str, setting: str = "machineType") -> MachineShape:
-    """Shape of an explicit E2 machine type name; ConfigError (naming `setting`) for
-    anything else."""
+    """Shape of an explicit machine type name (E2 or another supported family);
+    ConfigError (naming `setting`) for anything else."""
+    family = machine_family(machine_type)
+    if family != "e2" and family in load("families")["families"]:
+        return _other_family(machine_type, family, setting)
+    refused = load("families")["refused"]
+    if family in refused:
+        raise ConfigError(
+            setting,
+            f"{machine_type!r}: {family.upper()} is not supported ({refused[family]}). "
+            f"Supported families: {_family_names()}.",
+        )
     e2 = load("e2")
     if machine_type in e2["shared_core"]:
         spec = e2["shared_core"][machine_type]
@@ -114,7 +197,9 @@ def parse_machine_type(machine_type: str, setting: str = "machineType") -> Machi
         setting,
         f"{machine_type!r} is not an E2 machine type. Use one of {families}, "
         f"{', '.join(e2['shared_core'])}, or e2-custom-<vcpus>-<memory MB> "
-        "(e.g. e2-custom-4-8192); or leave it empty and set nodeVcpus and nodeMemoryGb.",
+        "(e.g. e2-custom-4-8192); or leave it empty and set nodeVcpus and nodeMemoryGb. "
+        f"Other supported families: {_family_names().removeprefix('E2, ')} (e.g. "
+        "n2-standard-8, c3-highcpu-8; infra/data/families.yaml lists their shapes).",
     )
 
 

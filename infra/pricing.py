@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from infra.errors import did_you_mean
+from infra.errors import ConfigError, did_you_mean
 from infra.facts import load
 from infra.machine import MachineShape
 
@@ -93,16 +93,64 @@ def unpriced_region_warning(region: str, catalogue_name: str | None = None) -> s
     )
 
 
+def family_rates(
+    family: str, region: str, catalogue_name: str | None = None
+) -> tuple[dict[str, float], str]:
+    """A non-E2 family's rates in `region` (else at the fallback region's) and the region
+    they are of; ConfigError when the catalogue has none for the family."""
+    name, prices = catalogue(catalogue_name)
+    table = (prices.get("families") or {}).get(family)
+    if not table:
+        sku = load("families")["families"][family]["sku"]
+        raise ConfigError(
+            "machineType",
+            f"price catalogue {name} has no {family.upper()} prices, so its cost cannot be "
+            "planned: run `venv/bin/python scripts/refresh_prices.py` (it reads the "
+            f"'{sku} Core/Ram' SKUs), or pick another family.",
+        )
+    fallback = str(prices["fallback_region"])
+    at = region if region in table else fallback if fallback in table else next(iter(table))
+    return dict(table[at]), at
+
+
+def family_price_warnings(family: str, region: str, catalogue_name: str | None = None) -> list[str]:
+    """What the plan says of a non-E2 family's prices: unverified, or of another region."""
+    if family == "e2":
+        return []
+    name, prices = catalogue(catalogue_name)
+    _, at = family_rates(family, region, catalogue_name)
+    warnings = []
+    if family in (prices.get("unverified_families") or []):
+        source = (prices.get("family_sources") or {}).get(family, "")
+        warnings.append(
+            f"{family.upper()} rates in price catalogue {name} are not read from the Billing "
+            f"Catalog ({source}): run `venv/bin/python scripts/refresh_prices.py` before "
+            "relying on the cost."
+        )
+    if at != region:
+        warnings.append(
+            f"no {family.upper()} prices for region {region!r} in price catalogue {name}: its "
+            f"nodes are priced at {at} rates. Refresh the catalogue with "
+            "`venv/bin/python scripts/refresh_prices.py`."
+        )
+    return warnings
+
+
 def node_usd_per_hour(
     shape: MachineShape, region: str, spot: bool, catalogue_name: str | None = None
 ) -> float:
     """On-demand (or spot) price of one node of this shape in this region (at the fallback
     region's rates when the catalogue has none for it)."""
     _, prices = catalogue(catalogue_name)
-    rates = prices["e2"][rates_region(region, catalogue_name)]
+    if shape.family == "e2":
+        rates = prices["e2"][rates_region(region, catalogue_name)]
+        multiplier = float(prices["custom_e2_multiplier"])
+    else:
+        rates, _ = family_rates(shape.family, region, catalogue_name)
+        multiplier = float((prices.get("custom_multipliers") or {}).get(shape.family, 1.0))
     per_hour = shape.billed_vcpus * rates["vcpu_hour"] + shape.memory_gib * rates["gib_hour"]
     if shape.custom:
-        per_hour *= prices["custom_e2_multiplier"]
+        per_hour *= multiplier
     if spot:
         per_hour *= prices["spot_fraction"]
     return float(per_hour)
@@ -165,7 +213,9 @@ def estimate_cost(
         lines.append(CostLine("external IPv4 address", 1, prices["external_ipv4_hour"]))
     credit = 0.0 if regional_cluster else float(prices["gke_free_tier_credit_month"])
     priced_at = rates_region(region, name)
-    warnings = () if priced_at == region else (unpriced_region_warning(region, name),)
+    warnings = (() if priced_at == region else (unpriced_region_warning(region, name),)) + tuple(
+        family_price_warnings(shape.family, region, name)
+    )
     benchmarking = tuple(node_group_lines(benchmark_nodes, region, name)) if benchmark_nodes else ()
     return CostEstimate(
         name, str(prices["as_of"]), region, tuple(lines), credit, priced_at, warnings, benchmarking

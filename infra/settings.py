@@ -37,8 +37,20 @@ STACK = "stack"
 
 RELEASE_CHANNELS = ("RAPID", "REGULAR", "STABLE", "EXTENDED")
 VARIANTS = ("cpu", "gpu")
-DISK_TYPES = ("pd-standard", "pd-balanced", "pd-ssd")
+# Boot disk types; which a machine family attaches is infra/data/families.yaml's.
+DISK_TYPES = ("pd-standard", "pd-balanced", "pd-ssd", "hyperdisk-balanced")
 EXPOSURES = ("internal", "external")
+# The settings of TF Serving's batching: they take effect only with enableBatching.
+BATCHING_SETTINGS = (
+    "maxBatchSize",
+    "enableLargeBatchSplitting",
+    "maxExecutionBatchSize",
+    "batchTimeoutMicros",
+    "maxEnqueuedBatches",
+    "numBatchThreads",
+    "allowedBatchSizes",
+    "padVariableLengthInputs",
+)
 MIN_DISK_GB = 10
 MAX_NODE_COUNT = 100
 # Namespaces the program must not create, label and delete on destroy: Kubernetes' own
@@ -477,20 +489,7 @@ def validate(settings: Settings) -> list[str]:
             )
         )
     if not s.enable_batching:
-        ignored = [
-            key
-            for key in (
-                "maxBatchSize",
-                "enableLargeBatchSplitting",
-                "maxExecutionBatchSize",
-                "batchTimeoutMicros",
-                "maxEnqueuedBatches",
-                "numBatchThreads",
-                "allowedBatchSizes",
-                "padVariableLengthInputs",
-            )
-            if s.changed(key)
-        ]
+        ignored = [key for key in BATCHING_SETTINGS if s.changed(key)]
         if ignored:
             warnings.append(
                 no_effect(

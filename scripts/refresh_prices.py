@@ -7,7 +7,9 @@ Runs on your machine with your credentials (it needs the network and a Google ac
     venv/bin/python scripts/refresh_prices.py --out /tmp/prices.yaml
 
 Adds a catalogue named for this month with the on-demand E2 vCPU and RAM rates of every
-region the catalogue prices E2 in, makes it current, and keeps the older catalogues. The
+region the catalogue prices E2 in, and those of the other machine families
+(infra/data/families.yaml: N2, N2D, T2D, N4, C3, C3D, C4, C4D) wherever the catalogue
+lists them, makes it current, and keeps the older catalogues. The
 spot fraction is taken from the spot E2 SKUs of the fallback region (carried over when the
 catalogue has none); the other prices (GKE fee, load balancer, disks, custom factor) are
 carried over: review them by hand. Commit the file with the diff `plan --diff` shows.
@@ -28,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 from infra.billing.catalog import (  # noqa: E402
     COMPUTE_ENGINE_SERVICE,
     e2_rates,
+    family_rates,
     render_prices,
     service_regions,
     spot_fraction,
@@ -35,11 +38,16 @@ from infra.billing.catalog import (  # noqa: E402
 )
 from infra.billing.client import BILLING_API, CatalogError, fetch_skus  # noqa: E402
 from infra.errors import InputError  # noqa: E402
-from infra.facts import read_yaml  # noqa: E402
+from infra.facts import load, read_yaml  # noqa: E402
 from infra.gcloud import GcloudError, access_token  # noqa: E402
 from infra.inputs.values import output_file  # noqa: E402
 
 PRICES = ROOT / "infra" / "data" / "prices.yaml"
+
+
+def sku_names() -> dict[str, str]:
+    """family -> how the Billing Catalog names its SKUs (infra/data/families.yaml)."""
+    return {family: str(f["sku"]) for family, f in load("families")["families"].items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,8 +76,14 @@ def main(argv: list[str] | None = None) -> int:
         rates = e2_rates(skus)
         fallback = prices["catalogues"][prices["current"]]["fallback_region"]
         spot = spot_fraction(skus, fallback, rates)
+        families = family_rates(skus, sku_names())
         updated = with_new_catalogue(
-            prices, rates, datetime.now(UTC).date(), service_regions(skus), spot
+            prices,
+            rates,
+            datetime.now(UTC).date(),
+            service_regions(skus),
+            spot=spot,
+            families=families,
         )
     except (CatalogError, GcloudError, InputError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -78,7 +92,13 @@ def main(argv: list[str] | None = None) -> int:
     target.write_text(render_prices(updated), encoding="utf-8")
     print(
         f"Wrote catalogue {updated['current']} to {target}: E2 rates for {len(rates)} regions "
-        f"from {len(skus)} Compute Engine SKUs; spot fraction "
+        f"from {len(skus)} Compute Engine SKUs; "
+        + (
+            f"{', '.join(f.upper() for f in families)} rates read; "
+            if families
+            else "no other family's SKUs (their rates carried over); "
+        )
+        + "spot fraction "
         + (f"{spot:g} from the spot SKUs." if spot is not None else "carried over (no spot SKUs).")
     )
     return 0

@@ -17,6 +17,7 @@ import yaml
 from infra.billing.catalog import (
     COMPUTE_ENGINE_SERVICE,
     e2_rates,
+    family_rates,
     render_prices,
     spot_fraction,
     with_new_catalogue,
@@ -75,6 +76,20 @@ def test_a_new_catalogue_is_current_and_keeps_the_others() -> None:
     assert yaml.safe_load(render_prices(updated)) == updated
     with pytest.raises(ValueError, match="no E2 vCPU and RAM SKUs"):
         with_new_catalogue(prices, {}, date(2027, 1, 5))
+
+
+def test_other_families_come_from_their_own_skus() -> None:
+    names = {
+        "n2": "N2 Instance",
+        "n2d": "N2D AMD Instance",
+        "c4": "C4 Instance",
+        "c4d": "C4D Instance",
+    }
+    found = family_rates(ALL_SKUS, names)
+    assert set(found) == {"n2", "c4d"}  # no N2D or C4 SKUs here; C4 is not C4D's prefix
+    assert found["c4d"]["us-central1"] == {"vcpu_hour": 0.0327035, "gib_hour": 0.003495578}
+    # N1's "N1 Predefined Instance" SKUs are no N2's.
+    assert found["n2"]["us-central1"]["vcpu_hour"] == 0.031611
 
 
 def test_the_spot_fraction_comes_from_the_spot_e2_skus() -> None:
@@ -136,7 +151,7 @@ def test_an_api_key_and_a_quota_project_are_sent_as_google_expects(catalog: Fake
 def test_busy_answers_are_retried_and_refusals_explained(catalog: FakeCatalog) -> None:
     naps: list[float] = []
     catalog.fail_next = [429, 503]
-    assert len(fetch_skus(COMPUTE_ENGINE_SERVICE, base_url=catalog.url, sleep=naps.append)) == 13
+    assert len(fetch_skus(COMPUTE_ENGINE_SERVICE, base_url=catalog.url, sleep=naps.append)) == 17
     assert naps == [2.0, 4.0]
     catalog.fail_next = [503, 503, 503]
     with pytest.raises(CatalogError, match="gave up after 3 attempts"):
@@ -161,12 +176,19 @@ def test_the_refresh_script_writes_a_current_catalogue(
     out = tmp_path / "prices.yaml"
     result = refresh(catalog, out)
     assert result.returncode == 0, result.stderr
-    assert "E2 rates for 6 regions from 13 Compute Engine SKUs" in result.stdout
+    assert "E2 rates for 6 regions from 17 Compute Engine SKUs" in result.stdout
+    assert "N2, C4D rates read" in result.stdout
     assert "spot fraction 0.6001 from the spot SKUs" in result.stdout
     written = yaml.safe_load(out.read_text(encoding="utf-8"))
     month = datetime.now(UTC).strftime("%Y-%m")
     assert written["current"] == month
     assert set(written["catalogues"][month]["e2"]) >= {"us-central1", "europe-west4"}
+    families = written["catalogues"][month]["families"]
+    assert families["n2"]["us-central1"] == {"vcpu_hour": 0.031611, "gib_hour": 0.004237}
+    # C4D was read, so it is no longer unverified; C3 was not, and stays as it was.
+    assert "c4d" not in written["catalogues"][month]["unverified_families"]
+    assert "c3" in written["catalogues"][month]["unverified_families"]
+    assert families["c3"] == written["catalogues"]["2026-11"]["families"]["c3"]
     assert out.read_text(encoding="utf-8").startswith("# On-demand GCP prices")
 
 

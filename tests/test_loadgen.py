@@ -102,12 +102,14 @@ def test_a_shared_core_load_generator_is_refused() -> None:
     )
     with pytest.raises(ConfigError, match="loadGeneratorMachineType: e2-medium is shared-core"):
         design_experiment(settings)
-    with pytest.raises(ConfigError, match="loadGeneratorMachineType: 'n2-standard-4' is not"):
+    with pytest.raises(
+        ConfigError, match="loadGeneratorMachineType: 'c2-standard-4': C2 is not supported"
+    ):
         design_experiment(
             resolve_settings(
                 stack="scratch",
                 gcp_project="my-project",
-                config={"loadGenerator": True, "loadGeneratorMachineType": "n2-standard-4"},
+                config={"loadGenerator": True, "loadGeneratorMachineType": "c2-standard-4"},
                 explicit_keys={"loadGenerator", "loadGeneratorMachineType"},
             )
         )

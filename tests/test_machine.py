@@ -58,7 +58,7 @@ def test_explicit_machine_type_wins_over_size() -> None:
         ("", 3, 6, "3 vCPUs is not an E2 shape: custom E2 takes 2 to 32 vCPUs in steps of 2"),
         ("", 34, 64, "34 vCPUs is not an E2 shape"),
         ("", 2, 32, "32 GB with 2 vCPUs is not an E2 shape: memory must be 1 to 16 GB"),
-        ("n2-standard-8", 0, 0, "'n2-standard-8' is not an E2 machine type"),
+        ("c2-standard-8", 0, 0, "'c2-standard-8': C2 is not supported"),
         ("e2-standard-64", 0, 0, "'e2-standard-64' is not an E2 machine type"),
         ("e2-custom-4-1000", 0, 0, "in multiples of 256 MB"),
     ],

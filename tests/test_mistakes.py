@@ -286,6 +286,39 @@ CORPUS: list[Mistake] = [
         "sweep.json",
         files={"s/sweep.json": "[]"},
     ),
+    # machine families
+    m(
+        "an Arm machine type",
+        "plan bad",
+        "machineType",
+        "T2A",
+        "Supported families",
+        files=stack_file("config:\n  tfserving-gke:machineType: t2a-standard-4\n"),
+    ),
+    m(
+        "a disk the family does not attach",
+        "plan bad",
+        "diskType",
+        "C4D takes hyperdisk-balanced",
+        files=stack_file(
+            "config:\n  tfserving-gke:machineType: c4d-standard-8\n"
+            "  tfserving-gke:diskType: pd-ssd\n"
+        ),
+    ),
+    m(
+        "a family without prices",
+        "plan bad",
+        "machineType",
+        "refresh_prices.py",
+        files=stack_file("config:\n  tfserving-gke:machineType: n4-standard-8\n"),
+    ),
+    m(
+        "a shape the family lacks",
+        "plan bad",
+        "n2-standard-6",
+        "n2-standard-{2,4,8",
+        files=stack_file("config:\n  tfserving-gke:machineType: n2-standard-6\n"),
+    ),
     # sweep --space, --replay, --target-rps, --spot
     m(
         "search with experiments",

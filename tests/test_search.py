@@ -120,6 +120,8 @@ def test_the_reference_experiments_are_a_space_like_any_other(tmp_path: Path) ->
     found = read_space(write(tmp_path / "s.yaml", "presets: reference\n"), stack="sweep")
     assert len(found.candidates) == 15
     assert all(c.preset == c.name for c in found.candidates)
+    committed = read_space(ROOT / "experiments" / "spaces" / "reference.yaml", stack="sweep")
+    assert [c.name for c in committed.candidates] == [c.name for c in found.candidates]
     # A preset's stack config is the preset: no dimension default overrides its file.
     settings = candidate_settings(found, found.candidates[0], "sweep", 3)
     assert settings["experiment"] == found.candidates[0].name

@@ -94,7 +94,7 @@ BAD_SETTINGS = [
     ({"nodeCount": 0}, "nodeCount: 0 is out of range; allowed 1 to 100."),
     ({"spot": "maybe"}, "spot: expected true or false, got 'maybe'."),
     ({"nodeVcpus": 3, "nodeMemoryGb": 6}, "nodeVcpus/nodeMemoryGb: 3 vCPUs is not an E2 shape"),
-    ({"machineType": "n2-standard-4"}, "machineType: 'n2-standard-4' is not an E2 machine type"),
+    ({"machineType": "n1-standard-4"}, "machineType: 'n1-standard-4': N1 is not supported"),
     ({"podsPerNode": 4}, "podsPerNode: 4 pods do not fit on e2-custom-2-4096"),
     ({"replicas": 3}, "replicas: 3 pods cannot be scheduled: 1 node(s) x podsPerNode 1 = 1 slots"),
     (

@@ -234,3 +234,14 @@ def test_promote_carries_the_nodes_that_serve_the_target(tmp_path: Path) -> None
     assert config["tfserving-gke:maxReplicas"] == 8
     assert "Target: 100 requests/s needs 4 node(s)" in text
     assert "the cheapest to serve 100 requests/s" in text
+
+
+def test_the_dry_run_says_what_the_report_will_rank_by(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert cli.main(["sweep", "8vcpu-16gb-interop4", "--dry-run", "--target-rps", "2000"]) == 0
+    out = capsys.readouterr().out
+    assert "The report ranks by the cost per hour of serving 2000 requests/s" in out
+    assert "at on-demand prices" in out
+    assert cli.main(["sweep", "8vcpu-16gb-interop4", "--dry-run", "--deploy-spot"]) == 0
+    assert "ranks by requests per dollar at spot prices" in capsys.readouterr().out

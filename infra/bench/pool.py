@@ -9,7 +9,13 @@ from dataclasses import dataclass
 from infra.cluster_names import LOAD_GENERATOR
 from infra.errors import ConfigError
 from infra.facts import load
-from infra.machine import MachineShape, Resources, node_allocatable, parse_machine_type
+from infra.machine import (
+    MachineShape,
+    Resources,
+    family_facts,
+    node_allocatable,
+    parse_machine_type,
+)
 from infra.settings import Settings
 
 POOL_NAME = "load-generator"
@@ -51,6 +57,13 @@ def design_load_generator(s: Settings) -> LoadGeneratorDesign | None:
             f"{shape.machine_type} is shared-core: a load generator on time-sliced CPU sends "
             "late and its lag would read as the server's latency. Use a dedicated-core type "
             "such as e2-highcpu-4.",
+        )
+    disk = str(load("loadgen")["node_disk"]["type"])
+    if disk not in family_facts(shape.family)["disks"]:
+        raise ConfigError(
+            "loadGeneratorMachineType",
+            f"{shape.machine_type} does not boot from {disk}, the load-generator nodes' disk "
+            f"(infra/data/loadgen.yaml): use an E2, N2, N2D or T2D type such as e2-highcpu-4.",
         )
     allocatable = node_allocatable(shape)
     # GKE's DaemonSets run on every node; its cluster-wide pods cannot (the pool is tainted).

@@ -47,7 +47,14 @@ PRICES_HEADER = """\
 #   gke_cluster_hour, gke_free_tier_credit_month: the GKE management fee and the free tier
 #     credit that covers one zonal cluster per billing account (74.40 USD a month).
 #   forwarding_rule_hour, external_ipv4_hour: load balancer and public address.
-#   disk_gb_month: boot disk price per GB-month by disk type.
+#   disk_gb_month: boot disk price per GB-month by disk type (hyperdisk-balanced: its
+#     capacity; the baseline IOPS and throughput a boot disk gets are not billed extra).
+#   families: the other machine families' rates (infra/data/families.yaml) by region, per
+#     vCPU-hour and GiB-hour; a region without them is priced at the fallback region's.
+#     A family missing here cannot be planned until the refresh adds it.
+#   family_sources: where each family's rates come from; unverified_families: those not
+#     read from the Billing Catalog (the plan warns until a refresh replaces them).
+#   custom_multipliers: what a family's custom shapes cost over its predefined ones.
 """
 
 
@@ -73,6 +80,28 @@ def e2_rates(
     Where two SKUs price one region, the one naming fewer regions (the more specific) wins.
     """
     pattern, usage = (_SPOT_E2_SKU, PREEMPTIBLE) if spot else (_E2_SKU, ON_DEMAND)
+    return _rates(skus, pattern, usage)
+
+
+def family_rates(
+    skus: Iterable[Mapping[str, Any]], sku_names: Mapping[str, str]
+) -> dict[str, dict[str, dict[str, float]]]:
+    """{family: {region: rates}} from each family's on-demand "<name> Core/Ram running in"
+    SKUs (`sku_names`: family -> name, e.g. "N2D AMD Instance"); families without any left
+    out."""
+    listed = list(skus)
+    found = {}
+    for family, name in sku_names.items():
+        pattern = re.compile(rf"^{re.escape(name)} (?P<kind>Core|Ram) running in ")
+        rates = _rates(listed, pattern, ON_DEMAND)
+        if rates:
+            found[family] = rates
+    return found
+
+
+def _rates(
+    skus: Iterable[Mapping[str, Any]], pattern: re.Pattern[str], usage: str
+) -> dict[str, dict[str, float]]:
     found: dict[str, dict[str, tuple[int, float]]] = {}
     for sku in skus:
         match = pattern.match(str(sku.get("description", "")))
@@ -129,7 +158,9 @@ def with_new_catalogue(
     rates: Mapping[str, Mapping[str, float]],
     as_of: date,
     regions: Iterable[str] = (),
+    *,
     spot: float | None = None,
+    families: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None,
 ) -> dict[str, Any]:
     """The price file's data with a catalogue named for `as_of`'s month holding `rates`
     (and `regions`, when the SKUs named any; `spot`, the spot fraction, when they priced
@@ -153,6 +184,18 @@ def with_new_catalogue(
     if spot is not None:
         catalogue["spot_fraction"] = spot
         catalogue["source"] += " spot_fraction from the 'Spot Preemptible E2' SKUs."
+    if families:
+        read = {
+            family: {r: dict(v) for r, v in sorted(t.items())} for family, t in families.items()
+        }
+        catalogue["families"] = {**(base.get("families") or {}), **read}
+        catalogue["family_sources"] = {
+            **(base.get("family_sources") or {}),
+            **{family: f"Billing Catalog SKUs, read {as_of.isoformat()}" for family in read},
+        }
+        catalogue["unverified_families"] = [
+            family for family in base.get("unverified_families") or [] if family not in read
+        ]
     if catalogue["fallback_region"] not in catalogue["e2"]:
         catalogue["fallback_region"] = next(iter(catalogue["e2"]))
     updated = dict(prices)

@@ -109,7 +109,8 @@ def _serving_pool_size(args: ClusterArgs) -> tuple[dict[str, Any], pulumi.Resour
 
 
 class GkeCluster(pulumi.ComponentResource):
-    """A hardened zonal (or regional) GKE cluster with one E2 serving node pool."""
+    """A hardened zonal (or regional) GKE cluster with one serving node pool (E2, or
+    another family of infra/data/families.yaml)."""
 
     project_services: list[pulumi.Resource]
     kubeconfig: pulumi.Output[str]

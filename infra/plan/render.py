@@ -353,7 +353,7 @@ def describe(plan: StackPlan) -> str:
     info = summary(d)
     batching = info["batching"]
     shape = f"{d.shape.machine_type} ({d.shape.vcpus} vCPU, {d.shape.memory_gib:g} GiB"
-    shape += ", custom E2)" if d.shape.custom else ")"
+    shape += f", custom {d.shape.family.upper()})" if d.shape.custom else ")"
     lines = [
         f"Stack {plan.stack}: experiment {s.experiment}, GCP project {s.gcp_project}",
         "",

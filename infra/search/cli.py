@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from infra.errors import ConfigError
+from infra.machine import machine_family
+from infra.pricing import catalogue
 from infra.search.objective import Goal
 from infra.search.replay import (
     Replay,
@@ -153,6 +155,14 @@ def worst_case(
     return minutes / 60, usd
 
 
+def unverified_families(space: SearchSpace) -> list[str]:
+    """The space's machine families whose catalogue rates were not read from the Billing
+    Catalog (infra/data/prices.yaml's unverified_families)."""
+    _, prices = catalogue()
+    flagged = set(prices.get("unverified_families") or [])
+    return sorted({machine_family(c.machine_type) for c in space.candidates} & flagged)
+
+
 @dataclass(frozen=True)
 class SearchPlan:
     """A search before it runs: its space, what it ranks by, and its bounds."""
@@ -194,6 +204,13 @@ def describe_space(plan: SearchPlan) -> str:
         f"({trials / len(space.candidates):.0%} of the space); a trial stops as soon as its "
         "capacity range shows it cannot win.",
     ]
+    unverified = unverified_families(space)
+    if unverified:
+        lines.append(
+            f"Rates of {', '.join(f.upper() for f in unverified)} in the price catalogue are "
+            "not read from the Billing Catalog: run `venv/bin/python scripts/refresh_prices.py` "
+            "before trusting a ranking across families."
+        )
     hours, usd = worst_case(space, trials, search, d)
     all_hours, all_usd = worst_case(space, len(space.candidates), search, d)
     lines += [

@@ -37,6 +37,7 @@ from infra.plan.run import design_stack
 from infra.pricing import NodeGroup, node_group_lines
 from infra.search.objective import Price
 from infra.settings import (
+    BATCHING_SETTINGS,
     SECRET_SETTINGS,
     available_presets,
     coerce_setting,
@@ -47,16 +48,7 @@ from infra.sweep.design import reference_experiments
 # Settings the sweep sets on its stack itself, and settings a measured configuration must
 # not change (autoscaling moves the pod count the capacity is measured on).
 NOT_SEARCHABLE = ("experiment", "experimentLabel", "ttlHours", "loadGenerator", "autoscaling")
-BATCHING_ONLY = (
-    "maxBatchSize",
-    "enableLargeBatchSplitting",
-    "maxExecutionBatchSize",
-    "batchTimeoutMicros",
-    "maxEnqueuedBatches",
-    "numBatchThreads",
-    "allowedBatchSizes",
-    "padVariableLengthInputs",
-)
+BATCHING_ONLY = BATCHING_SETTINGS
 MAX_COMBINATIONS = 20_000
 SPACE_KEYS = ("settings", "dimensions", "presets")
 

@@ -321,6 +321,7 @@ def run_sweep(args: argparse.Namespace) -> int:
         pending, search, stack=args.stack, extra=extra, gcp_project=_gcp_project(args)
     )
     print(describe(design, args.max_usd), end="")
+    print(_ranking_line(args), end="")
     if args.dry_run:
         if args.json:
             document = dry_run_json(design, args.max_usd)
@@ -332,14 +333,7 @@ def run_sweep(args: argparse.Namespace) -> int:
     manifest.pin_models(resolved)
     design = replace(design, model_pins=pins)
     manifest.order = list(dict.fromkeys([*manifest.order, *(e.name for e in design.experiments)]))
-    try:
-        manifest.save()
-    except OSError as error:
-        raise InputError(
-            f"the sweep folder {manifest.directory} cannot be written ({error.strerror or error}"
-            "): free the space, fix its permissions or pick another with --dir; nothing was "
-            "created"
-        ) from None
+    _save_before_run(manifest)
     stack = _automation_stack(args.stack)
     status = SweepRun(
         design=design,
@@ -352,6 +346,31 @@ def run_sweep(args: argparse.Namespace) -> int:
         keep=args.keep,
     ).run()
     return _finish(manifest, status)
+
+
+def _ranking_line(args: argparse.Namespace) -> str:
+    """What the report will rank by, as the dry run says it."""
+    prices = "spot" if args.deploy_spot else "on-demand"
+    if args.target_rps is None:
+        return f"The report ranks by requests per dollar at {prices} prices.\n"
+    return (
+        f"The report ranks by the cost per hour of serving {args.target_rps:g} requests/s: "
+        "whole nodes from the low end of each capacity range, cluster fee and load balancer "
+        f"included, at {prices} prices.\n"
+    )
+
+
+def _save_before_run(manifest: SweepManifest) -> None:
+    """The manifest saved before anything is created: a folder it cannot be written to
+    stops the sweep here."""
+    try:
+        manifest.save()
+    except OSError as error:
+        raise InputError(
+            f"the sweep folder {manifest.directory} cannot be written ({error.strerror or error}"
+            "): free the space, fix its permissions or pick another with --dir; nothing was "
+            "created"
+        ) from None
 
 
 def _finish(manifest: SweepManifest, status: int) -> int:
@@ -590,14 +609,7 @@ def run_search(args: argparse.Namespace, search: SearchSettings, extra: dict[str
     resolved, pins = resolve_models(design)
     manifest.pin_models(resolved)
     design = replace(design, model_pins=pins)
-    try:
-        manifest.save()
-    except OSError as error:
-        raise InputError(
-            f"the sweep folder {manifest.directory} cannot be written ({error.strerror or error}"
-            "): free the space, fix its permissions or pick another with --dir; nothing was "
-            "created"
-        ) from None
+    _save_before_run(manifest)
     chooser = SearchSteps(
         search=searcher,
         space=space,

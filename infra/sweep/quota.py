@@ -4,7 +4,8 @@
 peak, the cluster's creation) what it holds at once in the region, per Compute Engine
 quota metric:
 - CPUS (regional) and CPUS_ALL_REGIONS (the project's, across regions): every vCPU;
-- E2_CPUS (regional, where the project lists it): the vCPUs of E2 machines;
+- E2_CPUS, N2_CPUS, C3_CPUS... (regional, where the project lists them): the vCPUs of
+  each machine family's machines (infra/data/families.yaml names each family's metric);
 - IN_USE_ADDRESSES (regional): one external IPv4 address per node, since the nodes are not
   private (and one per external load balancer);
 then the largest of each over the sweep. A new project often has 24 CPUS in a region, 32
@@ -25,6 +26,7 @@ from typing import Any
 import requests
 
 from infra.gcloud import GcloudError, access_token
+from infra.machine import family_facts, machine_family
 from infra.sweep.changes import Step
 from infra.sweep.durations import Durations
 from infra.sweep.experiment import Planned
@@ -32,10 +34,10 @@ from infra.sweep.experiment import Planned
 COMPUTE_API = "https://compute.googleapis.com"
 TIMEOUT_SECONDS = (10.0, 30.0)
 REGIONAL, PROJECT = "region", "project"
-# metric -> where Compute Engine counts it
+# metric -> where Compute Engine counts it; a family's CPU metric (E2_CPUS, N2_CPUS...) is
+# regional, listed between CPUS and IN_USE_ADDRESSES.
 METRICS = {
     "CPUS": REGIONAL,
-    "E2_CPUS": REGIONAL,
     "IN_USE_ADDRESSES": REGIONAL,
     "CPUS_ALL_REGIONS": PROJECT,
 }
@@ -59,7 +61,7 @@ class Demand:
 
     @property
     def scope(self) -> str:
-        return METRICS[self.metric]
+        return METRICS.get(self.metric, REGIONAL)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -98,16 +100,18 @@ class Need:
         return "; ".join(f"{d.metric} {d.amount} ({d.where})" for d in self.demands)
 
 
-def _e2(machine_type: str) -> bool:
-    return machine_type.startswith("e2-")
+def cpu_metric(machine_type: str) -> str:
+    """The regional quota metric of a machine type's vCPUs: E2_CPUS, N2_CPUS..."""
+    return str(family_facts(machine_family(machine_type))["quota_metric"])
 
 
 @dataclass(frozen=True)
 class _Phase:
     where: str
-    serving_vcpus: int
+    # quota metric -> serving vCPUs counted against it (two families while one pool
+    # replaces another)
+    serving: dict[str, int]
     serving_nodes: int
-    serving_e2: bool
     experiment: Planned | None  # its load-generator pool at its most and its load balancer
     extra_e2_vcpus: int = 0
     extra_nodes: int = 0
@@ -116,44 +120,52 @@ class _Phase:
         experiment = self.experiment
         generator_vcpus = experiment.load_generator_max_vcpus if experiment else 0
         generator_nodes = experiment.load_generator_max_nodes if experiment else 0
-        generator_e2 = bool(experiment and _e2(experiment.load_generator_machine_type))
-        vcpus = self.serving_vcpus + generator_vcpus + self.extra_e2_vcpus
+        vcpus = sum(self.serving.values()) + generator_vcpus + self.extra_e2_vcpus
         addresses = self.serving_nodes + generator_nodes + self.extra_nodes
         if experiment:
             addresses += experiment.external_addresses
-        return {
-            "CPUS": vcpus,
-            "CPUS_ALL_REGIONS": vcpus,
-            "E2_CPUS": (self.serving_vcpus if self.serving_e2 else 0)
-            + (generator_vcpus if generator_e2 else 0)
-            + self.extra_e2_vcpus,
-            "IN_USE_ADDRESSES": addresses,
-        }
+        families = dict(self.serving)
+        if experiment and generator_vcpus:
+            metric = cpu_metric(experiment.load_generator_machine_type)
+            families[metric] = families.get(metric, 0) + generator_vcpus
+        if self.extra_e2_vcpus:
+            families["E2_CPUS"] = families.get("E2_CPUS", 0) + self.extra_e2_vcpus
+        return {"CPUS": vcpus, "CPUS_ALL_REGIONS": vcpus, "IN_USE_ADDRESSES": addresses} | families
 
 
 def _phases(steps: Sequence[Step], durations: Durations) -> list[_Phase]:
     phases = []
     for step in steps:
         experiment = step.experiment
-        serving_e2 = _e2(experiment.machine_type)
+        metric = cpu_metric(experiment.machine_type)
         phases.append(
             _Phase(
                 f"{experiment.name}'s capacity search: {experiment.describe_shape()} + the "
                 "load-generator pool at its most",
-                experiment.serving_vcpus,
+                {metric: experiment.serving_vcpus},
                 experiment.nodes,
-                serving_e2,
                 experiment,
             )
+        )
+        before = cpu_metric(step.previous.machine_type) if step.previous else metric
+        # At the peak of a change of family, the old nodes' and the new ones' vCPUs: each
+        # family's metric counts its own, at most the peak.
+        peak = step.pool.peak_vcpus
+        change = (
+            {metric: peak}
+            if before == metric or step.previous is None
+            else {
+                metric: min(peak, experiment.serving_vcpus),
+                before: min(peak, step.previous.serving_vcpus),
+            }
         )
         phases.append(
             _Phase(
                 f"the change to {experiment.name} ({step.pool.kind}): {step.pool.peak_vcpus} "
                 f"serving vCPUs on {step.pool.peak_nodes} nodes at its peak + the "
                 "load-generator pool still up",
-                step.pool.peak_vcpus,
+                change,
                 step.pool.peak_nodes,
-                serving_e2 and (step.previous is None or _e2(step.previous.machine_type)),
                 experiment,
             )
         )
@@ -161,9 +173,8 @@ def _phases(steps: Sequence[Step], durations: Durations) -> list[_Phase]:
             phases.append(
                 _Phase(
                     f"the cluster's creation (GKE's default pool, one {DEFAULT_POOL_MACHINE})",
+                    {},
                     0,
-                    0,
-                    True,
                     None,
                     extra_e2_vcpus=durations.default_pool_vcpus,
                     extra_nodes=1,
@@ -179,7 +190,9 @@ def needs(steps: Sequence[Step], durations: Durations) -> Need:
         for metric, amount in phase.amounts().items():
             if metric not in best or amount > best[metric].amount:
                 best[metric] = Demand(metric, amount, phase.where)
-    return Need(tuple(best[metric] for metric in METRICS))
+    families = sorted((m for m in best if m not in METRICS), key=lambda m: (m != "E2_CPUS", m))
+    order = ["CPUS", *families, "IN_USE_ADDRESSES", "CPUS_ALL_REGIONS"]
+    return Need(tuple(best[metric] for metric in order))
 
 
 def _quotas(document: dict[str, Any] | None) -> dict[str, dict[str, Any]]:

@@ -1,0 +1,210 @@
+"""Machine families beyond E2 (infra/data/families.yaml): their shapes, boot disks, quota
+metrics and prices, checked against the sources the catalogue cites; E2's rules as they
+were; families the project refuses named with the supported ones."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra.errors import ConfigError
+from infra.facts import load
+from infra.machine import family_facts, parse_machine_type, supported_families
+from infra.plan.run import design_stack, plan_stack
+from infra.pricing import node_usd_per_hour
+from infra.settings import DISK_TYPES
+from infra.sweep.design import design_sweep
+from infra.sweep.durations import SearchSettings
+from infra.sweep.quota import needs
+from tests.conftest import ROOT
+
+SEARCH = SearchSettings(300.0, 0.01, "rest", 20.0, 6, 5.0, 20.0)
+FAMILIES = load("families")["families"]
+
+
+def test_the_supported_families_are_the_x86_general_purpose_and_compute_ones() -> None:
+    assert supported_families() == ["e2", "n2", "n2d", "t2d", "n4", "c3", "c3d", "c4", "c4d"]
+    for family in supported_families():
+        facts = family_facts(family)
+        # TF Serving's release build needs AVX (tensorflow/serving .bazelrc: -mavx
+        # -msse4.2); every family listed has AVX2, a superset.
+        assert "avx2" in facts["instructions"], family
+        assert facts["disks"] and set(facts["disks"]) <= set(DISK_TYPES), family
+        assert facts["quota_metric"] == f"{family.upper()}_CPUS"
+        assert facts["sku"].startswith(family.upper())
+
+
+@pytest.mark.parametrize(
+    ("machine_type", "vcpus", "memory_gib"),
+    [
+        ("n2-standard-8", 8, 32),
+        ("n2-highcpu-96", 96, 96),
+        ("n2d-highmem-16", 16, 128),
+        ("t2d-standard-60", 60, 240),
+        ("n4-highcpu-8", 8, 16),
+        ("c3-standard-22", 22, 88),
+        ("c3d-highcpu-30", 30, 60),
+        ("c4-standard-8", 8, 30),
+        ("c4d-standard-8", 8, 31),
+        ("c4d-highmem-8", 8, 63),
+        ("n2-custom-10-20480", 10, 20),
+        ("n2-custom-36-36864", 36, 36),
+    ],
+)
+def test_each_family_shape_has_its_documented_size(
+    machine_type: str, vcpus: int, memory_gib: float
+) -> None:
+    shape = parse_machine_type(machine_type)
+    assert (shape.vcpus, shape.memory_gib) == (vcpus, memory_gib)
+    assert shape.family == machine_type.split("-", maxsplit=1)[0]
+
+
+@pytest.mark.parametrize(
+    ("machine_type", "says"),
+    [
+        ("n2-standard-6", "n2-standard-{2,4,8,16,32,48,64,80,96,128}"),
+        ("t2d-highcpu-8", "t2d-standard-{1,2,4,8,16,32,48,60}"),
+        ("n2-custom-34-34816", "multiples of 4 up to 80"),
+        ("n2-custom-8-131072", "4 to 64 GB"),
+        ("c3-custom-8-16384", "c3-highcpu-{4,8,22,44,88,176}"),
+        ("c2-standard-8", "C2 is not supported"),
+        ("t2a-standard-4", "Arm series"),
+        ("n1-standard-4", "Supported families: E2, N2, N2D, T2D, N4, C3, C3D, C4, C4D"),
+        ("x9-standard-4", "Other supported families: N2, N2D"),
+    ],
+)
+def test_a_type_outside_the_families_is_refused_naming_what_exists(
+    machine_type: str, says: str
+) -> None:
+    with pytest.raises(ConfigError, match="machineType") as error:
+        parse_machine_type(machine_type)
+    assert says in str(error.value)
+
+
+def test_e2_is_unchanged() -> None:
+    assert parse_machine_type("e2-standard-4").family == "e2"
+    shape = parse_machine_type("e2-custom-8-16384")
+    assert shape.custom and node_usd_per_hour(shape, "us-central1", False) == pytest.approx(
+        (8 * 0.02181159 + 16 * 0.00292353) * 1.05
+    )
+
+
+@pytest.mark.parametrize(
+    ("machine_type", "usd_per_hour"),
+    [
+        # Rates of the SKUs the catalogue cites, times the shape: N2 0.031611 per vCPU and
+        # 0.004237 per GiB, N2D and T2D 0.027502 and 0.003686 (us-central1).
+        ("n2-standard-8", 8 * 0.031611 + 32 * 0.004237),
+        ("n2-highcpu-16", 16 * 0.031611 + 16 * 0.004237),
+        ("n2d-standard-8", 8 * 0.027502 + 32 * 0.003686),
+        ("t2d-standard-8", 8 * 0.027502 + 32 * 0.003686),
+        ("c3-standard-4", 4 * 0.03398 + 16 * 0.00455),
+        ("n2-custom-10-20480", (10 * 0.031611 + 20 * 0.004237) * 1.05),
+    ],
+)
+def test_a_family_is_priced_at_its_catalogue_rates(machine_type: str, usd_per_hour: float) -> None:
+    shape = parse_machine_type(machine_type)
+    assert node_usd_per_hour(shape, "us-central1", False) == pytest.approx(usd_per_hour)
+    spot = load("prices")["catalogues"]["2026-11"]["spot_fraction"]
+    assert node_usd_per_hour(shape, "us-central1", True) == pytest.approx(usd_per_hour * spot)
+
+
+def test_the_cited_list_prices_come_out() -> None:
+    # The list prices the SKU rates give (us-central1, on demand): n2-standard-8 0.3885 and
+    # n2d-standard-8 0.3380 USD an hour.
+    n2 = node_usd_per_hour(parse_machine_type("n2-standard-8"), "us-central1", False)
+    n2d = node_usd_per_hour(parse_machine_type("n2d-standard-8"), "us-central1", False)
+    assert (round(n2, 4), round(n2d, 4)) == (0.3885, 0.3380)
+
+
+def test_a_family_without_prices_is_refused_until_the_refresh() -> None:
+    with pytest.raises(ConfigError, match="no N4 prices") as error:
+        design_stack("dev", {"machineType": "n4-standard-8"})
+    assert "scripts/refresh_prices.py" in str(error.value)
+
+
+def warnings_of(overrides: dict[str, Any]) -> tuple[str, list[str]]:
+    _, _, warnings, design = design_stack("8vcpu-16gb-interop4", overrides)
+    return design.settings.disk_type, [*warnings, *design.warnings]
+
+
+def test_a_family_that_refuses_the_default_disk_boots_from_its_own_and_says_so() -> None:
+    disk, warnings = warnings_of({"machineType": "c3-highcpu-8"})
+    assert disk == "pd-balanced"
+    said = [w for w in warnings if w.startswith("diskType pd-standard")]
+    assert said and "C3 takes pd-balanced, pd-ssd, hyperdisk-balanced" in said[0]
+    disk, _ = warnings_of({"machineType": "c4d-standard-8"})
+    assert disk == "hyperdisk-balanced"
+    # Unverified rates are said too.
+    assert any("C3 rates in price catalogue 2026-11 are not read" in w for w in warnings)
+
+
+def test_a_disk_the_stack_sets_that_the_family_refuses_is_an_error(tmp_path: Path) -> None:
+    stack = ROOT / "Pulumi.families-test.yaml"
+    stack.write_text(
+        "config:\n  tfserving-gke:machineType: c4d-standard-8\n  tfserving-gke:diskType: pd-ssd\n",
+        encoding="utf-8",
+    )
+    try:
+        with pytest.raises(ConfigError, match="diskType") as error:
+            design_stack("families-test")
+        assert "C4D takes hyperdisk-balanced" in str(error.value)
+    finally:
+        stack.unlink()
+
+
+def test_the_node_pool_is_declared_with_the_familys_type_and_disk() -> None:
+    plan = plan_stack("dev", {"machineType": "c3d-highcpu-8", "gcp:project": "demo-project"})
+    pools = [r for r in plan.recording.resources if r.type == "gcp:container/nodePool:NodePool"]
+    serving = next(r for r in pools if r.name.endswith("serving"))
+    assert serving.inputs["nodeConfig"]["machineType"] == "c3d-highcpu-8"
+    assert serving.inputs["nodeConfig"]["diskType"] == "pd-balanced"
+    assert any(line.item == "pd-balanced boot disks, 30 GB each" for line in plan.design.cost.lines)
+
+
+def test_a_load_generator_of_a_hyperdisk_family_is_refused() -> None:
+    with pytest.raises(ConfigError, match="loadGeneratorMachineType"):
+        design_stack("dev", {"loadGenerator": True, "loadGeneratorMachineType": "c4d-highcpu-8"})
+
+
+def test_a_sweep_across_families_counts_each_familys_cpu_quota() -> None:
+    design = design_sweep(["8vcpu-16gb-interop4"], SEARCH, extra={"machineType": "n2-highcpu-8"})
+    need = needs(design.steps, design.durations)
+    metrics = [d.metric for d in need.demands]
+    assert metrics == ["CPUS", "E2_CPUS", "N2_CPUS", "IN_USE_ADDRESSES", "CPUS_ALL_REGIONS"]
+    # The serving nodes count against N2_CPUS; E2's holds the load generator and GKE's
+    # default pool.
+    assert need.of("N2_CPUS").amount == design.experiments[0].serving_vcpus
+    assert need.of("CPUS").amount >= need.of("N2_CPUS").amount + need.of("E2_CPUS").amount - 2
+
+
+def test_the_families_space_plans_with_prices_and_warns_of_unverified_rates(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "plan.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "infra", "sweep", "--space",
+         "experiments/spaces/families.yaml", "--dry-run", "--json", str(out)],
+        cwd=ROOT, capture_output=True, text=True, check=False, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    document = json.loads(out.read_text())
+    types = {c["settings"]["machineType"] for c in document["configurations"]}
+    assert {"n2-standard-8", "t2d-standard-8", "c3-highcpu-8", "c4d-highcpu-8"} <= types
+    assert not document["refused"]
+    assert "Rates of C3, C3D, C4D in the price catalogue are not read" in run.stdout
+
+
+def test_every_family_is_priced_or_named_as_missing() -> None:
+    catalogue = load("prices")["catalogues"]["2026-11"]
+    for family in FAMILIES:
+        assert (
+            family in catalogue["families"]
+            or "refresh_prices" in (catalogue["family_sources"][family])
+        ), family
+    assert "hyperdisk-balanced" in catalogue["disk_gb_month"]
