@@ -245,3 +245,38 @@ def test_the_dry_run_says_what_the_report_will_rank_by(
     assert "at on-demand prices" in out
     assert cli.main(["sweep", "8vcpu-16gb-interop4", "--dry-run", "--deploy-spot"]) == 0
     assert "ranks by requests per dollar at spot prices" in capsys.readouterr().out
+
+
+def test_promote_of_a_search_pick_carries_its_own_settings(tmp_path: Path) -> None:
+    report = json.loads((ROOT / "tests" / "data" / "sweep" / "report.json").read_text())
+    name = "machineType=n2-highcpu-8,podsPerNode=2"
+    entry = {**report["experiments"][0], "experiment": name, "replicas": 4}
+    entry["settings"] = {
+        "experiment": "none",
+        "machineType": "n2-highcpu-8",
+        "podsPerNode": 2,
+        "nodeCount": 2,
+        "tensorflowInterOpParallelism": 2,
+    }
+    report["experiments"].append(entry)
+    report["winner"] = name
+    (tmp_path / "report.json").write_text(json.dumps(report), encoding="utf-8")
+    out = tmp_path / "Pulumi.prod.yaml"
+    assert cli.main(["promote", str(tmp_path / "report.json"), "--out", str(out)]) == 0
+    config = yaml.safe_load(out.read_text(encoding="utf-8"))["config"]
+    # Not a preset: the configuration's own machine, pods and threads, as it was measured.
+    assert config["tfserving-gke:machineType"] == "n2-highcpu-8"
+    assert config["tfserving-gke:podsPerNode"] == 2
+    assert config["tfserving-gke:tensorflowInterOpParallelism"] == 2
+    assert config["tfserving-gke:tensorflowIntraOpParallelism"] == 4
+    assert config["tfserving-gke:minReplicas"] == 4
+
+
+def test_a_search_dry_run_on_spot_shows_both_prices(capsys: pytest.CaptureFixture[str]) -> None:
+    space = str(ROOT / "experiments" / "spaces" / "e2-cpu.yaml")
+    assert cli.main(["sweep", "--space", space, "--dry-run", "--spot"]) == 0
+    out = capsys.readouterr().out
+    assert "USD/hour per configuration as it would be deployed" in out
+    assert "measured on spot VMs: " in out
+    assert cli.main(["sweep", "--space", space, "--dry-run"]) == 0
+    assert "measured on spot VMs" not in capsys.readouterr().out

@@ -155,6 +155,15 @@ def worst_case(
     return minutes / 60, usd
 
 
+def _measured_prices(space: SearchSpace) -> str:
+    """With --spot: what the configurations cost while they are measured."""
+    measured = [c.measure_price.usd_per_hour for c in space.candidates]
+    deployed = [c.price.usd_per_hour for c in space.candidates]
+    if measured == deployed:
+        return ""
+    return f"; measured on spot VMs: {min(measured):.4f} to {max(measured):.4f}"
+
+
 def unverified_families(space: SearchSpace) -> list[str]:
     """The space's machine families whose catalogue rates were not read from the Billing
     Catalog (infra/data/prices.yaml's unverified_families)."""
@@ -198,8 +207,10 @@ def describe_space(plan: SearchPlan) -> str:
         + (f" ({goal.target_rps:g} requests/s)" if goal.target_rps else "")
         + f", at the low end of each capacity range at {objective}, errors ≤ "
         f"{search.max_error_rate:.2%}.",
-        f"Prices: {min(prices):.4f} to {max(prices):.4f} USD/hour per configuration as "
-        "measured (cluster fee and load balancer included).",
+        f"Prices: {min(prices):.4f} to {max(prices):.4f} USD/hour per configuration as it "
+        "would be deployed (cluster fee and load balancer included)"
+        + _measured_prices(space)
+        + ".",
         f"Search: {sampler} sampler, at most {_plural(trials, 'trial')} "
         f"({trials / len(space.candidates):.0%} of the space); a trial stops as soon as its "
         "capacity range shows it cannot win.",
