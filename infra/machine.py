@@ -110,6 +110,8 @@ def _family_names() -> str:
 
 
 def _custom_vcpus_ok(vcpus: int, limits: dict[str, Any]) -> bool:
+    if "vcpus" in limits:
+        return vcpus in limits["vcpus"]
     if not limits["min_vcpus"] <= vcpus <= limits["max_vcpus"]:
         return False
     step = next(s["step"] for s in limits["vcpu_steps"] if vcpus <= s["up_to"])
@@ -126,13 +128,16 @@ def _other_family(machine_type: str, family: str, setting: str) -> MachineShape:
         min_mib = math.ceil(vcpus * limits["min_gib_per_vcpu"] * MIB_PER_GIB)
         max_mib = int(vcpus * limits["max_gib_per_vcpu"] * MIB_PER_GIB)
         if not _custom_vcpus_ok(vcpus, limits):
-            steps = ", ".join(
-                f"multiples of {s['step']} up to {s['up_to']}" for s in limits["vcpu_steps"]
-            )
+            if "vcpus" in limits:
+                allowed = ", ".join(map(str, limits["vcpus"]))
+            else:
+                steps = ", ".join(
+                    f"multiples of {s['step']} up to {s['up_to']}" for s in limits["vcpu_steps"]
+                )
+                allowed = f"{limits['min_vcpus']} to {limits['max_vcpus']} ({steps})"
             raise ConfigError(
                 setting,
-                f"{machine_type!r}: custom {family.upper()} takes {limits['min_vcpus']} to "
-                f"{limits['max_vcpus']} vCPUs ({steps}).",
+                f"{machine_type!r}: custom {family.upper()} takes {allowed} vCPUs.",
             )
         if not min_mib <= memory_mib <= max_mib or memory_mib % limits["memory_step_mib"]:
             raise ConfigError(

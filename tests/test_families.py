@@ -54,6 +54,8 @@ def test_the_supported_families_are_the_x86_general_purpose_and_compute_ones() -
         ("c4d-highmem-8", 8, 63),
         ("n2-custom-10-20480", 10, 20),
         ("n2-custom-36-36864", 36, 36),
+        ("n2d-custom-48-98304", 48, 96),
+        ("n4-custom-6-12288", 6, 12),
     ],
 )
 def test_each_family_shape_has_its_documented_size(
@@ -72,6 +74,8 @@ def test_each_family_shape_has_its_documented_size(
         ("n2-custom-34-34816", "multiples of 4 up to 80"),
         ("n2-custom-8-131072", "4 to 64 GB"),
         ("c3-custom-8-16384", "c3-highcpu-{4,8,22,44,88,176}"),
+        ("n2d-custom-12-24576", "takes 2, 4, 8, 16, 32, 48, 64, 80, 96 vCPUs"),
+        ("n4-custom-6-8192", "12 to 48 GB"),
         ("c2-standard-8", "C2 is not supported"),
         ("t2a-standard-4", "Arm series"),
         ("n1-standard-4", "Supported families: E2, N2, N2D, T2D, N4, C3, C3D, C4, C4D"),
@@ -105,6 +109,7 @@ def test_e2_is_unchanged() -> None:
         ("t2d-standard-8", 8 * 0.027502 + 32 * 0.003686),
         ("c3-standard-4", 4 * 0.03398 + 16 * 0.00455),
         ("n2-custom-10-20480", (10 * 0.031611 + 20 * 0.004237) * 1.05),
+        ("n2d-custom-16-32768", (16 * 0.027502 + 32 * 0.003686) * 1.05),
     ],
 )
 def test_a_family_is_priced_at_its_catalogue_rates(machine_type: str, usd_per_hour: float) -> None:

@@ -271,6 +271,8 @@ def _candidate_json(c: Candidate) -> dict[str, Any]:
         "summary": c.summary,
         "usd_per_hour": round(c.price.usd_per_hour, 4),
         "node_usd_per_hour": round(c.price.node_usd_per_hour, 4),
+        # What it costs while measured (on spot VMs with --spot).
+        "measured_usd_per_hour": round(c.measure_price.usd_per_hour, 4),
         "nodes": c.price.nodes,
     }
 
