@@ -451,6 +451,20 @@ def test_a_resumed_search_loses_nothing_measured(
     assert "already measured" in capsys.readouterr().out
 
 
+def test_a_search_of_another_space_in_the_same_folder_is_said(
+    live: tuple[list[FakeStack], SearchMeasure, Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, _, directory, space = live
+    assert cli.main(search_command(directory, space, "--max-trials", "1")) == 0
+    other = space.with_name("other.yaml")
+    shutil.copy(space, other)
+    capsys.readouterr()
+    assert cli.main(search_command(directory, other, "--max-trials", "1")) == 0
+    out = capsys.readouterr().out
+    assert f"holds a search of {space}; this one is of {other}" in out
+    assert json.loads((directory / "sweep.json").read_text())["goal"]["space"] == str(other)
+
+
 def test_a_search_stops_a_configuration_that_cannot_win(
     live: tuple[list[FakeStack], SearchMeasure, Path, Path],
 ) -> None:

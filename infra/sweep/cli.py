@@ -287,6 +287,12 @@ def _manifest(
     directory = args.dir or Path("sweeps") / args.stack
     compared = {key: getattr(search, key) for key in COMPARED}
     manifest = open_manifest(directory, args.stack, compared, extra)
+    before, now = manifest.goal.get("space"), goal.get("space")
+    if before and before != now:
+        print(
+            f"Note: {directory} holds a search of {before}; this one is of {now or 'a list'}: "
+            "what was measured of configurations in both counts, the rest is left out."
+        )
     manifest.goal = goal
     return manifest
 
@@ -314,6 +320,7 @@ def run_sweep(args: argparse.Namespace) -> int:
         print(f"{manifest.path}: {done} of {len(names)} experiments already measured.")
     if not pending:
         print("Every experiment asked for is measured; the report:")
+        _save_before_run(manifest)  # what the report ranks by, as it now does
         report, _ = write_report(manifest)
         print(markdown(report), end="")
         return 0
@@ -571,7 +578,7 @@ def run_search(args: argparse.Namespace, search: SearchSettings, extra: dict[str
     space = load_space(args, extra)
     goal = Goal(args.target_rps)
     trials = trials_allowed(args, space)
-    manifest = _manifest(args, search, extra, _goal(args))
+    manifest = _manifest(args, search, extra, {**_goal(args), "space": str(args.space)})
     searcher = Search(space, goal, seed=args.seed, sampler=args.sampler, max_trials=trials)
     searcher.seed_with(earlier_outcomes(args, space))
     done = resumed(searcher, manifest.results(), space)
@@ -580,6 +587,7 @@ def run_search(args: argparse.Namespace, search: SearchSettings, extra: dict[str
     first = searcher.next() if len(done) < trials else None
     if first is None:
         print("The search has measured what it may; the report:")
+        _save_before_run(manifest)  # what the report ranks by, as it now does
         report, _ = write_report(manifest)
         print(markdown(report), end="")
         return 0

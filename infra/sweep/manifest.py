@@ -5,7 +5,7 @@
   duration_s}, settings (the --set values), models {modelSource: {release_tag, sha256}}
   (what each source resolved to when the sweep first ran: every run serves exactly that),
   order (experiments in sweep order),
-  goal {target_rps, deploy_spot} (what the report ranks by: the last run's; a new target
+  goal {target_rps, deploy_spot, space} (what the report ranks by: the last run's; a new target
   re-ranks without measuring again),
   measured {experiment: {file, measured_at, capacity_rate_per_s, capacity_rps,
   usd_per_hour (as measured), nodes, spot, fixed_usd_per_hour, node_usd_per_hour and
