@@ -152,7 +152,8 @@ def node_usd_per_hour(
     if shape.custom:
         per_hour *= multiplier
     if spot:
-        per_hour *= prices["spot_fraction"]
+        own = (prices.get("family_spot_fractions") or {}).get(shape.family)
+        per_hour *= prices["spot_fraction"] if own is None else own
     return float(per_hour)
 
 

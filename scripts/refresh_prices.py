@@ -31,6 +31,7 @@ from infra.billing.catalog import (  # noqa: E402
     COMPUTE_ENGINE_SERVICE,
     e2_rates,
     family_rates,
+    family_spot_fractions,
     render_prices,
     service_regions,
     spot_fraction,
@@ -77,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         fallback = prices["catalogues"][prices["current"]]["fallback_region"]
         spot = spot_fraction(skus, fallback, rates)
         families = family_rates(skus, sku_names())
+        family_spot = family_spot_fractions(skus, sku_names(), fallback, families)
         updated = with_new_catalogue(
             prices,
             rates,
@@ -84,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
             service_regions(skus),
             spot=spot,
             families=families,
+            family_spot=family_spot,
         )
     except (CatalogError, GcloudError, InputError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -151,7 +151,7 @@ def test_an_api_key_and_a_quota_project_are_sent_as_google_expects(catalog: Fake
 def test_busy_answers_are_retried_and_refusals_explained(catalog: FakeCatalog) -> None:
     naps: list[float] = []
     catalog.fail_next = [429, 503]
-    assert len(fetch_skus(COMPUTE_ENGINE_SERVICE, base_url=catalog.url, sleep=naps.append)) == 17
+    assert len(fetch_skus(COMPUTE_ENGINE_SERVICE, base_url=catalog.url, sleep=naps.append)) == 19
     assert naps == [2.0, 4.0]
     catalog.fail_next = [503, 503, 503]
     with pytest.raises(CatalogError, match="gave up after 3 attempts"):
@@ -176,7 +176,7 @@ def test_the_refresh_script_writes_a_current_catalogue(
     out = tmp_path / "prices.yaml"
     result = refresh(catalog, out)
     assert result.returncode == 0, result.stderr
-    assert "E2 rates for 6 regions from 17 Compute Engine SKUs" in result.stdout
+    assert "E2 rates for 6 regions from 19 Compute Engine SKUs" in result.stdout
     assert "N2, C4D rates read" in result.stdout
     assert "spot fraction 0.6001 from the spot SKUs" in result.stdout
     written = yaml.safe_load(out.read_text(encoding="utf-8"))
@@ -189,6 +189,11 @@ def test_the_refresh_script_writes_a_current_catalogue(
     assert "c4d" not in written["catalogues"][month]["unverified_families"]
     assert "c3" in written["catalogues"][month]["unverified_families"]
     assert families["c3"] == written["catalogues"]["2026-11"]["families"]["c3"]
+    # N2's own spot fraction, from its spot SKUs; T2D's hand-kept one carried over.
+    spot = written["catalogues"][month]["family_spot_fractions"]
+    expected = (4 * 0.006655 + 16 * 0.000892) / (4 * 0.031611 + 16 * 0.004237)
+    assert spot["n2"] == pytest.approx(expected, abs=1e-4)
+    assert spot["t2d"] == written["catalogues"]["2026-11"]["family_spot_fractions"]["t2d"]
     assert out.read_text(encoding="utf-8").startswith("# On-demand GCP prices")
 
 

@@ -115,8 +115,17 @@ def test_e2_is_unchanged() -> None:
 def test_a_family_is_priced_at_its_catalogue_rates(machine_type: str, usd_per_hour: float) -> None:
     shape = parse_machine_type(machine_type)
     assert node_usd_per_hour(shape, "us-central1", False) == pytest.approx(usd_per_hour)
-    spot = load("prices")["catalogues"]["2026-11"]["spot_fraction"]
+    catalogue = load("prices")["catalogues"]["2026-11"]
+    spot = catalogue["family_spot_fractions"].get(shape.family, catalogue["spot_fraction"])
     assert node_usd_per_hour(shape, "us-central1", True) == pytest.approx(usd_per_hour * spot)
+
+
+def test_t2d_is_priced_on_spot_at_its_own_skus_fraction() -> None:
+    # Spot T2D 0.00497 per vCPU and 0.000668 per GiB (SKUs E7FF-A0FB-FA82, 48AB-89F5-9112).
+    shape = parse_machine_type("t2d-standard-4")
+    assert node_usd_per_hour(shape, "us-central1", True) == pytest.approx(
+        (4 * 0.00497 + 16 * 0.000668), rel=1e-3
+    )
 
 
 def test_the_cited_list_prices_come_out() -> None:

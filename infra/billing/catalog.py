@@ -55,6 +55,8 @@ PRICES_HEADER = """\
 #   family_sources: where each family's rates come from; unverified_families: those not
 #     read from the Billing Catalog (the plan warns until a refresh replaces them).
 #   custom_multipliers: what a family's custom shapes cost over its predefined ones.
+#   family_spot_fractions: a family's own spot fraction (the refresh takes it from its spot
+#     SKUs); a family without one is priced on spot at spot_fraction.
 """
 
 
@@ -84,16 +86,17 @@ def e2_rates(
 
 
 def family_rates(
-    skus: Iterable[Mapping[str, Any]], sku_names: Mapping[str, str]
+    skus: Iterable[Mapping[str, Any]], sku_names: Mapping[str, str], *, spot: bool = False
 ) -> dict[str, dict[str, dict[str, float]]]:
     """{family: {region: rates}} from each family's on-demand "<name> Core/Ram running in"
-    SKUs (`sku_names`: family -> name, e.g. "N2D AMD Instance"); families without any left
-    out."""
+    SKUs (`sku_names`: family -> name, e.g. "N2D AMD Instance"), or with `spot` its "Spot
+    Preemptible <name> ..." ones; families without any left out."""
     listed = list(skus)
     found = {}
+    prefix, usage = ("Spot Preemptible ", PREEMPTIBLE) if spot else ("", ON_DEMAND)
     for family, name in sku_names.items():
-        pattern = re.compile(rf"^{re.escape(name)} (?P<kind>Core|Ram) running in ")
-        rates = _rates(listed, pattern, ON_DEMAND)
+        pattern = re.compile(rf"^{prefix}{re.escape(name)} (?P<kind>Core|Ram) running in ")
+        rates = _rates(listed, pattern, usage)
         if rates:
             found[family] = rates
     return found
@@ -126,8 +129,29 @@ def spot_fraction(
 ) -> float | None:
     """What e2-standard-4 costs on Spot VMs as a fraction of on demand, in `region`; None
     when the SKUs do not price spot E2 there."""
-    spot = e2_rates(skus, spot=True).get(region)
-    rates = on_demand.get(region)
+    return fraction_of(e2_rates(skus, spot=True).get(region), on_demand.get(region))
+
+
+def family_spot_fractions(
+    skus: Iterable[Mapping[str, Any]],
+    sku_names: Mapping[str, str],
+    region: str,
+    on_demand: Mapping[str, Mapping[str, Mapping[str, float]]],
+) -> dict[str, float]:
+    """{family: its spot fraction in `region`} for the families the SKUs price on spot."""
+    spot = family_rates(skus, sku_names, spot=True)
+    found = {}
+    for family, table in spot.items():
+        fraction = fraction_of(table.get(region), (on_demand.get(family) or {}).get(region))
+        if fraction is not None:
+            found[family] = fraction
+    return found
+
+
+def fraction_of(
+    spot: Mapping[str, float] | None, rates: Mapping[str, float] | None
+) -> float | None:
+    """A 4-vCPU, 16-GiB machine's spot price over its on-demand one."""
     if not spot or not rates:
         return None
 
@@ -161,6 +185,7 @@ def with_new_catalogue(
     *,
     spot: float | None = None,
     families: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None,
+    family_spot: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """The price file's data with a catalogue named for `as_of`'s month holding `rates`
     (and `regions`, when the SKUs named any; `spot`, the spot fraction, when they priced
@@ -196,6 +221,11 @@ def with_new_catalogue(
         catalogue["unverified_families"] = [
             family for family in base.get("unverified_families") or [] if family not in read
         ]
+    if family_spot:
+        catalogue["family_spot_fractions"] = {
+            **(base.get("family_spot_fractions") or {}),
+            **dict(sorted(family_spot.items())),
+        }
     if catalogue["fallback_region"] not in catalogue["e2"]:
         catalogue["fallback_region"] = next(iter(catalogue["e2"]))
     updated = dict(prices)
