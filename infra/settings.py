@@ -513,8 +513,9 @@ def validate(settings: Settings) -> list[str]:
         )
     if s.spot:
         warnings.append(
-            "spot is true: nodes can be preempted at any time; fine for dev, not for "
-            "latency experiments."
+            "spot is true: nodes can be preempted at any time; fine for dev and for measuring "
+            "(a sweep runs again a step during which a serving pod went away), not for "
+            "serving production traffic."
         )
     return warnings
 
