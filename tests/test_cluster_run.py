@@ -25,7 +25,7 @@ from kubernetes.client import (
 )
 from kubernetes.client.exceptions import ApiException
 
-from infra.bench.cluster import ClusterRunError, ClusterRunner
+from infra.bench.cluster import ClusterRunError, ClusterRunner, NodeShutdownError
 from infra.bench.pool import process_requests
 from infra.loadgen.spec import RESULT_MARKER, WorkerSpec
 from infra.loadgen.stats import Sample, merge, worker_result
@@ -69,6 +69,8 @@ class FakeCluster:
     calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = field(default_factory=list)
     created: dict[str, dict[str, Any]] = field(default_factory=dict)
     fail_create_job: bool = False
+    # load-generator pod index -> (status reason, message), e.g. a node's shutdown
+    pod_reasons: dict[int, tuple[str, str]] = field(default_factory=dict)
 
     def _record(self, name: str, *args: Any, **kwargs: Any) -> None:
         self.calls.append((name, args, kwargs))
@@ -101,7 +103,11 @@ class FakeCluster:
             items=[
                 V1Pod(
                     metadata=V1ObjectMeta(name=f"{name}-{i}-x"),
-                    status=V1PodStatus(phase=phase),
+                    status=V1PodStatus(
+                        phase=phase,
+                        reason=self.pod_reasons.get(i, (None, None))[0],
+                        message=self.pod_reasons.get(i, (None, None))[1],
+                    ),
                 )
                 for i, phase in enumerate(self.pod_phases)
             ]
@@ -256,6 +262,19 @@ def test_a_failed_pod_fails_the_run_with_its_log_and_the_job_is_deleted() -> Non
     cluster.logs["tfserving-bench-run1-0-x"] = "tfserving-gke-error cannot build a payload\n"
     run, _ = runner(cluster)
     with pytest.raises(ClusterRunError, match=r"pod tfserving-bench-run1-0-x failed: .*payload"):
+        run.run(SPEC, 2)
+    assert cluster.names()[-2:] == ["delete_namespaced_job", "delete_namespaced_service"]
+
+
+def test_a_pod_its_nodes_shutdown_stopped_is_a_disruption_not_a_failure() -> None:
+    cluster = finished(2)
+    cluster.statuses = [V1JobStatus(failed=1)]
+    cluster.pod_phases = ["Failed", "Running"]
+    # What the kubelet's graceful node shutdown leaves on a pod (a Spot VM preempted).
+    message = "Pod was terminated in response to imminent node shutdown."
+    cluster.pod_reasons = {0: ("Terminated", message)}
+    run, _ = runner(cluster)
+    with pytest.raises(NodeShutdownError, match="tfserving-bench-run1-0-x was stopped by its"):
         run.run(SPEC, 2)
     assert cluster.names()[-2:] == ["delete_namespaced_job", "delete_namespaced_service"]
 

@@ -15,7 +15,7 @@ import yaml
 
 from infra import cli
 from infra.bench.capacity import Objective
-from infra.bench.cluster import disruption
+from infra.bench.cluster import NodeShutdownError, disruption
 from infra.bench.session import BenchError, Runs, capacity_search
 from infra.loadgen.spec import WorkerSpec
 from infra.sweep.design import design_sweep
@@ -280,3 +280,26 @@ def test_a_search_dry_run_on_spot_shows_both_prices(capsys: pytest.CaptureFixtur
     assert "measured on spot VMs: " in out
     assert cli.main(["sweep", "--space", space, "--dry-run"]) == 0
     assert "measured on spot VMs" not in capsys.readouterr().out
+
+
+def test_a_load_generator_stopped_by_a_node_shutdown_is_run_again() -> None:
+    clock = Clock()
+    good = synthetic_run(50.0, clock)
+    calls = [0]
+
+    def execute(spec: WorkerSpec, processes: int) -> tuple[list[dict[str, Any]], Any]:
+        calls[0] += 1
+        if calls[0] == 1:
+            raise NodeShutdownError("load-generator pod run-0 was stopped by its node's shutdown")
+        return good.execute(spec, processes)
+
+    cluster = Recovering()
+    runs = Runs("cluster", execute, max_processes=4, fixed_processes=None)
+    runs.cluster = cluster  # type: ignore[assignment]
+    said: list[str] = []
+    result = capacity_search(
+        runs, SPEC, {"replicas": 1}, Objective(300.0, 0.01), max_steps=10, say=said.append
+    )
+    assert cluster.waits == [1]
+    assert any("not measured: load-generator pod run-0" in line for line in said)
+    assert result["capacity"]["range"]["low"] is not None

@@ -109,6 +109,23 @@ def _ready(pod: Any) -> bool:
     )
 
 
+# How the kubelet marks a pod its node's graceful shutdown stopped (a Spot VM preempted,
+# a node recreated): phase Failed, and this reason or message.
+SHUTDOWN_REASONS = ("Terminated", "Shutdown", "NodeShutdown")
+SHUTDOWN_MESSAGE = "node shutdown"
+
+
+class NodeShutdownError(ClusterRunError):
+    """A load-generator pod was stopped by its node's shutdown: the run measured nothing."""
+
+
+def stopped_by_shutdown(pod: Any) -> bool:
+    status = pod.status
+    return status.phase == "Failed" and (
+        status.reason in SHUTDOWN_REASONS or SHUTDOWN_MESSAGE in (status.message or "").lower()
+    )
+
+
 def disruption(before: dict[str, tuple[str, int]], after: dict[str, tuple[str, int]]) -> str:
     """Why the serving pods were not the same through a run (a spot node preempted, a pod
     restarted or moved), or "" when they were: such a run did not measure the deployment."""
@@ -279,6 +296,12 @@ class ClusterRunner:
             if (status.succeeded or 0) >= processes:
                 return
             if status.failed:
+                stopped = [p.metadata.name for p in self._pods(name) if stopped_by_shutdown(p)]
+                if stopped:
+                    raise NodeShutdownError(
+                        f"load-generator pod {stopped[0]} was stopped by its node's shutdown "
+                        "(a preempted or recreated node)"
+                    )
                 raise ClusterRunError(self._failure(name))
             pods = self._pods(name)
             if any(pod.status.phase == "Pending" for pod in pods) and not said_pending:

@@ -19,7 +19,7 @@ from kubernetes.config.config_exception import ConfigException
 from urllib3.exceptions import HTTPError
 
 from infra.bench.capacity import MAX_REPEATS, Objective, find_capacity
-from infra.bench.cluster import ClusterRunError, ClusterRunner
+from infra.bench.cluster import ClusterRunError, ClusterRunner, NodeShutdownError
 from infra.bench.fanout import run_local
 from infra.bench.kube import api_clients
 from infra.bench.pool import process_requests, processes_for
@@ -122,6 +122,8 @@ def run_once(
         started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         try:
             results, extra = runs.execute(spec, processes)
+        except NodeShutdownError as error:
+            raise DisruptedError(str(error)) from None
         except (WorkerError, ClusterRunError) as error:
             raise BenchError(str(error)) from None
         except (ApiException, HTTPError, ConfigException) as error:
