@@ -145,6 +145,7 @@ def design_experiment(settings: Settings) -> ExperimentDesign:
                 load_generator.max_nodes,
                 load_generator.disk_type,
                 load_generator.disk_size_gb,
+                spot=load_generator.spot,
                 role=POOL_NAME,
             )
             if load_generator

@@ -130,6 +130,7 @@ class Settings:
     load_generator: bool
     load_generator_machine_type: str
     load_generator_max_nodes: int
+    load_generator_spot: bool
     metrics: bool
     warmup: bool
     ttl_hours: int
@@ -470,7 +471,11 @@ def validate(settings: Settings) -> list[str]:
         )
     _check_batch_sizes(s)
     warnings += _check_source_ranges(s)
-    unused = [k for k in ("loadGeneratorMachineType", "loadGeneratorMaxNodes") if s.changed(k)]
+    unused = [
+        k
+        for k in ("loadGeneratorMachineType", "loadGeneratorMaxNodes", "loadGeneratorSpot")
+        if s.changed(k)
+    ]
     if not s.load_generator and unused:
         warnings.append(
             no_effect(

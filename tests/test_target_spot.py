@@ -303,3 +303,30 @@ def test_a_load_generator_stopped_by_a_node_shutdown_is_run_again() -> None:
     assert cluster.waits == [1]
     assert any("not measured: load-generator pod run-0" in line for line in said)
     assert result["capacity"]["range"]["low"] is not None
+
+
+def test_spot_puts_the_load_generator_on_spot_too() -> None:
+    from infra.plan.run import plan_stack  # noqa: PLC0415
+
+    plan = plan_stack(
+        "8vcpu-16gb-interop4",
+        {"loadGenerator": True, "loadGeneratorSpot": True, "gcp:project": "demo-project"},
+    )
+    pools = {
+        r.name: r for r in plan.recording.resources if r.type == "gcp:container/nodePool:NodePool"
+    }
+    generator = next(r for name, r in pools.items() if name.endswith("load-generator"))
+    assert generator.inputs["nodeConfig"]["spot"] is True
+    serving = next(r for name, r in pools.items() if name.endswith("serving"))
+    assert serving.inputs["nodeConfig"]["spot"] is False
+    lines = [line.item for line in plan.design.cost.while_benchmarking]
+    assert any(item.startswith("spot ") and "load-generator nodes" in item for item in lines)
+    # `sweep --spot` sets it for every experiment; the on-demand comparison prices both
+    # pools on demand.
+    spot = design_sweep(
+        ["8vcpu-16gb-interop4"], SEARCH, extra={"spot": True, "loadGeneratorSpot": True}
+    )
+    plain = design_sweep(["8vcpu-16gb-interop4"], SEARCH)
+    assert spot.on_demand is not None
+    assert spot.on_demand.usd == pytest.approx(plain.estimate.usd, abs=0.01)
+    assert spot.estimate.usd < plain.estimate.usd

@@ -35,6 +35,7 @@ class LoadGeneratorDesign:
     process_requests: Resources
     disk_type: str
     disk_size_gb: int
+    spot: bool = False
 
     @property
     def max_processes(self) -> int:
@@ -81,7 +82,13 @@ def design_load_generator(s: Settings) -> LoadGeneratorDesign | None:
         )
     disk = load("loadgen")["node_disk"]
     return LoadGeneratorDesign(
-        shape, s.load_generator_max_nodes, per_node, requests, disk["type"], disk["size_gb"]
+        shape,
+        s.load_generator_max_nodes,
+        per_node,
+        requests,
+        disk["type"],
+        disk["size_gb"],
+        spot=s.load_generator_spot,
     )
 
 

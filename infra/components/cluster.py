@@ -288,6 +288,7 @@ class GkeCluster(pulumi.ComponentResource):
                 "disk_type": pool.disk_type,
                 "disk_size_gb": pool.disk_size_gb,
                 "image_type": "COS_CONTAINERD",
+                "spot": pool.spot,
                 "labels": {**args.labels, ROLE_LABEL: ROLE},
                 "resource_labels": args.labels,
                 # Serving pods never land here; load-generator pods tolerate it and select

@@ -129,7 +129,7 @@ def _generator_usd(design: ExperimentDesign) -> float:
     pool, s = design.load_generator, design.settings
     if pool is None:
         return 0.0
-    group = NodeGroup(pool.shape, 1, pool.disk_type, pool.disk_size_gb)
+    group = NodeGroup(pool.shape, 1, pool.disk_type, pool.disk_size_gb, pool.spot)
     return sum(
         line.usd_per_hour for line in node_group_lines(group, s.region, design.cost.catalogue)
     )

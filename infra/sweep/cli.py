@@ -307,6 +307,8 @@ def run_sweep(args: argparse.Namespace) -> int:
         if extra.get("spot") is False:
             raise ConfigError("--spot", "contradicts --set spot=false; keep one")
         extra["spot"] = True
+        # The load generator too: a run a preemption stopped is run again.
+        extra.setdefault("loadGeneratorSpot", True)
     if args.space is not None:
         status = run_space(args, search, extra)
         if status is not None:

@@ -159,13 +159,22 @@ def planned(plan: StackPlan) -> Planned:
         line.usd_per_hour for line in node_group_lines(on_demand, s.region, catalogue)
     )
     generator = design.load_generator
-    generator_usd = 0.0
+    generator_usd = generator_on_demand_usd = 0.0
     if generator is not None:
         one = NodeGroup(
-            generator.shape, 1, generator.disk_type, generator.disk_size_gb, role=POOL_NAME
+            generator.shape,
+            1,
+            generator.disk_type,
+            generator.disk_size_gb,
+            spot=generator.spot,
+            role=POOL_NAME,
         )
         generator_usd = sum(
             line.usd_per_hour for line in node_group_lines(one, s.region, catalogue)
+        )
+        generator_on_demand_usd = sum(
+            line.usd_per_hour
+            for line in node_group_lines(replace(one, spot=False), s.region, catalogue)
         )
     resources = plan.recording.resources
     pool_urn = next(r.urn for r in resources if (r.type, r.name) == (NODE_POOL, SERVING_POOL_NAME))
@@ -197,6 +206,7 @@ def planned(plan: StackPlan) -> Planned:
         load_generator_machine_type=generator.shape.machine_type if generator else "",
         external_addresses=1 if s.exposure == "external" else 0,
         on_demand_nodes_usd_per_hour=on_demand_usd,
+        on_demand_load_generator_node_usd_per_hour=generator_on_demand_usd,
     )
 
 
@@ -285,8 +295,14 @@ def on_demand(experiment: Planned) -> Planned:
     """The experiment on on-demand nodes (the same hardware, the list price)."""
     if not experiment.spot or experiment.on_demand_nodes_usd_per_hour is None:
         return experiment
+    generator = experiment.on_demand_load_generator_node_usd_per_hour
     return replace(
-        experiment, spot=False, nodes_usd_per_hour=experiment.on_demand_nodes_usd_per_hour
+        experiment,
+        spot=False,
+        nodes_usd_per_hour=experiment.on_demand_nodes_usd_per_hour,
+        load_generator_node_usd_per_hour=(
+            experiment.load_generator_node_usd_per_hour if generator is None else generator
+        ),
     )
 
 

@@ -36,6 +36,7 @@ class Planned:
     external_addresses: int = 0  # an external load balancer's address (exposure external)
     # The serving nodes at on-demand prices (what a spot-measured experiment deploys at).
     on_demand_nodes_usd_per_hour: float | None = None
+    on_demand_load_generator_node_usd_per_hour: float | None = None
 
     @property
     def usd_per_hour(self) -> float:
