@@ -160,7 +160,7 @@ def add_parser(commands: Any) -> None:
         "--target-rps",
         type=positive,
         help="rank by the cost per hour of serving this load in whole nodes, from each "
-        "capacity range's low end (default: by requests per dollar)",
+        "capacity range's low end (without it: by requests per dollar)",
     )
     sweep.add_argument(
         "--spot",
@@ -171,7 +171,7 @@ def add_parser(commands: Any) -> None:
     sweep.add_argument(
         "--deploy-spot",
         action="store_true",
-        help="rank at spot prices: you will deploy on Spot VMs (default: on-demand prices)",
+        help="rank at spot prices: you will deploy on Spot VMs (without it: on-demand prices)",
     )
     sweep.add_argument("--dry-run", action="store_true", help="plan offline and estimate only")
     sweep.add_argument(
