@@ -161,25 +161,21 @@ def _cell(value: Any, digits: int = 1) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
-def _priced(manifest: SweepManifest) -> dict[str, dict[str, Any]]:
-    """Every result, priced as the user will deploy it."""
-    deploy_spot = bool(manifest.goal.get("deploy_spot"))
-    return {
-        name: _at_price(result, deploy_price(manifest.measured[name], result, deploy_spot))
-        for name, result in manifest.results().items()
-    }
-
-
 def build_report(manifest: SweepManifest) -> dict[str, Any]:
     """The report's figures, from every result the sweep directory holds."""
-    measured = manifest.results()
-    results = _priced(manifest)
+    return _build(manifest)[0]
+
+
+def _build(manifest: SweepManifest) -> tuple[dict[str, Any], dict[str, Row]]:
+    """The report, and each experiment's row as it ranked (priced as deployed)."""
+    deploy_spot = bool(manifest.goal.get("deploy_spot"))
+    prices: dict[str, Price | None] = {}
+    results: dict[str, dict[str, Any]] = {}
+    for name, result in manifest.results().items():
+        prices[name] = deploy_price(manifest.measured[name], result, deploy_spot)
+        results[name] = _at_price(result, prices[name])
     search = manifest.search
     goal = Goal(manifest.goal.get("target_rps"))
-    deploy_spot = bool(manifest.goal.get("deploy_spot"))
-    prices = {
-        name: deploy_price(manifest.measured[name], measured[name], deploy_spot) for name in results
-    }
     rows = dict(zip(results, named_rows(list(results.items())), strict=True))
     entries = []
     for name, r in rows.items():
@@ -212,7 +208,7 @@ def build_report(manifest: SweepManifest) -> dict[str, Any]:
     finished = not manifest.failed and all(name in results for name in manifest.order)
     if not finished and not verdict.startswith("not tested"):
         verdict = "undecided: the sweep did not measure every experiment"
-    return {
+    report = {
         "schema": "tfserving-gke/sweep-report/v1",
         "stack": manifest.stack,
         "objective": {"p99_ms": search["p99_ms"], "max_error_rate": search["max_error_rate"]},
@@ -238,6 +234,7 @@ def build_report(manifest: SweepManifest) -> dict[str, Any]:
         "spent_usd": round(manifest.spent_usd, 2),
         "phases": manifest.phases,
     }
+    return report, rows
 
 
 def _target_cell(entry: dict[str, Any]) -> str:
@@ -373,14 +370,15 @@ def markdown(report: dict[str, Any]) -> str:
 
 def write_report(manifest: SweepManifest) -> tuple[dict[str, Any], Path]:
     """report.md, report.png (with a latency-against-load panel) and report.json."""
-    report = build_report(manifest)
+    report, rows = _build(manifest)
     directory = manifest.directory
     (directory / REPORT_JSON).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     (directory / REPORT_MD).write_text(markdown(report), encoding="utf-8")
-    results = manifest.results()
-    if results:
-        rows = named_rows(list(results.items()))
-        objective = report["objective"]
-        ranking: Ranking = rank(rows, objective["p99_ms"], objective["max_error_rate"])
-        chart(rows, directory / REPORT_PNG, objective["p99_ms"], ranking)
+    if rows:
+        # The chart marks what the report ranked (by its goal, at the deploy price).
+        ranking = Ranking(
+            rows.get(report["winner"]) if report["winner"] else None,
+            tuple(rows[name] for name in report["tied_with_winner"]),
+        )
+        chart(list(rows.values()), directory / REPORT_PNG, report["objective"]["p99_ms"], ranking)
     return report, directory / REPORT_MD
