@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from infra.machine import Resources
-from infra.search.objective import Price
 
 
 @dataclass(frozen=True)
@@ -41,14 +40,6 @@ class Planned:
     @property
     def usd_per_hour(self) -> float:
         return self.fixed_usd_per_hour + self.nodes_usd_per_hour
-
-    def price(self, deploy_spot: bool = False) -> Price:
-        """Its price per hour as it will be deployed: on demand unless `deploy_spot` (a
-        spot-measured experiment is still deployed on demand by default)."""
-        nodes_usd = self.nodes_usd_per_hour
-        if self.spot and not deploy_spot and self.on_demand_nodes_usd_per_hour is not None:
-            nodes_usd = self.on_demand_nodes_usd_per_hour
-        return Price(self.fixed_usd_per_hour, nodes_usd / self.nodes, self.nodes)
 
     @property
     def serving_vcpus(self) -> int:
