@@ -483,3 +483,16 @@ def test_a_search_stops_a_configuration_that_cannot_win(
         assert results[name]["stopped"].startswith("stopped early: at best")
         assert results[name]["runs"] < 10
     assert {args[0] for n, args in measure.calls if n == "measure"} == set(SMALL)
+
+
+def test_a_replay_stopped_before_its_first_trial_says_so(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = [
+        "sweep", "--space", str(SPACE), "--replay", str(TABLE), "--p99-ms", "300",
+        "--max-usd", "0.01",
+    ]  # fmt: skip
+    assert cli.main(argv) == 1
+    out = capsys.readouterr().out
+    assert "would pass --max-usd 0.01" in out
+    assert "Picked: nothing; the search stopped before its first trial." in out

@@ -346,7 +346,11 @@ def describe_replay(result: Replay, space: SearchSpace, results: Results, trials
         f"{result.full_usd:.2f} USD).",
     ]
     if result.picked is None:
-        lines.append("Picked: nothing; no configuration tried met the objective with confidence.")
+        lines.append(
+            "Picked: nothing; the search stopped before its first trial."
+            if not result.trials
+            else "Picked: nothing; no configuration tried met the objective with confidence."
+        )
         return "\n".join(lines) + "\n"
     lines.append(f"Picked: {result.picked}: {pick_text(goal, space, result.picked, result)}.")
     if result.best is not None and result.gap is not None:
