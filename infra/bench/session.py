@@ -9,6 +9,7 @@ runs into results documents.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -23,7 +24,7 @@ from infra.bench.cluster import ClusterRunError, ClusterRunner, NodeShutdownErro
 from infra.bench.fanout import run_local
 from infra.bench.kube import api_clients
 from infra.bench.pool import process_requests, processes_for
-from infra.bench.results import result_document
+from infra.bench.results import result_document, short_of_pods
 from infra.loadgen.spec import WorkerError, WorkerSpec
 from infra.naming import label_value
 
@@ -141,9 +142,15 @@ def run_once(
             pods_cpu=(extra or {}).get("pods_cpu"),
             placement=(extra or {}).get("placement"),
         )
-        disrupted = (extra or {}).get("disrupted")
+        disrupted = (extra or {}).get("disrupted") or (
+            short_of_pods(document, int(outputs.get("replicas") or 0))
+            if runs.where == "cluster"
+            else ""
+        )
         if disrupted:
             raise DisruptedError(disrupted)
+        if (extra or {}).get("server_failure"):
+            document["server_failure"] = extra["server_failure"] if extra else ""
         runs.payload_bytes = int(document["settings"]["payload_bytes"])
         limited = document["summary"]["load_generator_limited"]
         if not limited or runs.fixed_processes or processes >= runs.max_processes:
@@ -159,6 +166,14 @@ def summary_line(summary: dict[str, Any]) -> str:
         f"{summary['rps']} RPS, p50 {summary['p50_ms']} ms, p99 {summary['p99_ms']} ms, "
         f"errors {summary['error_rate']:.2%}{f' ({errors})' if errors else ''}"
     )
+
+
+def run_seed(seed: int, experiment: str, rate: float, repeat: int) -> int:
+    """The arrival schedule's seed of one run of a capacity search: from the bench's or
+    sweep's seed, the experiment, the rate and which repeat at that rate it is, so pooled
+    repeats are independent and a search run again draws the same arrivals."""
+    digest = hashlib.sha256(f"{seed}/{experiment}/{rate:g}/{repeat}".encode()).digest()
+    return int.from_bytes(digest[:4], "big")
 
 
 def capacity_search(
@@ -179,12 +194,16 @@ def capacity_search(
     say(f"Capacity search, {objective.describe()}, from {spec.rate:g} requests/s:")
 
     disruptions = 0
+    repeats: dict[float, int] = {}
+    experiment = str(outputs.get("experiment") or "")
 
     def run_step(rate: float) -> dict[str, Any]:
         nonlocal disruptions
+        repeat = repeats[rate] = repeats.get(rate, -1) + 1
+        seed = run_seed(spec.seed, experiment, rate, repeat)
         while True:
             try:
-                document = run_once(runs, replace(spec, rate=rate), outputs, say)
+                document = run_once(runs, replace(spec, rate=rate, seed=seed), outputs, say)
                 break
             except DisruptedError as error:
                 disruptions += 1
@@ -196,6 +215,9 @@ def capacity_search(
                 say(f"  {rate:>9.2f}/s  not measured: {error}; measured again once it serves")
                 runs.cluster.wait_for_serving(int(outputs.get("replicas") or 1), RECOVERY_TIMEOUT_S)
         say(f"  {rate:>9.2f}/s  {summary_line(document['summary'])}")
+        if document.get("server_failure") and runs.cluster is not None:
+            say(f"  {rate:>9.2f}/s  the server failed: {document['server_failure']}")
+            runs.cluster.wait_for_serving(int(outputs.get("replicas") or 1), RECOVERY_TIMEOUT_S)
         if after_step:
             after_step(document)
         return document
@@ -210,18 +232,21 @@ def capacity_search(
     steps = capacity["steps"]
     chosen = steps[capacity["step"]] if capacity["step"] is not None else steps[-1]
     window = capacity["range"]
+    high = (
+        f"{window['high']:g} requests/s (the lowest rate that failed with confidence)"
+        if window["high"] is not None
+        else "open above (no rate failed with confidence)"
+    )
     if capacity["rate_per_s"] is not None:
-        high = f"{window['high']:g}" if window["high"] is not None else "not reached"
         say(
             f"Capacity: {capacity['rate_per_s']:g} requests/s offered ({capacity['rps']} "
-            f"served) at {objective.describe()}, with 95% confidence; it lies between "
-            f"{window['low']:g} and {high} requests/s ({capacity['stopped']})."
+            f"served) at {objective.describe()}, with 95% confidence; the true capacity lies "
+            f"from there to {high} ({capacity['stopped']})."
         )
     elif window["low"] is not None:
         say(
-            f"No capacity: the range is {window['low']:g} to "
-            f"{window['high'] or window['undecided_at']} requests/s and did not close "
-            f"({capacity['stopped']})."
+            f"No capacity: the range runs from {window['low']:g} requests/s to {high}, and "
+            f"no rate was certified ({capacity['stopped']})."
         )
     else:
         say(f"No rate met {objective.describe()} with confidence: {capacity['stopped']}.")

@@ -87,6 +87,15 @@ class Cumulative:
             return int(histogram.get_highest_equivalent_value(value))
         return int(histogram.get_lowest_equivalent_value(value))
 
+    def value_at_count(self, rank: int) -> int:
+        """The rank-th smallest recorded value (1-based), at its bucket's highest
+        equivalent value, as value_at_percentile reads one."""
+        histogram = self.histogram
+        index = bisect_left(self.running, max(1, rank))
+        if index == len(self.running):
+            return 0
+        return int(histogram.get_highest_equivalent_value(histogram.get_value_from_index(index)))
+
     def mean(self) -> float:
         """What HdrHistogram's get_mean_value answers (each value at its range's middle)."""
         histogram = self.histogram
@@ -150,9 +159,10 @@ def worker_result(
     for sample in samples:
         if sample.start_s >= end_s:
             continue  # a closed-loop user's request begun as the run ended: not part of it
-        second = seconds.setdefault(
-            int(sample.start_s), {"requests": 0, "errors": 0, "latency": new_histogram()}
-        )
+        second = seconds.get(int(sample.start_s))
+        if second is None:  # a histogram is costly to make: one per second, not per sample
+            second = {"requests": 0, "errors": 0, "latency": new_histogram()}
+            seconds[int(sample.start_s)] = second
         second["requests"] += 1
         if sample.error is None:
             _record(second["latency"], sample.latency_ms)

@@ -205,7 +205,10 @@ def add_parser(commands: Any) -> None:
         help="model: a Bayesian model of capacity, Thompson sampling; tpe: Optuna's TPE; random",
     )
     searching.add_argument(
-        "--seed", type=non_negative_int, default=0, help="the sampler's seed (replays repeat)"
+        "--seed",
+        type=non_negative_int,
+        default=0,
+        help="the seed of the sampler and of every run's arrivals (a replay repeats)",
     )
     searching.add_argument(
         "--replay",
@@ -349,7 +352,7 @@ def run_sweep(args: argparse.Namespace) -> int:
         manifest=manifest,
         stack=stack,
         config_values=_config_values(design),
-        measure=cluster_measure(design),
+        measure=cluster_measure(design, seed=args.seed),
         max_usd=args.max_usd,
         exists=gcp_exists(print),
         keep=args.keep,
@@ -509,10 +512,12 @@ def cluster_measure(
     design: SweepDesign,
     say: Callable[[str], None] = print,
     stop_when: Callable[[str, float | None, float | None], str] | None = None,
+    seed: int = 0,
 ) -> Measure:
     """Each experiment's capacity, searched from inside its cluster once its pods settled;
     `stop_when(experiment, low, high)` may stop a search early (a search over a space
-    stops a configuration that cannot win)."""
+    stops a configuration that cannot win). Each run's arrivals are seeded from `seed`,
+    the experiment, the rate and the repeat."""
     # The load generator's side (the kubernetes client) only for a real run: every other
     # command imports this module.
     from infra.bench.capacity import Objective  # noqa: PLC0415
@@ -552,6 +557,7 @@ def cluster_measure(
                 timeout_s=30.0,
                 max_in_flight=1000,
                 arrivals=search.arrivals,
+                seed=seed,
                 max_send_lag_ms=max_send_lag_ms(search.p99_ms),
             )
             return capacity_search(
@@ -634,7 +640,7 @@ def run_search(args: argparse.Namespace, search: SearchSettings, extra: dict[str
         manifest=manifest,
         stack=_automation_stack(args.stack),
         config_values=_config_values(design),
-        measure=cluster_measure(design, stop_when=chooser.stop_reason),
+        measure=cluster_measure(design, stop_when=chooser.stop_reason, seed=args.seed),
         max_usd=args.max_usd,
         exists=gcp_exists(print),
         keep=args.keep,
