@@ -69,6 +69,8 @@ cluster = GkeCluster(
         load_generator=design.load_generator,
         autoscaling=design.autoscaling,
         metrics=settings.metrics,
+        gvnic=design.gvnic,
+        boot_disk_performance=design.boot_disk_performance,
     ),
 )
 image = ServingImage(

@@ -14,7 +14,9 @@ from infra.facts import load
 from infra.machine import (
     MachineShape,
     Resources,
+    boot_disk_performance,
     family_facts,
+    needs_gvnic,
     node_allocatable,
     pod_cpu_cores,
     resolve_machine,
@@ -24,7 +26,7 @@ from infra.machine import (
 from infra.pricing import CostEstimate, NodeGroup, estimate_cost
 from infra.scaling.design import AutoscalingDesign, design_autoscaling
 from infra.settings import STACK, Settings
-from infra.tfserving import BatchingParameters, ServerOptions
+from infra.tfserving import BatchingParameters, ServerOptions, onednn
 
 THREADS_PER_CPU_FOR_IO = 4
 # TF Serving's batching guide (and session_bundle_config.proto): drive a batch of size B with
@@ -65,6 +67,12 @@ class ExperimentDesign:
     # With autoscaling: the limits, and the cost with the most nodes (`cost` is the least).
     autoscaling: AutoscalingDesign | None = None
     cost_at_max: CostEstimate | None = None
+    # The serving pool's network driver is set to gVNIC (the family runs only with it), and
+    # its boot disk's provisioned (IOPS, MiB/s) where the disk type takes them.
+    gvnic: bool = False
+    boot_disk_performance: tuple[int, int] | None = None
+    # Whether TensorFlow's oneDNN kernels run on this family, in words (oneDnn).
+    onednn: str = ""
 
 
 def _boot_disk(s: Settings, shape: MachineShape, warnings: list[str]) -> Settings:
@@ -112,6 +120,7 @@ def design_experiment(settings: Settings) -> ExperimentDesign:
         )
     batching = _batching(s, cores, warnings)
     rest_threads, grpc_threads = _request_threads(s, cores, batching, warnings)
+    onednn_env, onednn_effect = onednn(s.one_dnn, shape.family)
     server = ServerOptions(
         model_name=s.model_name,
         intra_op_parallelism=s.tensorflow_intra_op_parallelism or cores,
@@ -119,6 +128,7 @@ def design_experiment(settings: Settings) -> ExperimentDesign:
         rest_api_num_threads=rest_threads,
         grpc_max_threads=grpc_threads,
         batching=batching,
+        onednn_env=onednn_env,
     )
     if shape.shared_core:
         warnings.append(
@@ -171,6 +181,9 @@ def design_experiment(settings: Settings) -> ExperimentDesign:
         load_generator=load_generator,
         autoscaling=scaling,
         cost_at_max=priced(scaling.max_nodes) if scaling else None,
+        onednn=onednn_effect,
+        gvnic=needs_gvnic(shape.family),
+        boot_disk_performance=boot_disk_performance(s.disk_type),
     )
 
 

@@ -101,6 +101,20 @@ def family_facts(family: str) -> dict[str, Any]:
     return dict(data["e2"] if family == "e2" else data["families"][family])
 
 
+def boot_disk_performance(disk_type: str) -> tuple[int, int] | None:
+    """(provisioned IOPS, provisioned throughput in MiB/s) a boot disk of this type is
+    given (what its price includes), or None where the type takes neither."""
+    performance = (load("families").get("boot_disk_performance") or {}).get(disk_type)
+    if performance is None:
+        return None
+    return int(performance["provisioned_iops"]), int(performance["provisioned_throughput_mib_s"])
+
+
+def needs_gvnic(family: str) -> bool:
+    """Whether the family's machines run only with the gVNIC network driver."""
+    return bool(family_facts(family).get("gvnic", False))
+
+
 def supported_families() -> list[str]:
     return ["e2", *load("families")["families"]]
 
@@ -151,7 +165,10 @@ def _other_family(machine_type: str, family: str, setting: str) -> MachineShape:
     if predefined and predefined[1] in facts["predefined"]:
         spec, vcpus = facts["predefined"][predefined[1]], int(predefined[2])
         if vcpus in spec["vcpus"]:
-            memory_mib = round(vcpus * float(spec["gib_per_vcpu"]) * MIB_PER_GIB)
+            memory_gib = (facts.get("memory_gib") or {}).get(
+                machine_type, vcpus * float(spec["gib_per_vcpu"])
+            )
+            memory_mib = round(float(memory_gib) * MIB_PER_GIB)
             return MachineShape(machine_type, vcpus, memory_mib, False, False, float(vcpus), family)
     shapes = ", ".join(
         f"{kind}-{{{','.join(map(str, spec['vcpus']))}}}"

@@ -18,6 +18,7 @@ from infra.scaling.manifests import horizontal_pod_autoscaler
 from infra.tfserving import (
     CONFIG_DIR,
     GRPC_PORT,
+    ONEDNN_ENV,
     REST_PORT,
     config_files,
     config_files_sha256,
@@ -367,6 +368,11 @@ def _pod_spec(design: ExperimentDesign, image: Any, configmap_name: str) -> dict
                 "imagePullPolicy": "IfNotPresent",
                 "command": entrypoint(),
                 "args": server_args(design.server),
+                **(
+                    {"env": [{"name": ONEDNN_ENV, "value": design.server.onednn_env}]}
+                    if design.server.onednn_env
+                    else {}
+                ),
                 "ports": [
                     {"name": "grpc", "containerPort": GRPC_PORT, "protocol": "TCP"},
                     {"name": "http", "containerPort": REST_PORT, "protocol": "TCP"},

@@ -152,9 +152,43 @@ def node_usd_per_hour(
     if shape.custom:
         per_hour *= multiplier
     if spot:
-        own = (prices.get("family_spot_fractions") or {}).get(shape.family)
-        per_hour *= prices["spot_fraction"] if own is None else own
+        per_hour *= spot_fraction(shape.family, region, catalogue_name)[0]
     return float(per_hour)
+
+
+def spot_fraction(family: str, region: str, catalogue_name: str | None = None) -> tuple[float, str]:
+    """What a family's Spot VMs cost in `region` as a fraction of on demand, and the region
+    that fraction is of (the fallback region's when the catalogue has none for `region`);
+    ConfigError when it has none for the family at all: spot prices differ by family (0.22
+    to 0.60 of on demand) and are never borrowed from another one."""
+    name, prices = catalogue(catalogue_name)
+    table = (prices.get("spot_fractions") or {}).get(family)
+    if not table:
+        raise ConfigError(
+            "spot",
+            f"price catalogue {name} has no spot price for {family.upper()}, so spot nodes of "
+            "it cannot be priced: run `venv/bin/python scripts/refresh_prices.py` (it reads "
+            "the 'Spot Preemptible' SKUs), or set spot false.",
+        )
+    fallback = str(prices["fallback_region"])
+    at = region if region in table else fallback if fallback in table else next(iter(table))
+    return float(table[at]), at
+
+
+def spot_price_warnings(family: str, region: str, catalogue_name: str | None = None) -> list[str]:
+    """What the plan says when a spot fraction is of another region than the nodes'."""
+    name, prices = catalogue(catalogue_name)
+    fraction, at = spot_fraction(family, region, catalogue_name)
+    if at == region:
+        return []
+    known = sorted((prices.get("spot_fractions") or {}).get(family, {}).values())
+    spread = f" ({known[0]:g} to {known[-1]:g} where known)" if len(known) > 1 else ""
+    return [
+        f"no {family.upper()} spot price for region {region!r} in price catalogue {name}: "
+        f"its spot nodes are priced at {at}'s fraction of on demand, {fraction:g}; spot "
+        f"fractions differ by region{spread}. Refresh the catalogue with "
+        "`venv/bin/python scripts/refresh_prices.py`."
+    ]
 
 
 @dataclass(frozen=True)
@@ -214,8 +248,10 @@ def estimate_cost(
         lines.append(CostLine("external IPv4 address", 1, prices["external_ipv4_hour"]))
     credit = 0.0 if regional_cluster else float(prices["gke_free_tier_credit_month"])
     priced_at = rates_region(region, name)
-    warnings = (() if priced_at == region else (unpriced_region_warning(region, name),)) + tuple(
-        family_price_warnings(shape.family, region, name)
+    warnings = (
+        (() if priced_at == region else (unpriced_region_warning(region, name),))
+        + tuple(family_price_warnings(shape.family, region, name))
+        + tuple(spot_price_warnings(shape.family, region, name) if spot else ())
     )
     benchmarking = tuple(node_group_lines(benchmark_nodes, region, name)) if benchmark_nodes else ()
     return CostEstimate(

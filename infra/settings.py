@@ -40,6 +40,7 @@ VARIANTS = ("cpu", "gpu")
 # Boot disk types; which a machine family attaches is infra/data/families.yaml's.
 DISK_TYPES = ("pd-standard", "pd-balanced", "pd-ssd", "hyperdisk-balanced")
 EXPOSURES = ("internal", "external")
+ONE_DNN = ("auto", "on", "off")
 # The settings of TF Serving's batching: they take effect only with enableBatching.
 BATCHING_SETTINGS = (
     "maxBatchSize",
@@ -114,6 +115,7 @@ class Settings:
     github_api_url: str
     tf_serving_version: str
     tf_serving_variant: str
+    one_dnn: str
     tensorflow_intra_op_parallelism: int
     tensorflow_inter_op_parallelism: int
     rest_api_num_threads: int
@@ -391,6 +393,7 @@ def validate(settings: Settings) -> list[str]:
     _one_of("releaseChannel", s.release_channel, RELEASE_CHANNELS)
     _one_of("diskType", s.disk_type, DISK_TYPES)
     _one_of("exposure", s.exposure, EXPOSURES)
+    _one_of("oneDnn", s.one_dnn, ONE_DNN)
     _one_of("tfServingVariant", s.tf_serving_variant, VARIANTS)
     _at_least("modelMaxDownloadMb", s.model_max_download_mb, 1, 1024 * 1024)
     if s.model_sha256 and not _SHA256.match(s.model_sha256.lower().removeprefix("sha256:")):

@@ -9,6 +9,7 @@ import hashlib
 from dataclasses import dataclass
 
 from infra.facts import load
+from infra.machine import family_facts
 from infra.monitoring.names import METRICS_PATH
 
 GRPC_PORT = 8500
@@ -51,6 +52,37 @@ class ServerOptions:
     rest_api_num_threads: int
     grpc_max_threads: int
     batching: BatchingParameters | None
+    # TF_ENABLE_ONEDNN_OPTS: "1" or "0", or "" to leave TensorFlow's default.
+    onednn_env: str = ""
+
+
+# TensorFlow turns its oneDNN ops on by default only where the CPU has one of these
+# (tensorflow/core/util/port.cc, IsMklEnabled via the CPU feature checks);
+# TF_ENABLE_ONEDNN_OPTS=1 or 0 overrides (shared/facts/gke-families.md).
+ONEDNN_INSTRUCTIONS = ("avx512-vnni", "avx512-bf16", "avx-vnni", "amx")
+ONEDNN_ENV = "TF_ENABLE_ONEDNN_OPTS"
+
+
+def onednn(setting: str, family: str) -> tuple[str, str]:
+    """(TF_ENABLE_ONEDNN_OPTS value or "" to leave TensorFlow's default, what the server
+    will do on this machine family, in words) for oneDnn auto, on or off."""
+    if setting == "on":
+        return "1", "on (oneDnn on)"
+    if setting == "off":
+        return "0", "off (oneDnn off)"
+    facts = family_facts(family)
+    if facts.get("host_cpus_vary"):
+        return "", (
+            f"TensorFlow's default, which depends on the host {family.upper()} lands on: on "
+            "with AVX512_VNNI or AMX (Intel Cascade Lake and newer), off on AMD Rome and Milan"
+        )
+    found = [i for i in ONEDNN_INSTRUCTIONS if i in facts.get("instructions", [])]
+    if found:
+        return "", f"on: TensorFlow's default on {family.upper()} ({', '.join(found)})"
+    return "", (
+        f"off: TensorFlow's default on {family.upper()}, whose CPUs have none of "
+        f"{', '.join(ONEDNN_INSTRUCTIONS)} (set oneDnn on to measure it with oneDNN)"
+    )
 
 
 def model_base_path(model_name: str) -> str:

@@ -9,9 +9,9 @@ Runs on your machine with your credentials (it needs the network and a Google ac
 Adds a catalogue named for this month with the on-demand E2 vCPU and RAM rates of every
 region the catalogue prices E2 in, and those of the other machine families
 (infra/data/families.yaml: N2, N2D, T2D, N4, C3, C3D, C4, C4D) wherever the catalogue
-lists them, makes it current, and keeps the older catalogues. The
-spot fraction is taken from the spot E2 SKUs of the fallback region (carried over when the
-catalogue has none); the other prices (GKE fee, load balancer, disks, custom factor) are
+lists them, makes it current, and keeps the older catalogues. Each family's spot fraction
+is taken per region from its "Spot Preemptible" SKUs (the ones the catalogue has none for
+are carried over); the other prices (GKE fee, load balancer, disks, custom factor) are
 carried over: review them by hand. Commit the file with the diff `plan --diff` shows.
 """
 
@@ -31,10 +31,9 @@ from infra.billing.catalog import (  # noqa: E402
     COMPUTE_ENGINE_SERVICE,
     e2_rates,
     family_rates,
-    family_spot_fractions,
     render_prices,
     service_regions,
-    spot_fraction,
+    spot_fractions,
     with_new_catalogue,
 )
 from infra.billing.client import BILLING_API, CatalogError, fetch_skus  # noqa: E402
@@ -75,18 +74,15 @@ def main(argv: list[str] | None = None) -> int:
             base_url=args.api_url,
         )
         rates = e2_rates(skus)
-        fallback = prices["catalogues"][prices["current"]]["fallback_region"]
-        spot = spot_fraction(skus, fallback, rates)
         families = family_rates(skus, sku_names())
-        family_spot = family_spot_fractions(skus, sku_names(), fallback, families)
+        spot = spot_fractions(skus, sku_names(), rates, families)
         updated = with_new_catalogue(
             prices,
             rates,
             datetime.now(UTC).date(),
             service_regions(skus),
-            spot=spot,
             families=families,
-            family_spot=family_spot,
+            spot=spot,
         )
     except (CatalogError, GcloudError, InputError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -101,8 +97,12 @@ def main(argv: list[str] | None = None) -> int:
             if families
             else "no other family's SKUs (their rates carried over); "
         )
-        + "spot fraction "
-        + (f"{spot:g} from the spot SKUs." if spot is not None else "carried over (no spot SKUs).")
+        + (
+            f"spot fractions of {', '.join(f.upper() for f in sorted(spot))} in "
+            f"{len({r for t in spot.values() for r in t})} regions from the spot SKUs."
+            if spot
+            else "spot fractions carried over (no spot SKUs)."
+        )
     )
     return 0
 

@@ -19,7 +19,7 @@ from infra.billing.catalog import (
     e2_rates,
     family_rates,
     render_prices,
-    spot_fraction,
+    spot_fractions,
     with_new_catalogue,
 )
 from infra.billing.client import CatalogError, fetch_skus
@@ -92,19 +92,26 @@ def test_other_families_come_from_their_own_skus() -> None:
     assert found["n2"]["us-central1"]["vcpu_hour"] == 0.031611
 
 
-def test_the_spot_fraction_comes_from_the_spot_e2_skus() -> None:
+def test_spot_fractions_come_from_each_familys_spot_skus_per_region() -> None:
     rates = e2_rates(ALL_SKUS)
+    names = {"n2": "N2 Instance", "c4d": "C4D Instance"}
+    fractions = spot_fractions(ALL_SKUS, names, rates, family_rates(ALL_SKUS, names))
     # e2-standard-4 on spot: 4 x 0.01309 + 16 x 0.001754, over 4 x 0.02181159 + 16 x 0.00292353.
     expected = (4 * 0.01309 + 16 * 0.001754) / (4 * 0.02181159 + 16 * 0.00292353)
-    assert spot_fraction(ALL_SKUS, "us-central1", rates) == pytest.approx(expected, abs=1e-4)
-    # Belgium has no spot SKU here: nothing to take, the fraction is carried over.
-    assert spot_fraction(ALL_SKUS, "europe-west1", rates) is None
+    assert fractions["e2"]["us-central1"] == pytest.approx(expected, abs=1e-4)
+    # Belgium has no spot SKU here: nothing to take, its fraction is carried over.
+    assert "europe-west1" not in fractions["e2"]
     prices = yaml.safe_load((DATA_DIR / "prices.yaml").read_text(encoding="utf-8"))
-    updated = with_new_catalogue(prices, rates, date(2027, 1, 5), spot=0.31)
-    assert updated["catalogues"]["2027-01"]["spot_fraction"] == 0.31
-    assert "Spot Preemptible E2" in updated["catalogues"]["2027-01"]["source"]
+    updated = with_new_catalogue(
+        prices, rates, date(2027, 1, 5), spot={"e2": {"us-central1": 0.31}}
+    )
+    written = updated["catalogues"]["2027-01"]["spot_fractions"]
+    assert written["e2"]["us-central1"] == 0.31
+    # Other regions and families keep the current catalogue's fractions.
+    assert written["e2"]["europe-west1"] == 0.484 and written["n2d"] == {"us-central1": 0.289}
+    assert "Spot Preemptible" in updated["catalogues"]["2027-01"]["source"]
     kept = with_new_catalogue(prices, rates, date(2027, 1, 5))
-    assert kept["catalogues"]["2027-01"]["spot_fraction"] == 0.6
+    assert kept["catalogues"]["2027-01"]["spot_fractions"]["e2"]["us-central1"] == 0.6
 
 
 class FakeCatalog(JsonApi):
@@ -178,22 +185,22 @@ def test_the_refresh_script_writes_a_current_catalogue(
     assert result.returncode == 0, result.stderr
     assert "E2 rates for 6 regions from 19 Compute Engine SKUs" in result.stdout
     assert "N2, C4D rates read" in result.stdout
-    assert "spot fraction 0.6001 from the spot SKUs" in result.stdout
+    assert "spot fractions of E2, N2 in 4 regions from the spot SKUs" in result.stdout
     written = yaml.safe_load(out.read_text(encoding="utf-8"))
     month = datetime.now(UTC).strftime("%Y-%m")
     assert written["current"] == month
     assert set(written["catalogues"][month]["e2"]) >= {"us-central1", "europe-west4"}
     families = written["catalogues"][month]["families"]
     assert families["n2"]["us-central1"] == {"vcpu_hour": 0.031611, "gib_hour": 0.004237}
-    # C4D was read, so it is no longer unverified; C3 was not, and stays as it was.
-    assert "c4d" not in written["catalogues"][month]["unverified_families"]
-    assert "c3" in written["catalogues"][month]["unverified_families"]
-    assert families["c3"] == written["catalogues"]["2026-11"]["families"]["c3"]
-    # N2's own spot fraction, from its spot SKUs; T2D's hand-kept one carried over.
-    spot = written["catalogues"][month]["family_spot_fractions"]
+    assert written["catalogues"][month]["unverified_families"] == []
+    committed = yaml.safe_load((DATA_DIR / "prices.yaml").read_text(encoding="utf-8"))
+    before = committed["catalogues"][committed["current"]]
+    assert families["c3"] == before["families"]["c3"]  # no C3 SKUs here: carried over
+    # N2's own spot fraction, from its spot SKUs; T2D's carried over.
+    spot = written["catalogues"][month]["spot_fractions"]
     expected = (4 * 0.006655 + 16 * 0.000892) / (4 * 0.031611 + 16 * 0.004237)
-    assert spot["n2"] == pytest.approx(expected, abs=1e-4)
-    assert spot["t2d"] == written["catalogues"]["2026-11"]["family_spot_fractions"]["t2d"]
+    assert spot["n2"]["us-central1"] == pytest.approx(expected, abs=1e-4)
+    assert spot["t2d"] == before["spot_fractions"]["t2d"]
     assert out.read_text(encoding="utf-8").startswith("# On-demand GCP prices")
 
 

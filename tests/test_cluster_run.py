@@ -25,7 +25,7 @@ from kubernetes.client import (
 )
 from kubernetes.client.exceptions import ApiException
 
-from infra.bench.cluster import ClusterRunError, ClusterRunner, NodeShutdownError
+from infra.bench.cluster import ClusterRunError, ClusterRunner, NodeShutdownError, _duration_s
 from infra.bench.pool import process_requests
 from infra.loadgen.spec import RESULT_MARKER, WorkerSpec
 from infra.loadgen.stats import Sample, merge, worker_result
@@ -71,6 +71,7 @@ class FakeCluster:
     fail_create_job: bool = False
     # load-generator pod index -> (status reason, message), e.g. a node's shutdown
     pod_reasons: dict[int, tuple[str, str]] = field(default_factory=dict)
+    summary_reads: dict[str, int] = field(default_factory=dict)  # node -> stats/summary reads
 
     def _record(self, name: str, *args: Any, **kwargs: Any) -> None:
         self.calls.append((name, args, kwargs))
@@ -137,6 +138,32 @@ class FakeCluster:
     def delete_namespaced_job(self, name: str, namespace: str, propagation_policy: str) -> None:
         self._record(
             "delete_namespaced_job", name, namespace, propagation_policy=propagation_policy
+        )
+
+    # The kubelet's summary API through the node proxy: cumulative CPU per pod. Readings
+    # at START+1.5 and START+2.5 (inside the window) and one before it.
+    def connect_get_node_proxy_with_path(self, name: str, path: str) -> str:
+        self._record("connect_get_node_proxy_with_path", name, path)
+        assert path == "stats/summary"
+        self.summary_reads[name] = self.summary_reads.get(name, 0) + 1
+        seconds = {1: 0.5, 2: 1.5}.get(self.summary_reads[name], 2.5)
+        when = datetime.fromtimestamp(START + seconds, UTC).isoformat().replace("+00:00", "Z")
+        pod = "tfserving-0" if name == "node-0" else "tfserving-1"
+        used = {"tfserving-0": 7.2e9, "tfserving-1": 6.4e9}[pod]  # CPU-seconds a second, ns
+        return json.dumps(
+            {
+                "node": {"nodeName": name},
+                "pods": [
+                    {
+                        "podRef": {"name": pod, "namespace": NAMESPACE},
+                        "cpu": {"time": when, "usageCoreNanoSeconds": int(used * seconds)},
+                    },
+                    {
+                        "podRef": {"name": "kube-proxy-x", "namespace": "kube-system"},
+                        "cpu": {"time": when, "usageCoreNanoSeconds": 5},
+                    },
+                ],
+            }
         )
 
     # CustomObjectsApi (the metrics API)
@@ -221,9 +248,10 @@ def test_a_run_creates_watches_reads_and_deletes_its_job() -> None:
     assert [r["index"] for r in results] == [0, 1, 2]
     assert merge(results, 2.0)["summary"]["requests"] == 3 * 60
     # CPU from the samples inside the measured window only (the earlier 100m left out).
+    # (One poll: a single kubelet reading per pod, which bounds no span.)
     assert extra["pods_cpu"]["serving_pods"] == {
-        "tfserving-0": {"mean_m": 7500, "max_m": 7500, "samples": 1},
-        "tfserving-1": {"mean_m": 6900, "max_m": 6900, "samples": 1},
+        "tfserving-0": {"mean_m": 7500, "max_m": 7500, "samples": 1, "source": "metrics API"},
+        "tfserving-1": {"mean_m": 6900, "max_m": 6900, "samples": 1, "source": "metrics API"},
     }
     assert extra["pods_cpu"]["window"] == [START + 1, START + 3]
     assert extra["placement"]["nodes"] == {"tfserving-0": "node-0", "tfserving-1": "node-1"}
@@ -236,6 +264,33 @@ def test_a_run_creates_watches_reads_and_deletes_its_job() -> None:
     assert ("delete_namespaced_job", ("tfserving-bench-run1", NAMESPACE),
             {"propagation_policy": "Background"}) in cluster.calls  # fmt: skip
     assert said[-1] == "Job tfserving-bench-run1 deleted"
+
+
+def test_cpu_comes_from_the_kubelets_counters_inside_the_window() -> None:
+    cluster = finished(2)
+    cluster.statuses = [V1JobStatus(active=2)] * 3 + [V1JobStatus(succeeded=2)]
+    run, _ = runner(cluster)
+    _, extra = run.run(SPEC, 2)
+    # Readings at 0.5 s (before the window, left out), 1.5 s and 2.5 s: the difference of
+    # the two inside it over their second, exact however short the window.
+    assert extra["pods_cpu"]["serving_pods"] == {
+        "tfserving-0": {
+            "mean_m": 7200, "max_m": 7200, "samples": 2, "span_s": 1.0, "source": "kubelet"
+        },
+        "tfserving-1": {
+            "mean_m": 6400, "max_m": 6400, "samples": 2, "span_s": 1.0, "source": "kubelet"
+        },
+    }  # fmt: skip
+    # Each serving pod's node read through the API server's node proxy.
+    proxied = {c[1] for c in cluster.calls if c[0] == "connect_get_node_proxy_with_path"}
+    assert proxied == {("node-0", "stats/summary"), ("node-1", "stats/summary")}
+
+
+def test_a_duration_in_milliseconds_is_not_read_as_minutes() -> None:
+    assert _duration_s("500ms") == pytest.approx(0.5)
+    assert _duration_s("1m30s") == pytest.approx(90.0)
+    assert _duration_s("14.5s") == pytest.approx(14.5)
+    assert _duration_s("250us") == pytest.approx(0.00025)
 
 
 def test_two_serving_pods_on_one_node_are_flagged_where_one_per_node_was_asked() -> None:

@@ -16,12 +16,12 @@ from infra.errors import ConfigError
 from infra.facts import load
 from infra.machine import family_facts, parse_machine_type, supported_families
 from infra.plan.run import design_stack, plan_stack
-from infra.pricing import node_usd_per_hour
+from infra.pricing import node_usd_per_hour, spot_fraction, spot_price_warnings
 from infra.settings import DISK_TYPES
 from infra.sweep.design import design_sweep
 from infra.sweep.durations import SearchSettings
 from infra.sweep.quota import needs
-from tests.conftest import ROOT
+from tests.conftest import ROOT, manifest
 
 SEARCH = SearchSettings(300.0, 0.01, "rest", 20.0, 6, 5.0, 20.0)
 FAMILIES = load("families")["families"]
@@ -35,7 +35,8 @@ def test_the_supported_families_are_the_x86_general_purpose_and_compute_ones() -
         # -msse4.2); every family listed has AVX2, a superset.
         assert "avx2" in facts["instructions"], family
         assert facts["disks"] and set(facts["disks"]) <= set(DISK_TYPES), family
-        assert facts["quota_metric"] == f"{family.upper()}_CPUS"
+        # E2 counts against the regional CPUS quota (with N1), the others their own.
+        assert facts["quota_metric"] == ("CPUS" if family == "e2" else f"{family.upper()}_CPUS")
         assert facts["sku"].startswith(family.upper())
 
 
@@ -48,7 +49,11 @@ def test_the_supported_families_are_the_x86_general_purpose_and_compute_ones() -
         ("t2d-standard-60", 60, 240),
         ("n4-highcpu-8", 8, 16),
         ("c3-standard-22", 22, 88),
-        ("c3d-highcpu-30", 30, 60),
+        # Not vCPUs x the kind's figure (shared/facts/gke-families.md, "Shapes").
+        ("c3d-highcpu-30", 30, 59),
+        ("c3d-highcpu-360", 360, 708),
+        ("n2-highmem-128", 128, 864),
+        ("n2-custom-128-131072", 128, 128),
         ("c4-standard-8", 8, 30),
         ("c4d-standard-8", 8, 31),
         ("c4d-highmem-8", 8, 63),
@@ -71,7 +76,8 @@ def test_each_family_shape_has_its_documented_size(
     [
         ("n2-standard-6", "n2-standard-{2,4,8,16,32,48,64,80,96,128}"),
         ("t2d-highcpu-8", "t2d-standard-{1,2,4,8,16,32,48,60}"),
-        ("n2-custom-34-34816", "multiples of 4 up to 80"),
+        ("n2-custom-34-34816", "multiples of 4 up to 128"),
+        ("n2-custom-130-133120", "2 to 128"),
         ("n2-custom-8-131072", "4 to 64 GB"),
         ("c3-custom-8-16384", "c3-highcpu-{4,8,22,44,88,176}"),
         ("n2d-custom-12-24576", "takes 2, 4, 8, 16, 32, 48, 64, 80, 96 vCPUs"),
@@ -101,13 +107,18 @@ def test_e2_is_unchanged() -> None:
 @pytest.mark.parametrize(
     ("machine_type", "usd_per_hour"),
     [
-        # Rates of the SKUs the catalogue cites, times the shape: N2 0.031611 per vCPU and
-        # 0.004237 per GiB, N2D and T2D 0.027502 and 0.003686 (us-central1).
+        # shared/facts/gke-families.md's rates times the shape (us-central1): N2 0.031611
+        # per vCPU and 0.004237 per GiB, N2D and T2D 0.027502 and 0.003686, C3 and C4
+        # 0.03465 and 0.003938, N4 0.03119 and 0.00354, C4D 0.0327035 and 0.0037533 per GiB.
         ("n2-standard-8", 8 * 0.031611 + 32 * 0.004237),
         ("n2-highcpu-16", 16 * 0.031611 + 16 * 0.004237),
         ("n2d-standard-8", 8 * 0.027502 + 32 * 0.003686),
         ("t2d-standard-8", 8 * 0.027502 + 32 * 0.003686),
-        ("c3-standard-4", 4 * 0.03398 + 16 * 0.00455),
+        ("c3-standard-4", 4 * 0.03465 + 16 * 0.003938),
+        ("c4-standard-8", 8 * 0.03465 + 30 * 0.003938),
+        ("n4-standard-8", 8 * 0.03119 + 32 * 0.00354),
+        ("c4d-standard-8", 8 * 0.0327035 + 31 * 0.0037533),
+        ("c3d-standard-8", 8 * 0.029563 + 32 * 0.003959),
         ("n2-custom-10-20480", (10 * 0.031611 + 20 * 0.004237) * 1.05),
         ("n2d-custom-16-32768", (16 * 0.027502 + 32 * 0.003686) * 1.05),
     ],
@@ -115,17 +126,35 @@ def test_e2_is_unchanged() -> None:
 def test_a_family_is_priced_at_its_catalogue_rates(machine_type: str, usd_per_hour: float) -> None:
     shape = parse_machine_type(machine_type)
     assert node_usd_per_hour(shape, "us-central1", False) == pytest.approx(usd_per_hour)
-    catalogue = load("prices")["catalogues"]["2026-11"]
-    spot = catalogue["family_spot_fractions"].get(shape.family, catalogue["spot_fraction"])
+    catalogue = load("prices")["catalogues"]["2026-12"]
+    spot = catalogue["spot_fractions"][shape.family]["us-central1"]
     assert node_usd_per_hour(shape, "us-central1", True) == pytest.approx(usd_per_hour * spot)
 
 
-def test_t2d_is_priced_on_spot_at_its_own_skus_fraction() -> None:
-    # Spot T2D 0.00497 per vCPU and 0.000668 per GiB (SKUs E7FF-A0FB-FA82, 48AB-89F5-9112).
-    shape = parse_machine_type("t2d-standard-4")
-    assert node_usd_per_hour(shape, "us-central1", True) == pytest.approx(
-        (4 * 0.00497 + 16 * 0.000668), rel=1e-3
-    )
+@pytest.mark.parametrize(
+    ("machine_type", "fraction"),
+    # Spot over on demand in us-central1, 2026-07-30 (shared/facts/gke-families.md): each
+    # family its own, never E2's 0.6 for all.
+    [("n2d-standard-8", 0.289), ("c3-highcpu-8", 0.245), ("c3d-highcpu-8", 0.223),
+     ("t2d-standard-8", 0.373), ("n2-standard-8", 0.474), ("c4-highcpu-8", 0.6)],
+)  # fmt: skip
+def test_each_family_is_priced_on_spot_at_its_own_fraction(
+    machine_type: str, fraction: float
+) -> None:
+    shape = parse_machine_type(machine_type)
+    on_demand = node_usd_per_hour(shape, "us-central1", False)
+    assert node_usd_per_hour(shape, "us-central1", True) == pytest.approx(on_demand * fraction)
+
+
+def test_spot_e2_is_priced_at_its_regions_own_fraction_else_the_fallbacks_with_a_warning() -> None:
+    shape = parse_machine_type("e2-standard-4")
+    belgium = node_usd_per_hour(shape, "europe-west1", True)
+    assert belgium == pytest.approx(node_usd_per_hour(shape, "europe-west1", False) * 0.484)
+    assert spot_fraction("e2", "us-east1") == (0.6, "us-central1")
+    (said,) = spot_price_warnings("e2", "us-east1")
+    assert "priced at us-central1's fraction of on demand, 0.6" in said
+    assert "0.478 to 0.6 where known" in said
+    assert spot_price_warnings("e2", "europe-west4") == []
 
 
 def test_the_cited_list_prices_come_out() -> None:
@@ -136,9 +165,15 @@ def test_the_cited_list_prices_come_out() -> None:
     assert (round(n2, 4), round(n2d, 4)) == (0.3885, 0.3380)
 
 
-def test_a_family_without_prices_is_refused_until_the_refresh() -> None:
-    with pytest.raises(ConfigError, match="no N4 prices") as error:
-        design_stack("dev", {"machineType": "n4-standard-8"})
+def test_a_family_without_spot_prices_cannot_be_planned_on_spot(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    prices = load("prices")
+    current = prices["catalogues"][prices["current"]]
+    fractions = {k: v for k, v in current["spot_fractions"].items() if k != "n4"}
+    monkeypatch.setitem(current, "spot_fractions", fractions)
+    with pytest.raises(ConfigError, match="no spot price for N4") as error:
+        node_usd_per_hour(parse_machine_type("n4-standard-8"), "us-central1", True)
     assert "scripts/refresh_prices.py" in str(error.value)
 
 
@@ -154,8 +189,8 @@ def test_a_family_that_refuses_the_default_disk_boots_from_its_own_and_says_so()
     assert said and "C3 takes pd-balanced, pd-ssd, hyperdisk-balanced" in said[0]
     disk, _ = warnings_of({"machineType": "c4d-standard-8"})
     assert disk == "hyperdisk-balanced"
-    # Unverified rates are said too.
-    assert any("C3 rates in price catalogue 2026-11 are not read" in w for w in warnings)
+    # Every family's rates are sourced now: nothing is said of them.
+    assert not any("are not read from the Billing Catalog" in w for w in warnings)
 
 
 def test_a_disk_the_stack_sets_that_the_family_refuses_is_an_error(tmp_path: Path) -> None:
@@ -190,11 +225,15 @@ def test_a_sweep_across_families_counts_each_familys_cpu_quota() -> None:
     design = design_sweep(["8vcpu-16gb-interop4"], SEARCH, extra={"machineType": "n2-highcpu-8"})
     need = needs(design.steps, design.durations)
     metrics = [d.metric for d in need.demands]
-    assert metrics == ["CPUS", "E2_CPUS", "N2_CPUS", "IN_USE_ADDRESSES", "CPUS_ALL_REGIONS"]
-    # The serving nodes count against N2_CPUS; E2's holds the load generator and GKE's
-    # default pool.
-    assert need.of("N2_CPUS").amount == design.experiments[0].serving_vcpus
-    assert need.of("CPUS").amount >= need.of("N2_CPUS").amount + need.of("E2_CPUS").amount - 2
+    assert metrics == ["CPUS", "N2_CPUS", "IN_USE_ADDRESSES", "CPUS_ALL_REGIONS"]
+    # The serving nodes count against N2_CPUS; CPUS (E2's) holds the load generator and
+    # GKE's default pool, never the N2 nodes; every vCPU counts against CPUS_ALL_REGIONS.
+    experiment = design.experiments[0]
+    assert need.of("N2_CPUS").amount == experiment.serving_vcpus
+    assert need.of("CPUS").amount == experiment.load_generator_max_vcpus
+    assert need.of("CPUS_ALL_REGIONS").amount == (
+        experiment.serving_vcpus + experiment.load_generator_max_vcpus
+    )
 
 
 def test_the_families_space_plans_with_prices_and_warns_of_unverified_rates(
@@ -211,14 +250,46 @@ def test_the_families_space_plans_with_prices_and_warns_of_unverified_rates(
     types = {c["settings"]["machineType"] for c in document["configurations"]}
     assert {"n2-standard-8", "t2d-standard-8", "c3-highcpu-8", "c4d-highcpu-8"} <= types
     assert not document["refused"]
-    assert "Rates of C3, C3D, C4D in the price catalogue are not read" in run.stdout
+    assert {"n4-highcpu-8", "c4-highcpu-8"} <= types  # priced now
+    assert {c["settings"]["oneDnn"] for c in document["configurations"]} == {"on", "off"}
+    assert "are not read" not in run.stdout
 
 
 def test_every_family_is_priced_or_named_as_missing() -> None:
-    catalogue = load("prices")["catalogues"]["2026-11"]
+    catalogue = load("prices")["catalogues"]["2026-12"]
     for family in FAMILIES:
         assert (
             family in catalogue["families"]
             or "refresh_prices" in (catalogue["family_sources"][family])
         ), family
     assert "hyperdisk-balanced" in catalogue["disk_gb_month"]
+
+
+@pytest.mark.parametrize(
+    ("machine_type", "one_dnn", "env", "said"),
+    [
+        # TensorFlow's default: on where the CPU has AVX512_VNNI, AVX512_BF16, AVX_VNNI or
+        # AMX, off on AMD Rome/Milan, the host's own on E2.
+        ("n2-standard-8", "auto", None, "on: TensorFlow's default on N2 (avx512-vnni)"),
+        ("c4-highcpu-8", "auto", None, "on: TensorFlow's default on C4 (avx512-vnni, amx)"),
+        ("n2d-standard-8", "auto", None, "off: TensorFlow's default on N2D"),
+        ("t2d-standard-8", "auto", None, "off: TensorFlow's default on T2D"),
+        ("e2-standard-8", "auto", None, "depends on the host E2 lands on"),
+        ("n2d-standard-8", "on", "1", "on (oneDnn on)"),
+        ("n2-standard-8", "off", "0", "off (oneDnn off)"),
+    ],
+)
+def test_onednn_is_a_setting_the_plan_explains_per_family(
+    machine_type: str, one_dnn: str, env: str | None, said: str
+) -> None:
+    plan = plan_stack("dev", {"machineType": machine_type, "oneDnn": one_dnn})
+    assert said in plan.design.onednn
+    container = manifest(plan, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    found = {e["name"]: e["value"] for e in container.get("env", [])}
+    assert found.get("TF_ENABLE_ONEDNN_OPTS") == env
+
+
+def test_a_onednn_value_outside_auto_on_off_is_refused() -> None:
+    with pytest.raises(ConfigError, match="oneDnn") as error:
+        design_stack("dev", {"oneDnn": "yes"})
+    assert "auto" in str(error.value) and "off" in str(error.value)

@@ -306,11 +306,11 @@ CORPUS: list[Mistake] = [
         ),
     ),
     m(
-        "a family without prices",
+        "oneDNN neither auto, on nor off",
         "plan bad",
-        "machineType",
-        "refresh_prices.py",
-        files=stack_file("config:\n  tfserving-gke:machineType: n4-standard-8\n"),
+        "oneDnn",
+        "auto, on, off",
+        files=stack_file("config:\n  tfserving-gke:oneDnn: yes-please\n"),
     ),
     m(
         "a shape the family lacks",

@@ -108,7 +108,7 @@ def test_an_unpriced_region_is_planned_at_the_fallback_rates_with_a_warning() ->
     assert (cost.region, cost.rates_region) == ("me-west1", "us-central1")
     (warning,) = cost.warnings
     assert warning.startswith(
-        "no E2 prices for region 'me-west1' in price catalogue 2026-11 (7 regions priced), so "
+        "no E2 prices for region 'me-west1' in price catalogue 2026-12 (7 regions priced), so "
         "its nodes are priced at us-central1 rates"
     )
     assert "scripts/refresh_prices.py" in warning

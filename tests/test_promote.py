@@ -132,3 +132,16 @@ def test_bad_inputs_are_refused_with_what_to_do(
     assert promote(*argv, "--max-replicas", "2") == 2
     assert "--max-replicas 2 is below --min-replicas 5" in capsys.readouterr().err
     assert not (tmp_path / "x.yaml").exists()
+
+
+def test_a_winner_ranked_at_spot_prices_is_promoted_on_spot(stack: str, tmp_path: Path) -> None:
+    report = json.loads(REPORT.read_text())
+    report["goal"] = {**(report.get("goal") or {}), "deploy_spot": True}
+    ranked_on_spot = tmp_path / "report.json"
+    ranked_on_spot.write_text(json.dumps(report), encoding="utf-8")
+    assert promote(str(ranked_on_spot), "--stack", stack, "--gcp-project", "acme-prod") == 0
+    assert config_of(stack)["spot"] is True
+    text = (ROOT / f"Pulumi.{stack}.yaml").read_text(encoding="utf-8")
+    assert "spot: true, the price basis it won on" in text
+    # Measured with TensorFlow's default oneDNN choice: carried as it ran.
+    assert config_of(stack)["oneDnn"] == "auto"

@@ -10,7 +10,7 @@ import shutil
 import statistics
 import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -352,6 +352,7 @@ class SearchMeasure:
     calls: list[tuple[str, Any]]
     stop_when: Callable[[str, float | None, float | None], str] | None = None
     interrupt: str = ""
+    seeds: list[int] = field(default_factory=list)  # the sweep's seed, as measuring got it
 
     def __call__(
         self, experiment: Planned, outputs: dict[str, Any], rate: float,
@@ -390,8 +391,9 @@ def live(
         stacks.append(FakeStack(outputs_by_experiment(small), clock, name=name, calls=calls))
         return stacks[-1]
 
-    def measuring(design: SweepDesign, stop_when: Any = None) -> SearchMeasure:
+    def measuring(design: SweepDesign, stop_when: Any = None, seed: int = 0) -> SearchMeasure:
         measure.stop_when = stop_when
+        measure.seeds.append(seed)
         return measure
 
     monkeypatch.setattr(sweep_cli, "_automation_stack", new_stack)
@@ -446,6 +448,8 @@ def test_a_resumed_search_loses_nothing_measured(
     assert not set(second) & set(measured_first)
     manifest = json.loads((directory / "sweep.json").read_text())
     assert set(manifest["measured"]) == set(SMALL)
+    # Each run's arrivals are seeded from the sweep's --seed.
+    assert measure.seeds == [1, 1]
     if first_run == 130:
         assert "8vcpu-64gb-interop4" in first
     assert "already measured" in capsys.readouterr().out

@@ -36,7 +36,15 @@ from infra.sweep.design import SweepDesign, design_sweep, dry_run_json, referenc
 from infra.sweep.durations import Durations, SearchSettings
 from infra.sweep.experiment import Planned
 from infra.sweep.manifest import SweepManifest, open_manifest
-from infra.sweep.quota import Need, QuotaError, check, fetch_project, fetch_region, needs
+from infra.sweep.quota import (
+    Need,
+    QuotaError,
+    check,
+    fetch_project,
+    fetch_region,
+    needs,
+    preemptible_quota,
+)
 from infra.sweep.report import build_report, markdown, reference_verdict, write_report
 from infra.sweep.run import MeasureError, Meter, SweepRun
 from infra.teardown.pending import CloudResource
@@ -98,7 +106,7 @@ def test_dry_run_of_the_reference_sweep_meets_the_goal(tmp_path: Path) -> None:
     assert "2vcpu-4gb-interop2" in run.stdout and "as separate stacks" in run.stdout
     assert "Quota needed at once in us-central1, per metric" in run.stdout
     assert [m["metric"] for m in document["quota"]["metrics"]] == [
-        "CPUS", "E2_CPUS", "IN_USE_ADDRESSES", "CPUS_ALL_REGIONS",
+        "CPUS", "IN_USE_ADDRESSES", "CPUS_ALL_REGIONS",
     ]  # fmt: skip
 
 
@@ -252,12 +260,35 @@ def test_quota_check_names_what_to_request(small: SweepDesign) -> None:
     assert need.of("IN_USE_ADDRESSES").amount == 3 + 4  # 2 nodes and a surge, + 4 load gen.
     assert need.of("CPUS_ALL_REGIONS").amount == 40
     problems = check(region, None, need, "demo-project")
-    assert len(problems) == 2  # CPUS (20 free) and E2_CPUS (28 free); 7 addresses fit
+    # E2 counts against CPUS (20 free), not E2_CPUS (28 free, but not what Compute Engine
+    # charges E2 to); 7 addresses fit.
+    assert len(problems) == 1
     assert problems[0].startswith("CPUS quota in us-central1: 20 of 24 free (4 in use)")
     assert "Request at least 44" in problems[0]
     assert "project=demo-project" in problems[0]
     smaller = Need(tuple(replace(d, amount=min(d.amount, 7)) for d in need.demands))
     assert check(region, None, smaller, "demo-project") == []
+
+
+def test_spot_vcpus_count_against_preemptible_quota_once_the_project_has_it() -> None:
+    spot = design_sweep(
+        SMALL, SEARCH, gcp_project="demo-project", extra={"spot": True, "loadGeneratorSpot": True}
+    )
+    region = json.loads(REGION_FILE.read_text())
+    # PREEMPTIBLE_CPUS at 0 (as in the recorded answer): Spot VMs use the standard quotas.
+    assert not preemptible_quota(region)
+    standard = needs(spot.steps, spot.durations)
+    assert "PREEMPTIBLE_CPUS" not in [d.metric for d in standard.demands]
+    for entry in region["quotas"]:
+        if entry["metric"] == "PREEMPTIBLE_CPUS":
+            entry["limit"] = 64.0
+    assert preemptible_quota(region)
+    need = needs(spot.steps, spot.durations, preemptible=True)
+    # The spot serving nodes and the spot load-generator nodes: on PREEMPTIBLE_CPUS; what
+    # is left on CPUS is GKE's default pool while the cluster is created.
+    assert need.of("PREEMPTIBLE_CPUS").amount == standard.of("CPUS_ALL_REGIONS").amount
+    assert need.of("CPUS").amount == spot.durations.default_pool_vcpus
+    assert check(region, None, need, "demo-project") == []
 
 
 def test_a_new_projects_address_and_all_regions_quotas_are_checked(
@@ -809,7 +840,7 @@ def command(
         return stacks[-1]
 
     monkeypatch.setattr(sweep_cli, "_automation_stack", new_stack)
-    monkeypatch.setattr(sweep_cli, "cluster_measure", lambda design: measure)
+    monkeypatch.setattr(sweep_cli, "cluster_measure", lambda design, seed=0: measure)
     monkeypatch.setattr(sweep_cli, "resolve_models", lambda design: released(design, RELEASES[0]))
     monkeypatch.setattr(shutil, "which", lambda name: f"/usr/local/bin/{name}")
     return stacks, measure, tmp_path / "sweep"

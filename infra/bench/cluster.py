@@ -2,7 +2,8 @@
 
 Creates the run's headless Service and Indexed Job (infra.bench.job) with the
 official Kubernetes client, watches the Job until it finishes (showing process 0's
-progress line, sampling the pods' CPU from the metrics API meanwhile), reads each pod's
+progress line, sampling the serving pods' CPU from the kubelets and the metrics API
+meanwhile), reads each pod's
 result line from its log, and deletes both objects, whatever happened: on success,
 failure, timeout or interruption (Ctrl-C). The load goes to each serving pod directly (the
 pods as listed now, looked up again through the stack's headless Service while it runs),
@@ -12,12 +13,14 @@ calls are tested against the client's own models.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from itertools import pairwise
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
@@ -39,8 +42,10 @@ class ClusterRunError(RuntimeError):
     """The in-cluster run failed; the message says where and why."""
 
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(h|m|s|ms)")
-_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+# Go's duration units, the longer spelling first ("500ms" is 500 milliseconds, not 500
+# minutes and a stray "s").
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|h|m|s)")
+_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
 
 
 def _duration_s(text: str) -> float:
@@ -50,10 +55,18 @@ def _duration_s(text: str) -> float:
 
 @dataclass
 class CpuSamples:
-    """CPU use of pods (millicores) from the metrics API, each with the span it averages
-    (its timestamp less its window, epoch seconds), sampled while the run went on."""
+    """CPU use of the serving pods, sampled while the run went on, from two sources:
+
+    - the kubelet's summary API (through the API server's node proxy): each pod's
+      cumulative CPU time with the time it was read. Two readings inside the measured
+      window give the exact mean over the span between them, however short the window;
+    - the metrics API (metrics-server): millicores averaged over a window of its own (15
+      to 60 s, rarely inside a 20 s step), kept only where it lies inside the window, and
+      used only for a pod the kubelet gave no two readings of.
+    """
 
     by_pod: dict[str, list[tuple[float, float, float]]] = field(default_factory=dict)
+    counters: dict[str, list[tuple[float, int]]] = field(default_factory=dict)
 
     def add(self, metrics_list: dict[str, Any]) -> None:
         for item in metrics_list.get("items", []):
@@ -61,17 +74,46 @@ class CpuSamples:
                 float(parse_quantity(container["usage"]["cpu"])) * 1000
                 for container in item.get("containers", [])
             )
-            end = datetime.fromisoformat(str(item["timestamp"]).replace("Z", "+00:00"))
-            begin = end.timestamp() - _duration_s(str(item.get("window", "0s")))
+            end = _epoch(str(item["timestamp"]))
+            begin = end - _duration_s(str(item.get("window", "0s")))
             samples = self.by_pod.setdefault(item["metadata"]["name"], [])
-            if (begin, end.timestamp(), used) not in samples:
-                samples.append((begin, end.timestamp(), used))
+            if (begin, end, used) not in samples:
+                samples.append((begin, end, used))
+
+    def add_counters(self, summary: dict[str, Any], names: set[str]) -> None:
+        """The pods' cumulative CPU from a node's stats/summary document."""
+        for pod in summary.get("pods") or []:
+            name = (pod.get("podRef") or {}).get("name")
+            cpu = pod.get("cpu") or {}
+            if name not in names or "usageCoreNanoSeconds" not in cpu or "time" not in cpu:
+                continue
+            reading = (_epoch(str(cpu["time"])), int(cpu["usageCoreNanoSeconds"]))
+            readings = self.counters.setdefault(name, [])
+            if reading not in readings:
+                readings.append(reading)
 
     def summary(self, names: list[str], window: tuple[float, float]) -> dict[str, Any]:
-        """Each pod's CPU from the samples that lie inside the measured window only."""
+        """Each pod's CPU over the measured window only: from the kubelet's counters where
+        two readings lie inside it, else from the metrics API's samples inside it."""
         start, end = window
-        pods = {}
+        pods: dict[str, Any] = {}
         for name in names:
+            readings = sorted(r for r in self.counters.get(name, []) if start <= r[0] <= end)
+            if len(readings) >= 2:
+                rates = [
+                    (later[1] - earlier[1]) / (later[0] - earlier[0]) / 1e6
+                    for earlier, later in pairwise(readings)
+                    if later[0] > earlier[0]
+                ]
+                span = readings[-1][0] - readings[0][0]
+                pods[name] = {
+                    "mean_m": round((readings[-1][1] - readings[0][1]) / span / 1e6),
+                    "max_m": round(max(rates)),
+                    "samples": len(readings),
+                    "span_s": round(span, 1),
+                    "source": "kubelet",
+                }
+                continue
             inside = [
                 used
                 for begin, stop, used in self.by_pod.get(name, [])
@@ -82,11 +124,16 @@ class CpuSamples:
                     "mean_m": round(sum(inside) / len(inside)),
                     "max_m": round(max(inside)),
                     "samples": len(inside),
+                    "source": "metrics API",
                 }
                 if inside
                 else {"samples": 0}
             )
         return pods
+
+
+def _epoch(timestamp: str) -> float:
+    return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
 
 
 def placement(serving: list[tuple[str, str, str]], one_per_node: bool) -> dict[str, Any]:
@@ -203,7 +250,7 @@ class ClusterRunner:
         try:
             self.batch.create_namespaced_job(self.namespace, job)
             self.say(f"Job {name}: {processes} load-generator pods in {self.namespace}")
-            self._wait(name, processes, deadline_s + jobs.EXIT_MARGIN_S, cpu)
+            self._wait(name, processes, deadline_s + jobs.EXIT_MARGIN_S, cpu, serving)
             logs = [self._log(pod) for pod in self._pods(name)]
             results = results_from_output(logs, "load-generator pod")
             after = self._serving_objects()  # the pods that served it, beside before
@@ -216,7 +263,10 @@ class ClusterRunner:
         pods = [pod for pod, _, _ in serving]
         extra: dict[str, Any] = {
             "pods_cpu": {
-                "source": "metrics API, samples inside the measured window",
+                "source": (
+                    "kubelet summary API (cumulative CPU between readings inside the "
+                    "measured window), else the metrics API's samples inside it"
+                ),
                 "window": [round(window[0], 3), round(window[1], 3)],
                 "serving_pods": cpu.summary(pods, window),
             },
@@ -240,7 +290,14 @@ class ClusterRunner:
         )
         return text
 
-    def _wait(self, name: str, processes: int, timeout_s: float, cpu: CpuSamples) -> None:
+    def _wait(
+        self,
+        name: str,
+        processes: int,
+        timeout_s: float,
+        cpu: CpuSamples,
+        serving: list[tuple[str, str, str]],
+    ) -> None:
         deadline = self.clock() + timeout_s
         said_pending = False
         shown = ""
@@ -266,7 +323,7 @@ class ClusterRunner:
                 )
                 said_pending = True
             if pods and all(pod.status.phase == "Running" for pod in pods):
-                self._sample_cpu(cpu)
+                self._sample_cpu(cpu, serving)
                 shown = self._progress(pods[0], shown)
             if self.clock() > deadline:
                 raise ClusterRunError(f"Job {name} did not finish within {timeout_s:.0f} s")
@@ -286,7 +343,14 @@ class ClusterRunner:
             return line
         return shown
 
-    def _sample_cpu(self, cpu: CpuSamples) -> None:
+    def _sample_cpu(self, cpu: CpuSamples, serving: list[tuple[str, str, str]]) -> None:
+        names = {pod for pod, _, _ in serving}
+        for node in sorted({node for _, _, node in serving if node}):
+            try:
+                answer = self.core.connect_get_node_proxy_with_path(node, "stats/summary")
+                cpu.add_counters(json.loads(answer) if isinstance(answer, str) else answer, names)
+            except (ApiException, ValueError):
+                continue  # optional too: the metrics API's samples stand in
         try:
             cpu.add(
                 self.custom.list_namespaced_custom_object(

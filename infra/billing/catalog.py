@@ -40,10 +40,11 @@ PRICES_HEADER = """\
 #     the SKUs' serviceRegions. Hand-kept catalogues: GCP's region list as of their date.
 #   custom_e2_multiplier: custom E2 shapes cost this much more than predefined ones
 #     (0.022902 per vCPU-hour and 0.0030697 per GiB-hour in us-central1).
-#   spot_fraction: spot E2 prices are dynamic (they may change every month); the fraction
-#     of the on-demand price of e2-standard-4 in the fallback region, from the "Spot
-#     Preemptible E2" SKUs when the refresh found them (hand-kept: 0.01309 / 0.02181159 per
-#     vCPU and 0.001754 / 0.00292353 per GiB in us-central1, shared/facts/gke-e2.md).
+#   spot_fractions: {family: {region: fraction}}: what a 4-vCPU, 16-GiB machine of the
+#     family costs on Spot VMs over on demand there, from the "Spot Preemptible" SKUs.
+#     Spot prices are dynamic (up to daily) and differ by family (0.22 to 0.60) and region:
+#     a region without its own is priced at the fallback region's (the plan warns); a
+#     family without any cannot be priced on spot until the refresh adds it.
 #   gke_cluster_hour, gke_free_tier_credit_month: the GKE management fee and the free tier
 #     credit that covers one zonal cluster per billing account (74.40 USD a month).
 #   forwarding_rule_hour, external_ipv4_hour: load balancer and public address.
@@ -55,8 +56,7 @@ PRICES_HEADER = """\
 #   family_sources: where each family's rates come from; unverified_families: those not
 #     read from the Billing Catalog (the plan warns until a refresh replaces them).
 #   custom_multipliers: what a family's custom shapes cost over its predefined ones.
-#   family_spot_fractions: a family's own spot fraction (the refresh takes it from its spot
-#     SKUs); a family without one is priced on spot at spot_fraction.
+#   spot_sources: where the spot fractions come from.
 """
 
 
@@ -124,27 +124,23 @@ def _rates(
     }
 
 
-def spot_fraction(
-    skus: Iterable[Mapping[str, Any]], region: str, on_demand: Mapping[str, Mapping[str, float]]
-) -> float | None:
-    """What e2-standard-4 costs on Spot VMs as a fraction of on demand, in `region`; None
-    when the SKUs do not price spot E2 there."""
-    return fraction_of(e2_rates(skus, spot=True).get(region), on_demand.get(region))
-
-
-def family_spot_fractions(
+def spot_fractions(
     skus: Iterable[Mapping[str, Any]],
     sku_names: Mapping[str, str],
-    region: str,
+    e2_on_demand: Mapping[str, Mapping[str, float]],
     on_demand: Mapping[str, Mapping[str, Mapping[str, float]]],
-) -> dict[str, float]:
-    """{family: its spot fraction in `region`} for the families the SKUs price on spot."""
-    spot = family_rates(skus, sku_names, spot=True)
-    found = {}
+) -> dict[str, dict[str, float]]:
+    """{family: {region: spot fraction}} for E2 and every family the SKUs price on spot,
+    in every region that has both its spot and its on-demand rates."""
+    listed = list(skus)
+    spot = {"e2": e2_rates(listed, spot=True), **family_rates(listed, sku_names, spot=True)}
+    regular = {"e2": e2_on_demand, **on_demand}
+    found: dict[str, dict[str, float]] = {}
     for family, table in spot.items():
-        fraction = fraction_of(table.get(region), (on_demand.get(family) or {}).get(region))
-        if fraction is not None:
-            found[family] = fraction
+        for region, rates in table.items():
+            fraction = fraction_of(rates, (regular.get(family) or {}).get(region))
+            if fraction is not None:
+                found.setdefault(family, {})[region] = fraction
     return found
 
 
@@ -183,13 +179,13 @@ def with_new_catalogue(
     as_of: date,
     regions: Iterable[str] = (),
     *,
-    spot: float | None = None,
     families: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None,
-    family_spot: Mapping[str, float] | None = None,
+    spot: Mapping[str, Mapping[str, float]] | None = None,
 ) -> dict[str, Any]:
     """The price file's data with a catalogue named for `as_of`'s month holding `rates`
-    (and `regions`, when the SKUs named any; `spot`, the spot fraction, when they priced
-    it), made current. Everything else is carried over from the current catalogue."""
+    (and `regions`, when the SKUs named any; the families' rates and the spot fractions
+    they priced), made current. Everything else is carried over from the current
+    catalogue."""
     if not rates:
         raise ValueError("the catalogue lists no E2 vCPU and RAM SKUs; nothing to write")
     base = prices["catalogues"][prices["current"]]
@@ -206,9 +202,6 @@ def with_new_catalogue(
     }
     if regions:
         catalogue["regions"] = sorted(set(regions) | set(rates))
-    if spot is not None:
-        catalogue["spot_fraction"] = spot
-        catalogue["source"] += " spot_fraction from the 'Spot Preemptible E2' SKUs."
     if families:
         read = {
             family: {r: dict(v) for r, v in sorted(t.items())} for family, t in families.items()
@@ -221,11 +214,16 @@ def with_new_catalogue(
         catalogue["unverified_families"] = [
             family for family in base.get("unverified_families") or [] if family not in read
         ]
-    if family_spot:
-        catalogue["family_spot_fractions"] = {
-            **(base.get("family_spot_fractions") or {}),
-            **dict(sorted(family_spot.items())),
-        }
+    if spot:
+        fractions = {f: dict(t) for f, t in (base.get("spot_fractions") or {}).items()}
+        for family, table in spot.items():
+            fractions[family] = {**fractions.get(family, {}), **dict(sorted(table.items()))}
+        catalogue["spot_fractions"] = fractions
+        catalogue["spot_sources"] = (
+            f"'Spot Preemptible' SKUs, read {as_of.isoformat()}, for "
+            f"{', '.join(f.upper() for f in sorted(spot))}; the rest carried over"
+        )
+        catalogue["source"] += " spot_fractions from the 'Spot Preemptible' SKUs."
     if catalogue["fallback_region"] not in catalogue["e2"]:
         catalogue["fallback_region"] = next(iter(catalogue["e2"]))
     updated = dict(prices)
@@ -234,7 +232,16 @@ def with_new_catalogue(
     return updated
 
 
+class _NoAliases(yaml.SafeDumper):
+    """Writes a value carried over from another catalogue in full, not as an alias."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def render_prices(prices: Mapping[str, Any]) -> str:
     """infra/data/prices.yaml's text for this data: the explanatory header, then the data."""
-    body = yaml.safe_dump(dict(prices), sort_keys=False, width=96, default_flow_style=None)
+    body = yaml.dump(
+        dict(prices), Dumper=_NoAliases, sort_keys=False, width=96, default_flow_style=None
+    )
     return PRICES_HEADER + body

@@ -74,6 +74,7 @@ def summary(design: ExperimentDesign) -> dict[str, Any]:
         "tensorflow_inter_op_parallelism": server.inter_op_parallelism,
         "rest_api_num_threads": server.rest_api_num_threads,
         "grpc_max_threads": server.grpc_max_threads,
+        "onednn": {"setting": s.one_dnn, "effect": design.onednn},
         "batching": None
         if server.batching is None
         else {
@@ -372,6 +373,7 @@ def describe(plan: StackPlan) -> str:
         f"  threads           intra-op {d.server.intra_op_parallelism}, inter-op "
         f"{d.server.inter_op_parallelism}, REST {d.server.rest_api_num_threads}, "
         f"gRPC {d.server.grpc_max_threads}",
+        f"  oneDNN            {d.onednn}",
         "  batching          "
         + (
             "off"

@@ -133,6 +133,12 @@ def _header(winner: Winner, measured: ExperimentDesign, design: ExperimentDesign
             f"nodes: {design.cost.usd_per_hour:.2f} to {design.cost_at_max.usd_per_hour:.2f} "
             f"USD/hour at list prices ({design.cost.catalogue})."
         )
+    if winner.spot:
+        lines.append(
+            "spot: true, the price basis it won on (the sweep ranked at spot prices, "
+            "--deploy-spot): Spot VMs can be preempted at any time, so keep minReplicas at 2 "
+            "or more; set spot false for on-demand nodes at on-demand prices."
+        )
     settings = design.settings
     if "@latest" in settings.model_source and not settings.model_sha256:
         lines.append(

@@ -6,7 +6,8 @@ image's TF Serving base, and the model, pinned to the release and digest the swe
 measured when the report has them; with a target load, the replicas of the nodes that serve
 it. It sets what production wants: no preset (every value
 is in the file), autoscaling on from the measured replica count to twice that, metrics
-and warm starts on, no TTL, no load generator, on-demand nodes, zonal or regional.
+and warm starts on, no TTL, no load generator, zonal or regional; on-demand nodes, unless
+the sweep ranked at spot prices (`--deploy-spot`): the price basis the winner won on.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ class Winner:
     # With a target load (sweep --target-rps): it and the nodes that serve it.
     target_rps: float | None = None
     target_nodes: int | None = None
+    # Ranked at spot prices (sweep --deploy-spot): promoted on Spot VMs, the price it won on.
+    spot: bool = False
 
 
 def winner_from_report(report: dict[str, Any], shown: str) -> Winner:
@@ -72,6 +75,7 @@ def winner_from_report(report: dict[str, Any], shown: str) -> Winner:
         model_sha256=entry.get("model_sha256"),
         target_rps=target,
         target_nodes=entry.get("nodes_for_target") if target else None,
+        spot=bool(goal.get("deploy_spot")),
     )
 
 
@@ -106,7 +110,7 @@ def production_settings(
         "regional": regional,
         "releaseChannel": s.release_channel,
         "machineType": design.shape.machine_type,
-        "spot": False,
+        "spot": winner.spot,
         "diskType": s.disk_type,
         "diskSizeGb": s.disk_size_gb,
         "podsPerNode": s.pods_per_node,
@@ -123,6 +127,7 @@ def production_settings(
         "tensorflowInterOpParallelism": server.inter_op_parallelism,
         "restApiNumThreads": server.rest_api_num_threads,
         "grpcMaxThreads": server.grpc_max_threads,
+        "oneDnn": s.one_dnn,
         "enableBatching": server.batching is not None,
         "namespace": s.namespace,
         "exposure": s.exposure,

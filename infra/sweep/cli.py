@@ -65,6 +65,8 @@ from infra.sweep.quota import (
     fetch_project,
     fetch_region,
     gcloud_access_token,
+    needs,
+    preemptible_quota,
 )
 from infra.sweep.report import markdown, write_report
 from infra.sweep.run import ROLLOUT_SETTLE_S, ConfigValues, Measure, MeasureError, SweepRun
@@ -439,12 +441,16 @@ def _ready_to_run(args: argparse.Namespace, design: SweepDesign, manifest: Sweep
             project = fetch_project(design.gcp_project, token)
         except QuotaError as error:
             raise ConfigError("quota", f"{error} (or pass --skip-quota-check)") from None
-        problems = check(region, project, design.need, design.gcp_project)
+        need = design.need
+        on_spot = any(e.spot or e.load_generator_spot for e in design.experiments)
+        if on_spot and preemptible_quota(region):
+            need = needs(design.steps, design.durations, preemptible=True)
+        problems = check(region, project, need, design.gcp_project)
         if problems:
             raise ConfigError("quota", " ".join(problems))
         print(
             f"Quota: the sweep's largest phases fit the quotas of {design.region} and the "
-            f"project ({design.need.describe()})."
+            f"project ({need.describe()})."
         )
 
 

@@ -204,6 +204,7 @@ def planned(plan: StackPlan) -> Planned:
         load_generator_max_nodes=generator.max_nodes if generator else 0,
         serving_pool_urn=pool_urn,
         load_generator_machine_type=generator.shape.machine_type if generator else "",
+        load_generator_spot=bool(generator and generator.spot),
         external_addresses=1 if s.exposure == "external" else 0,
         on_demand_nodes_usd_per_hour=on_demand_usd,
         on_demand_load_generator_node_usd_per_hour=generator_on_demand_usd,

@@ -32,6 +32,7 @@ class Planned:
     load_generator_max_nodes: int
     serving_pool_urn: str
     load_generator_machine_type: str = ""
+    load_generator_spot: bool = False
     external_addresses: int = 0  # an external load balancer's address (exposure external)
     # The serving nodes at on-demand prices (what a spot-measured experiment deploys at).
     on_demand_nodes_usd_per_hour: float | None = None

@@ -3,9 +3,13 @@
 `needs` is pure: for every phase (each capacity search, each change of node pool at its
 peak, the cluster's creation) what it holds at once in the region, per Compute Engine
 quota metric:
-- CPUS (regional) and CPUS_ALL_REGIONS (the project's, across regions): every vCPU;
-- E2_CPUS, N2_CPUS, C3_CPUS... (regional, where the project lists them): the vCPUs of
-  each machine family's machines (infra/data/families.yaml names each family's metric);
+- CPUS (regional): the vCPUs of E2 machines (and N1's: Compute Engine counts both there);
+  CPUS_ALL_REGIONS (the project's, across regions): every vCPU;
+- N2_CPUS, C3_CPUS... (regional, where the project lists them): the vCPUs of each other
+  machine family's machines (infra/data/families.yaml names each family's metric);
+- PREEMPTIBLE_CPUS (regional): Spot VMs' vCPUs instead of their standard metric, once the
+  project has preemptible quota in the region (a limit above 0; until then Spot VMs count
+  against the standard quotas, as Compute Engine's Spot VM page says);
 - IN_USE_ADDRESSES (regional): one external IPv4 address per node, since the nodes are not
   private (and one per external load balancer);
 then the largest of each over the sweep. A new project often has 24 CPUS in a region, 32
@@ -34,13 +38,14 @@ from infra.sweep.experiment import Planned
 COMPUTE_API = "https://compute.googleapis.com"
 TIMEOUT_SECONDS = (10.0, 30.0)
 REGIONAL, PROJECT = "region", "project"
-# metric -> where Compute Engine counts it; a family's CPU metric (E2_CPUS, N2_CPUS...) is
-# regional, listed between CPUS and IN_USE_ADDRESSES.
+# metric -> where Compute Engine counts it; a family's CPU metric (N2_CPUS, C3_CPUS...)
+# and PREEMPTIBLE_CPUS are regional, listed between CPUS and IN_USE_ADDRESSES.
 METRICS = {
     "CPUS": REGIONAL,
     "IN_USE_ADDRESSES": REGIONAL,
     "CPUS_ALL_REGIONS": PROJECT,
 }
+PREEMPTIBLE = "PREEMPTIBLE_CPUS"
 # Without these a check means nothing; the others are checked where the project has them.
 REQUIRED = ("CPUS",)
 # GKE's default pool, one e2-medium node, exists while a cluster is created.
@@ -101,36 +106,48 @@ class Need:
 
 
 def cpu_metric(machine_type: str) -> str:
-    """The regional quota metric of a machine type's vCPUs: E2_CPUS, N2_CPUS..."""
+    """The regional quota metric of a machine type's vCPUs: CPUS (E2), N2_CPUS..."""
     return str(family_facts(machine_family(machine_type))["quota_metric"])
 
 
 @dataclass(frozen=True)
 class _Phase:
     where: str
-    # quota metric -> serving vCPUs counted against it (two families while one pool
-    # replaces another)
-    serving: dict[str, int]
+    # (quota metric, serving vCPUs counted against it, on Spot VMs): two pools while one
+    # replaces another
+    serving: tuple[tuple[str, int, bool], ...]
     serving_nodes: int
     experiment: Planned | None  # its load-generator pool at its most and its load balancer
     extra_e2_vcpus: int = 0
     extra_nodes: int = 0
 
-    def amounts(self) -> dict[str, int]:
+    def amounts(self, preemptible: bool) -> dict[str, int]:
+        """metric -> vCPUs or addresses held; with `preemptible`, Spot VMs' vCPUs count
+        against PREEMPTIBLE_CPUS instead of their standard metric."""
         experiment = self.experiment
-        generator_vcpus = experiment.load_generator_max_vcpus if experiment else 0
-        generator_nodes = experiment.load_generator_max_nodes if experiment else 0
-        vcpus = sum(self.serving.values()) + generator_vcpus + self.extra_e2_vcpus
-        addresses = self.serving_nodes + generator_nodes + self.extra_nodes
-        if experiment:
-            addresses += experiment.external_addresses
-        families = dict(self.serving)
-        if experiment and generator_vcpus:
-            metric = cpu_metric(experiment.load_generator_machine_type)
-            families[metric] = families.get(metric, 0) + generator_vcpus
+        groups = list(self.serving)
+        if experiment and experiment.load_generator_max_vcpus:
+            groups.append(
+                (
+                    cpu_metric(experiment.load_generator_machine_type),
+                    experiment.load_generator_max_vcpus,
+                    experiment.load_generator_spot,
+                )
+            )
         if self.extra_e2_vcpus:
-            families["E2_CPUS"] = families.get("E2_CPUS", 0) + self.extra_e2_vcpus
-        return {"CPUS": vcpus, "CPUS_ALL_REGIONS": vcpus, "IN_USE_ADDRESSES": addresses} | families
+            groups.append((cpu_metric(DEFAULT_POOL_MACHINE), self.extra_e2_vcpus, False))
+        addresses = self.serving_nodes + self.extra_nodes
+        if experiment:
+            addresses += experiment.load_generator_max_nodes + experiment.external_addresses
+        amounts = {
+            "CPUS": 0,
+            "CPUS_ALL_REGIONS": sum(vcpus for _, vcpus, _ in groups),
+            "IN_USE_ADDRESSES": addresses,
+        }
+        for metric, vcpus, spot in groups:
+            counted = PREEMPTIBLE if spot and preemptible else metric
+            amounts[counted] = amounts.get(counted, 0) + vcpus
+        return amounts
 
 
 def _phases(steps: Sequence[Step], durations: Durations) -> list[_Phase]:
@@ -142,22 +159,27 @@ def _phases(steps: Sequence[Step], durations: Durations) -> list[_Phase]:
             _Phase(
                 f"{experiment.name}'s capacity search: {experiment.describe_shape()} + the "
                 "load-generator pool at its most",
-                {metric: experiment.serving_vcpus},
+                ((metric, experiment.serving_vcpus, experiment.spot),),
                 experiment.nodes,
                 experiment,
             )
         )
-        before = cpu_metric(step.previous.machine_type) if step.previous else metric
-        # At the peak of a change of family, the old nodes' and the new ones' vCPUs: each
-        # family's metric counts its own, at most the peak.
+        previous = step.previous
+        # At the peak of a change of pool, the old nodes' and the new ones' vCPUs: each
+        # counted against its own metric, at most the peak.
         peak = step.pool.peak_vcpus
         change = (
-            {metric: peak}
-            if before == metric or step.previous is None
-            else {
-                metric: min(peak, experiment.serving_vcpus),
-                before: min(peak, step.previous.serving_vcpus),
-            }
+            ((metric, peak, experiment.spot),)
+            if previous is None
+            or (cpu_metric(previous.machine_type), previous.spot) == (metric, experiment.spot)
+            else (
+                (metric, min(peak, experiment.serving_vcpus), experiment.spot),
+                (
+                    cpu_metric(previous.machine_type),
+                    min(peak, previous.serving_vcpus),
+                    previous.spot,
+                ),
+            )
         )
         phases.append(
             _Phase(
@@ -169,11 +191,11 @@ def _phases(steps: Sequence[Step], durations: Durations) -> list[_Phase]:
                 experiment,
             )
         )
-        if step.previous is None:
+        if previous is None:
             phases.append(
                 _Phase(
                     f"the cluster's creation (GKE's default pool, one {DEFAULT_POOL_MACHINE})",
-                    {},
+                    (),
                     0,
                     None,
                     extra_e2_vcpus=durations.default_pool_vcpus,
@@ -183,16 +205,28 @@ def _phases(steps: Sequence[Step], durations: Durations) -> list[_Phase]:
     return phases
 
 
-def needs(steps: Sequence[Step], durations: Durations) -> Need:
-    """The most the sweep holds at once of each quota metric, and where."""
+def needs(steps: Sequence[Step], durations: Durations, *, preemptible: bool = False) -> Need:
+    """The most the sweep holds at once of each quota metric, and where; with
+    `preemptible` (the project has preemptible quota in the region), Spot VMs' vCPUs on
+    PREEMPTIBLE_CPUS."""
     best: dict[str, Demand] = {}
     for phase in _phases(steps, durations):
-        for metric, amount in phase.amounts().items():
+        for metric, amount in phase.amounts(preemptible).items():
             if metric not in best or amount > best[metric].amount:
                 best[metric] = Demand(metric, amount, phase.where)
-    families = sorted((m for m in best if m not in METRICS), key=lambda m: (m != "E2_CPUS", m))
-    order = ["CPUS", *families, "IN_USE_ADDRESSES", "CPUS_ALL_REGIONS"]
-    return Need(tuple(best[metric] for metric in order))
+    families = sorted(
+        (m for m in best if m not in METRICS and best[m].amount),
+        key=lambda m: (m == PREEMPTIBLE, m),
+    )
+    order = [m for m in ("CPUS",) if best[m].amount] + families
+    return Need(tuple(best[metric] for metric in [*order, "IN_USE_ADDRESSES", "CPUS_ALL_REGIONS"]))
+
+
+def preemptible_quota(region: dict[str, Any]) -> bool:
+    """Whether the project has preemptible quota in the region (a PREEMPTIBLE_CPUS limit
+    above 0): from then on Spot VMs count there instead of against the standard quotas."""
+    quota = _quotas(region).get(PREEMPTIBLE)
+    return quota is not None and float(quota.get("limit", 0)) > 0
 
 
 def _quotas(document: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
