@@ -73,10 +73,57 @@ def test_schema_check_catches_a_broken_workflow(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
-def test_actions_are_pinned_to_a_major_version_or_commit(path: Path) -> None:
+def test_actions_are_pinned_to_a_commit_with_its_version_said(path: Path) -> None:
+    # Whoever can move a tag runs code with the deployer's token: a full commit hash cannot
+    # be moved. The version it is stays in a comment, which Dependabot keeps current.
+    text = path.read_text(encoding="utf-8")
     for _, step in steps(load(path)):
         if "uses" in step:
-            assert re.search(r"@(v\d+(\.\d+)*|[0-9a-f]{40})$", step["uses"]), step["uses"]
+            assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", step["uses"]), step["uses"]
+            assert re.search(rf"uses: {re.escape(step['uses'])} # v\d+\.\d+\.\d+\n", text)
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
+def test_checkouts_do_not_keep_the_token(path: Path) -> None:
+    # None of these jobs pushes: a token left in .git/config could only leak (to a later
+    # step, or in an uploaded artifact).
+    for _, step in steps(load(path)):
+        if str(step.get("uses", "")).startswith("actions/checkout@"):
+            assert step["with"]["persist-credentials"] is False
+
+
+def test_dependabot_keeps_the_actions_and_requirements_current() -> None:
+    config = load(ROOT / ".github" / "dependabot.yml")
+    ecosystems = {update["package-ecosystem"] for update in config["updates"]}
+    assert ecosystems == {"github-actions", "pip"}
+
+
+def zizmor(target: Path) -> subprocess.CompletedProcess[str]:
+    """zizmor, offline, reporting findings of medium severity or above (exit 0: none)."""
+    binary = BIN.parent / "scan" / "bin" / "zizmor"
+    assert binary.is_file(), f"{binary} is missing: run `make test`, which installs it"
+    return subprocess.run(
+        [str(binary), "--offline", "--min-severity", "medium", str(target)],
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+
+
+def test_zizmor_finds_nothing_of_medium_severity_or_above() -> None:
+    result = zizmor(ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_zizmor_flags_a_movable_tag_and_a_kept_token(tmp_path: Path) -> None:
+    workflows = tmp_path / ".github" / "workflows"
+    workflows.mkdir(parents=True)
+    (workflows / "x.yml").write_text(
+        "name: x\non: push\npermissions: {}\njobs:\n  a:\n    runs-on: ubuntu-latest\n"
+        "    steps:\n      - uses: actions/checkout@v4\n",
+        encoding="utf-8",
+    )
+    result = zizmor(tmp_path)
+    assert result.returncode != 0
+    assert "unpinned-uses" in result.stdout and "artipacked" in result.stdout
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
@@ -195,6 +242,14 @@ def test_a_cancelled_sweep_is_torn_down_by_a_run_of_its_own() -> None:
     assert teardown["timeout-minutes"] >= 60
     assert teardown["concurrency"]["group"] == "pulumi-stack-${{ needs.stack.outputs.name }}"
     assert teardown["concurrency"]["cancel-in-progress"] is False
+    # Only for runs of this repository's own sweep workflow, started by hand here (not a
+    # fork's), and only a stack name read from them.
+    guard = workflow["jobs"]["stack"]["if"]
+    assert "github.event.workflow_run.path == '.github/workflows/sweep.yml'" in guard
+    assert "github.event.workflow_run.event == 'workflow_dispatch'" in guard
+    assert "head_repository.full_name == github.repository" in guard
+    check = workflow["jobs"]["stack"]["steps"][1]["run"]
+    assert "grep -Eqx '[A-Za-z0-9_.-]{1,100}'" in check and "exit 1" in check
     download = workflow["jobs"]["stack"]["steps"][0]
     assert download["with"]["run-id"] == "${{ github.event.workflow_run.id }}"
     # The sweep names its stack before anything else can fail.
