@@ -443,3 +443,12 @@ def test_half_and_bfloat16_are_encoded_as_tensorflow_stores_them() -> None:
     with pytest.raises(PayloadError, match="use --protocol grpc"):
         payload_protocol(specs, "rest", chosen_by_user=True)
     assert payload_protocol(specs, "rest", chosen_by_user=False) == "grpc"
+
+
+def test_a_run_too_short_to_bound_its_p99_meets_no_objective() -> None:
+    short = result_doc("8vcpu-16gb", 180, 50, 0.59)
+    short["confidence"] = {"p99_ms": 50.0, "p99_ci_ms": [48.0, None], "p99_open_above": True}
+    bounded = result_doc("2vcpu", 150, 250, 0.60)
+    bounded["confidence"] = {"p99_ms": 250.0, "p99_ci_ms": [240.0, 262.0]}
+    winner = best([row(short, "a"), row(bounded, "b")], p99_ms=300, max_error_rate=0.01)
+    assert winner is not None and winner.label == "2vcpu"

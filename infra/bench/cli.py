@@ -236,8 +236,9 @@ def _bench(args: argparse.Namespace) -> int:
     low, high = figures["p99_ci_ms"]
     print(
         f"{spec.protocol} {spec.mode}: {summary_line(result['summary'])}; p99 95% interval "
-        f"{low}-{high} ms over {figures['samples']} samples (worth {figures['effective_samples']})"
-        f" -> {out}"
+        f"{low if low is not None else 'failed requests'}-"
+        f"{high if high is not None else 'open (too few samples to bound it)'} ms over "
+        f"{figures['samples']} samples (worth {figures['effective_samples']}) -> {out}"
     )
     _warn_if_limited(result["summary"])
     return _outcome(args, result)

@@ -42,6 +42,8 @@ class Row:
     # For a capacity search: (offered rate, p99 ms) of every step, in rate order.
     curve: tuple[tuple[float, float | None], ...] = ()
     p99_ci_ms: tuple[float | None, float | None] = (None, None)
+    # Too few samples to bound the p99 above: such a run meets no latency objective.
+    p99_open_above: bool = False
     # Requests per dollar at the capacity range's ends (a plain run: its own figure).
     requests_per_usd_range: tuple[float | None, float | None] = (None, None)
     capacity_range: tuple[float | None, float | None] = (None, None)
@@ -117,6 +119,7 @@ def row(result: dict[str, Any], fallback_label: str) -> Row:
         generator_limited=bool(summary.get("load_generator_limited")),
         curve=curve,
         p99_ci_ms=(ci[0], ci[1]),
+        p99_open_above=bool(figures.get("p99_open_above")),
         requests_per_usd_range=(per_usd(low_rate), per_usd(high_rate)),
         capacity_range=(low_rate, high_rate) if capacity is not None else (None, None),
         flags=_flags(result),
@@ -150,8 +153,12 @@ def meets(r: Row, p99_ms: float | None, max_error_rate: float) -> bool:
         return False
     if r.mode == "capacity":
         return r.capacity_range[0] is not None
+    if p99_ms is None:
+        return True
+    if r.p99_open_above:  # too few samples to bound the p99: it meets no objective
+        return False
     high = r.p99_ci_ms[1] if r.p99_ci_ms[1] is not None else r.p99_ms
-    return p99_ms is None or (high is not None and high <= p99_ms)
+    return high is not None and high <= p99_ms
 
 
 def rank(rows: list[Row], p99_ms: float | None, max_error_rate: float) -> Ranking:
