@@ -112,7 +112,7 @@ def main() -> int:
             trials_p = [
                 (rate, args.seed * 20_000 + i, 3, args.stationary) for i in range(args.trials)
             ]
-            label = f"M/M/4 {load:.0%} load, 3 {mode}s pooled"
+            label = f"M/M/4 {load:.0%} load, 3 {mode} windows pooled"
             print(_row(label, list(pool.map(queue_trial, trials_p))), flush=True)
     return 0
 
