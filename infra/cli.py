@@ -77,6 +77,8 @@ def _plan(args: argparse.Namespace) -> int:
     if args.diff:
         return _diff(args)
     stacks = known_stacks() if args.all else args.stacks or ["dev"]
+    if args.all:
+        return _plan_every_stack(args, stacks)
     plans = _plan_all(stacks)
     for plan in plans:
         if len(plans) == 1:
@@ -89,6 +91,33 @@ def _plan(args: argparse.Namespace) -> int:
         print(matrix(plans))
         if args.out:
             print(f"\nWrote manifests and plan.json for {len(plans)} stacks under {args.out}/")
+    return 0
+
+
+def _plan_every_stack(args: argparse.Namespace, stacks: list[str]) -> int:
+    """`plan --all`: every stack that plans, as one table, and every one that does not,
+    with its error; exit 2 when any did not."""
+    plans, broken = [], []
+    for stack in stacks:
+        try:
+            plans.append(plan_stack(stack))
+        except (ConfigError, InputError, ModelSourceError) as error:
+            broken.append(f"stack {stack}: {error}")
+    if plans:
+        print(matrix(plans))
+    if args.out:
+        for plan in plans:
+            write_plan(plan, args.out)
+        print(f"\nWrote manifests and plan.json for {len(plans)} stacks under {args.out}/")
+    for line in broken:
+        print(f"error: {line}", file=sys.stderr)
+    if broken:
+        print(
+            f"error: {len(broken)} of {len(stacks)} stacks did not plan (above); the other "
+            f"{len(plans)} did.",
+            file=sys.stderr,
+        )
+        return 2
     return 0
 
 

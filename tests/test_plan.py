@@ -4,6 +4,9 @@ resources, checked with Kubernetes' own schemas."""
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import kubernetes_validate
@@ -14,6 +17,7 @@ from infra.facts import load
 from infra.plan.render import SCHEMA, describe, matrix, write_plan
 from infra.plan.run import StackPlan, known_stacks, plan_stack
 from tests.conftest import (
+    ROOT,
     PlanFn,
     container,
     manifest,
@@ -523,3 +527,21 @@ def test_registry_token_is_read_right_before_the_build(shipped_plans: dict[str, 
         if token == "gcp:organizations/getClientConfig:getClientConfig"
     ]
     assert registered_before > reader
+
+
+def test_plan_all_plans_every_good_stack_and_names_each_broken_one(tmp_path: Path) -> None:
+    broken = ROOT / "Pulumi.plan-all-broken.yaml"
+    broken.write_text("config:\n  tfserving-gke:oneDnn: nope\n", encoding="utf-8")
+    try:
+        run = subprocess.run(
+            [sys.executable, "-m", "infra", "plan", "--all", "--out", str(tmp_path)],
+            cwd=ROOT, capture_output=True, text=True, check=False, timeout=300,
+        )  # fmt: skip
+    finally:
+        broken.unlink()
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert "error: stack plan-all-broken: oneDnn: 'nope' is not allowed" in run.stderr
+    assert re.search(r"1 of \d+ stacks did not plan", run.stderr)
+    # The good ones are planned and written all the same.
+    assert (tmp_path / "dev" / "plan.json").is_file()
+    assert "8vcpu-64gb-interop8-batch" in run.stdout
