@@ -34,6 +34,7 @@ SECRET_SETTINGS = frozenset({"githubToken"})
 
 DEFAULT = "default"
 STACK = "stack"
+FROM_MODEL_SOURCE = "modelSource"  # a model name taken from the stack's modelSource
 
 RELEASE_CHANNELS = ("RAPID", "REGULAR", "STABLE", "EXTENDED")
 VARIANTS = ("cpu", "gpu")
@@ -316,6 +317,11 @@ def resolve_settings(
         sources[key] = source
         if source != DEFAULT and not _differs(decl, raw):
             restating.add(key)
+    if sources["modelSource"] == STACK and sources["modelName"] != STACK:
+        # The stack brings its own model but does not name it: the default's or a preset's
+        # name belongs to another model.
+        values["model_name"] = model_name_from_source(str(values["model_source"]))
+        sources["modelName"] = FROM_MODEL_SOURCE
     values["experiment"] = preset_name or NO_PRESET
     if "experiment" not in stack_set and preset_name:
         sources["experiment"] = "stack name"
@@ -332,6 +338,30 @@ def resolve_settings(
         **values,
     )
     return dataclasses.replace(settings, warnings=tuple(validate(settings)))
+
+
+_ARCHIVE_SUFFIX = re.compile(r"(\.tar\.gz|\.tgz|\.tar\.bz2|\.tbz2|\.tar\.xz|\.txz|\.tar|\.zip)$")
+# Asset and directory names that say nothing of the model: the repository names it instead.
+_GENERIC_NAMES = {"saved_model", "savedmodel", "model", "models", "export", "exported_model"}
+
+
+def model_name_from_source(source: str) -> str:
+    """A TF Serving model name for a modelSource that does not come with one: the archive's
+    or directory's name, or the repository's when that name is generic (saved_model)."""
+    github = re.match(r"^github:([^/]+)/([^@#]+)(?:@[^#]*)?(?:#(.+))?$", source.strip())
+    candidates: list[str] = []
+    if github:
+        candidates = [github[3] or "", github[2]]
+    else:
+        path = re.sub(r"^[a-z]+://[^/]*", "", source.strip()).split("?")[0].rstrip("/")
+        parts = [p for p in path.split("/") if p]
+        candidates = [parts[-1] if parts else "", parts[-2] if len(parts) > 1 else ""]
+    for candidate in candidates:
+        stem = _ARCHIVE_SUFFIX.sub("", candidate.lower())
+        name = re.sub(r"[^a-z0-9_.-]+", "-", stem).strip("-_.")
+        if name and name not in _GENERIC_NAMES and _MODEL_NAME.match(name):
+            return name
+    return "model"
 
 
 def _differs(declaration: Declaration, value: Any) -> bool:
@@ -363,6 +393,12 @@ def validate(settings: Settings) -> list[str]:
     """Raise ConfigError for the first invalid setting; return warnings for risky ones."""
     s = settings
     warnings: list[str] = []
+    if s.sources.get("modelName") == FROM_MODEL_SOURCE:
+        warnings.append(
+            f"modelName is not set: the model from {s.model_source} is served as "
+            f"{s.model_name!r} (/v1/models/{s.model_name}), a name taken from its source. Set "
+            "modelName to serve it under another."
+        )
     if not _ZONE.match(s.zone):
         raise ConfigError("zone", f"{s.zone!r} is not a zone name; expected e.g. us-central1-a.")
     _check_region(s.zone)

@@ -43,6 +43,31 @@ def test_stack_named_like_a_preset_uses_it() -> None:
     assert settings.sources["zone"] == "default"
 
 
+@pytest.mark.parametrize(
+    ("source", "name"),
+    [
+        ("github:me/my-model@v3#saved_model.tar.gz", "my-model"),  # a generic asset name
+        ("github:acme/detector@v1#yolo_small.tar.gz", "yolo_small"),
+        ("https://example.com/models/bert_base.tar.gz", "bert_base"),
+        ("exports/sentiment.zip", "sentiment"),
+    ],
+)
+def test_a_stack_bringing_its_own_model_serves_it_under_its_sources_name(
+    source: str, name: str
+) -> None:
+    # Not as the default's tiny_classifier, nor as a preset's resnet50.
+    for stack in ("mine", "8vcpu-16gb-interop4"):
+        settings = resolve(stack, modelSource=source)
+        assert settings.model_name == name
+        assert settings.sources["modelName"] == "modelSource"
+        assert any(
+            w.startswith(f"modelName is not set: the model from {source} is served as {name!r}")
+            for w in settings.warnings
+        )
+    named = resolve("8vcpu-16gb-interop4", modelSource=source, modelName="mine")
+    assert named.model_name == "mine" and not any("modelName" in w for w in named.warnings)
+
+
 def test_stack_config_overrides_the_preset_even_with_the_base_default() -> None:
     # nodeCount 1 is also the declared default: the stack file setting it must still win.
     settings = resolve("8vcpu-16gb-interop4", nodeCount=1, replicas=1)

@@ -1039,3 +1039,15 @@ def test_an_unwritable_sweep_folder_is_said_after_the_teardown(
         "Permission denied" in harness.said[-1]
         and "manifest could not be saved" in (harness.said[-1])
     )
+
+
+def test_the_dry_run_shows_the_model_and_the_name_it_is_served_under() -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "infra", "sweep", "8vcpu-16gb-interop2", "--dry-run",
+         "--set", "modelSource=github:me/my-model@v3#saved_model.tar.gz"],
+        cwd=ROOT, capture_output=True, text=True, check=False, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    # Not the preset's resnet50: the model the sweep brings is named from its source.
+    assert "Model: my-model (/v1/models/my-model) from github:me/my-model@v3" in run.stdout
+    assert "modelName is not set" in run.stdout

@@ -31,7 +31,7 @@ from infra.manifests import MANIFEST_NOTES, MANIFEST_ORDER
 from infra.plan.mocks import PLACEHOLDERS, DeclaredResource
 from infra.plan.run import StackPlan
 from infra.pricing import CostEstimate, CostLine, hours_per_month
-from infra.settings import DEFAULT
+from infra.settings import DEFAULT, FROM_MODEL_SOURCE
 
 SCHEMA = "tfserving-gke/plan/v1"
 KUBERNETES_PREFIX = "kubernetes:"
@@ -203,6 +203,8 @@ def layer_name(source: str, stack: str) -> str:
         return f"preset experiments/{source.removeprefix('preset ')}.yaml"
     if source == "stack name":
         return "from the stack's name"
+    if source == FROM_MODEL_SOURCE:
+        return f"from modelSource in Pulumi.{stack}.yaml"
     return f"Pulumi.{stack}.yaml"
 
 

@@ -502,6 +502,13 @@ def describe(design: SweepDesign, max_usd: float | None) -> str:
         f"{destroy.minutes:>7.1f} {destroy.usd:>6.2f}"
     )
     lines.append("")
+    models = sorted(
+        {
+            (str(e.plan["summary"]["model"]["name"]), str(e.plan["summary"]["model"]["source"]))
+            for e in design.experiments
+        }
+    )
+    lines += [f"Model: {name} (/v1/models/{name}) from {source}" for name, source in models]
     for step in design.steps:
         if step.pool.kind in ("replace", "in-place"):
             lines.append(f"  {step.experiment.name}: node pool {step.pool.kind} ({step.pool.why})")
