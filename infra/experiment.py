@@ -75,6 +75,10 @@ class ExperimentDesign:
     onednn: str = ""
 
 
+# A pod guaranteed less than this share of a core per intra-op thread is warned about.
+SMALL_CPU_SHARE = 0.25
+
+
 def _boot_disk(s: Settings, shape: MachineShape, warnings: list[str]) -> Settings:
     """The settings with a boot disk the machine family attaches: a diskType the stack
     does not set (the default, or a preset's for its own machine) becomes the family's
@@ -130,6 +134,17 @@ def design_experiment(settings: Settings) -> ExperimentDesign:
         batching=batching,
         onednn_env=onednn_env,
     )
+    # Threads beyond what the pod is guaranteed run on what the node's other pods leave.
+    threads_m = 1000 * server.intra_op_parallelism
+    if pod_requests.cpu_m < SMALL_CPU_SHARE * threads_m:
+        warnings.append(
+            f"each serving pod requests {pod_requests.cpu_m}m CPU but runs "
+            f"{server.intra_op_parallelism} intra-op and {server.rest_api_num_threads} REST "
+            f"threads: {pod_requests.cpu_m / threads_m:.0%} of a core per intra-op thread is "
+            "guaranteed, the rest is whatever the node's other pods leave, so its latency "
+            "under load is not this shape's. Measure on a node whose allocatable CPU the pod "
+            "can request (a larger machineType, or fewer podsPerNode)."
+        )
     if shape.shared_core:
         warnings.append(
             f"{shape.machine_type} is shared-core: CPU is time-sliced with other tenants, so "

@@ -558,3 +558,15 @@ def test_plan_all_plans_every_good_stack_and_names_each_broken_one(tmp_path: Pat
     # The good ones are planned and written all the same.
     assert (tmp_path / "dev" / "plan.json").is_file()
     assert "8vcpu-64gb-interop8-batch" in run.stdout
+
+
+def test_a_pod_guaranteed_a_sliver_of_its_threads_cpu_is_warned_about(
+    shipped_plans: dict[str, StackPlan],
+) -> None:
+    # dev: e2-medium, a pod of 140m CPU running 2 intra-op threads.
+    said = [w for w in shipped_plans["dev"].design.warnings if "intra-op and" in w]
+    assert said and said[0].startswith("each serving pod requests 140m CPU but runs 2 intra-op")
+    for stack in REFERENCE_EXPERIMENTS:
+        assert not any(
+            "of a core per intra-op thread" in w for w in shipped_plans[stack].design.warnings
+        )
