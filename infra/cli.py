@@ -14,6 +14,7 @@ from typing import Any
 from infra.docs import README, render_readme
 from infra.errors import ConfigError, InputError, ModelSourceError
 from infra.inputs.files import json_object, read_json
+from infra.inputs.help import DefaultsOnce
 from infra.inputs.values import (
     non_negative_int,
     output_dir,
@@ -233,7 +234,7 @@ def _showing_defaults(commands: Any) -> Any:
     add = commands.add_parser
 
     def add_parser(name: str, **options: Any) -> argparse.ArgumentParser:
-        options.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
+        options.setdefault("formatter_class", DefaultsOnce)
         parser: argparse.ArgumentParser = add(name, **options)
         return parser
 
@@ -300,7 +301,12 @@ def main(argv: list[str] | None = None) -> int:
     ttl_decide = ttl_commands.add_parser(
         "decide", help="which stacks to destroy, from {stack: outputs} JSON (stdout: JSON)"
     )
-    ttl_decide.add_argument("--outputs", type=Path, required=True)
+    ttl_decide.add_argument(
+        "--outputs",
+        type=Path,
+        required=True,
+        help="a JSON file of {stack: its outputs} (the cleanup workflow writes it)",
+    )
     ttl_decide.add_argument("--now", help="the time to judge by, e.g. 2026-11-24T18:00:00Z")
     ttl_decide.set_defaults(run=_ttl_decide)
     ttl_report = ttl_commands.add_parser(

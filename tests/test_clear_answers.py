@@ -6,13 +6,18 @@ that would cost more than separate stacks."""
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import sys
+
+import pytest
 
 from infra.plan.diff import diff_plans, render_markdown
 from infra.plan.render import describe, plan_json
 from infra.sweep.design import advice, design_sweep, dry_run_json
 from infra.sweep.design import describe as describe_sweep
 from infra.sweep.durations import SearchSettings
-from tests.conftest import PlanFn
+from tests.conftest import ROOT, PlanFn
 
 SEARCH = SearchSettings(None, 0.01, "rest", 20.0, 14, 5.0, 20.0)
 
@@ -122,3 +127,26 @@ def test_one_experiment_is_said_in_the_singular_without_advice() -> None:
     assert advice(same_model) == []
     mixed = dry_run_json(design_sweep(["dev", "8vcpu-16gb-interop2"], SEARCH), None)
     assert json.loads(json.dumps(mixed))["advice"][0].startswith("The experiments serve 2")
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["plan"], ["bench"], ["compare"], ["sweep"], ["promote"], ["teardown"], ["ttl", "decide"],
+     ["model", "inspect"]],
+)  # fmt: skip
+def test_every_option_has_help_and_says_its_default_once(command: list[str]) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "infra", *command, "--help"],
+        cwd=ROOT, capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    text = " ".join(run.stdout.split())
+    assert not re.search(r"\(default: [^)]*\) \(default:", text), text
+    assert "(default: None)" not in text
+    lines = run.stdout.split("options:", 1)[1].splitlines()
+    for index, line in enumerate(lines):
+        flags_only = re.fullmatch(r"  (-\S+(?: \S+)?(?:, -\S+(?: \S+)?)*)", line)
+        following = lines[index + 1] if index + 1 < len(lines) else ""
+        # argparse puts an option's help after its flags, or on the next, indented line.
+        if flags_only and not re.match(r" {6,}\S", following):
+            raise AssertionError(f"{' '.join(command)}: {flags_only[1]} has no help")

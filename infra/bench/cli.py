@@ -27,6 +27,7 @@ from infra.bench.session import (
 )
 from infra.errors import InputError
 from infra.inputs.files import json_object
+from infra.inputs.help import DefaultsOnce
 from infra.inputs.values import (
     fraction,
     input_file,
@@ -273,7 +274,7 @@ def _compare(args: argparse.Namespace) -> int:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m infra")
     commands = parser.add_subparsers(dest="command", required=True)
-    defaults = argparse.ArgumentDefaultsHelpFormatter
+    defaults = DefaultsOnce
     bench = commands.add_parser(
         "bench",
         help="load-test a deployed experiment or any TF Serving URL",
@@ -291,7 +292,14 @@ def main(argv: list[str]) -> int:
         "(float16, bfloat16)",
     )
     bench.add_argument("--grpc-target", help="host:port for gRPC (default: <REST host>:8500)")
-    bench.add_argument("--mode", choices=("closed", "open"), default="open")
+    bench.add_argument(
+        "--mode",
+        choices=("closed", "open"),
+        default="open",
+        help="open: requests on a schedule at --rate, whatever the server does (what a "
+        "capacity search uses); closed: --users each sending the next request when the last "
+        "answers",
+    )
     bench.add_argument(
         "--arrivals",
         choices=ARRIVALS,
@@ -319,7 +327,9 @@ def main(argv: list[str]) -> int:
         default=1000,
         help="open loop: outstanding requests before new ones count as errors",
     )
-    bench.add_argument("--signature", default="serving_default")
+    bench.add_argument(
+        "--signature", default="serving_default", help="the model's signature to call"
+    )
     bench.add_argument("--batch", type=positive_int, default=1, help="rows per generated request")
     bench.add_argument(
         "--payload", type=input_file, help="REST body JSON file instead of a generated one"
