@@ -1051,3 +1051,20 @@ def test_the_dry_run_shows_the_model_and_the_name_it_is_served_under() -> None:
     # Not the preset's resnet50: the model the sweep brings is named from its source.
     assert "Model: my-model (/v1/models/my-model) from github:me/my-model@v3" in run.stdout
     assert "modelName is not set" in run.stdout
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["sweep", "dev"], "a real run needs --p99-ms"),
+        (["sweep", "dev", "--p99-ms", "300", "--max-usd", "5"], "needs the Pulumi CLI on PATH"),
+    ],
+)
+def test_a_real_sweep_says_what_it_lacks_before_printing_its_plan(
+    argv: list[str], said: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    assert cli.main(argv) == 2
+    out, err = capsys.readouterr()
+    assert said in err
+    assert "Sweep on stack" not in out  # no plan printed before the refusal

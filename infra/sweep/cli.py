@@ -314,6 +314,8 @@ def run_sweep(args: argparse.Namespace) -> int:
         extra["spot"] = True
         # The load generator too: a run a preemption stopped is run again.
         extra.setdefault("loadGeneratorSpot", True)
+    if not args.dry_run and getattr(args, "replay", None) is None:
+        _needs_first(args)
     if args.space is not None:
         status = run_space(args, search, extra)
         if status is not None:
@@ -334,6 +336,8 @@ def run_sweep(args: argparse.Namespace) -> int:
     design = design_sweep(
         pending, search, stack=args.stack, extra=extra, gcp_project=_gcp_project(args)
     )
+    if not args.dry_run:
+        _ready_to_run(args, design, manifest)
     print(describe(design, args.max_usd), end="")
     print(_ranking_line(args), end="")
     if args.dry_run:
@@ -342,7 +346,6 @@ def run_sweep(args: argparse.Namespace) -> int:
             args.json.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
             print(f"\nWrote {args.json}")
         return 2 if args.max_usd is not None and design.estimate.usd > args.max_usd else 0
-    _ready_to_run(args, design, manifest)
     resolved, pins = resolve_models(design)
     manifest.pin_models(resolved)
     design = replace(design, model_pins=pins)
@@ -405,12 +408,31 @@ def _finish(manifest: SweepManifest, status: int) -> int:
     return status
 
 
-def _ready_to_run(args: argparse.Namespace, design: SweepDesign, manifest: SweepManifest) -> None:
-    """Everything a real run needs, checked before anything is created."""
+def _needs_first(args: argparse.Namespace) -> None:
+    """What a real run needs that takes no planning (the objective, the budget, the Pulumi
+    CLI, the project), checked before the plan is made and printed."""
+    what = "search" if args.space is not None else "run"
     if args.p99_ms is None or args.max_usd is None:
         raise ConfigError(
-            "sweep", "a real run needs --p99-ms (the objective) and --max-usd (the budget)"
+            "sweep", f"a real {what} needs --p99-ms (the objective) and --max-usd (the budget)"
         )
+    if not shutil.which("pulumi"):
+        raise ConfigError(
+            "sweep",
+            "needs the Pulumi CLI on PATH (the Automation API drives it): "
+            "https://www.pulumi.com/docs/install/ ; `--dry-run` works without it",
+        )
+    if _gcp_project(args) in ("", PLACEHOLDER_GCP_PROJECT):
+        raise ConfigError(
+            "gcp:project",
+            f"is not set for the sweep: pass --gcp-project, or set {PROJECT_ENVS[0]}",
+        )
+
+
+def _ready_to_run(args: argparse.Namespace, design: SweepDesign, manifest: SweepManifest) -> None:
+    """What a real run needs of its plan (the budget, the quota), checked before anything is
+    created."""
+    assert args.max_usd is not None, "checked by _needs_first"
     if design.gcp_project in ("", PLACEHOLDER_GCP_PROJECT):
         raise ConfigError(
             "gcp:project",
@@ -427,12 +449,6 @@ def _ready_to_run(args: argparse.Namespace, design: SweepDesign, manifest: Sweep
             f"{spent}an estimate of {design.estimate.usd:.2f} USD is over the budget of "
             f"{args.max_usd:g} USD: refused before creating anything. Raise --max-usd, or sweep "
             "fewer experiments or fewer capacity steps (--max-steps).",
-        )
-    if not shutil.which("pulumi"):
-        raise ConfigError(
-            "sweep",
-            "needs the Pulumi CLI on PATH (the Automation API drives it): "
-            "https://www.pulumi.com/docs/install/ ; `--dry-run` works without it",
         )
     if not args.skip_quota_check:
         try:
@@ -585,10 +601,6 @@ def run_search(args: argparse.Namespace, search: SearchSettings, extra: dict[str
     """`sweep --space FILE` for real: the trials a search chooses, on one sweep stack."""
     from infra.search.run import SearchSteps, candidate_settings, resumed  # noqa: PLC0415
 
-    if args.p99_ms is None or args.max_usd is None:
-        raise ConfigError(
-            "sweep", "a real search needs --p99-ms (the objective) and --max-usd (the budget)"
-        )
     space = load_space(args, extra)
     goal = Goal(args.target_rps)
     trials = trials_allowed(args, space)
