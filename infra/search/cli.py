@@ -35,7 +35,8 @@ from infra.sweep.durations import Durations, SearchSettings
 
 SCHEMA = "tfserving-gke/search-replay/v1"
 PLAN_SCHEMA = "tfserving-gke/search-plan/v1"
-# Without --max-trials or --max-usd, a search measures a tenth of the space (at least 4).
+# Without --max-trials or --max-usd, a search measures a tenth of the space (at least 4, and
+# at least one trial per machine type it spans).
 DEFAULT_TRIALS_FRACTION = 0.1
 MIN_DEFAULT_TRIALS = 4
 
@@ -70,14 +71,20 @@ def check_options(args: argparse.Namespace) -> None:
 
 
 def trials_allowed(args: argparse.Namespace, space: SearchSpace) -> int:
-    """--max-trials, or a tenth of the space when only --max-usd (or nothing) bounds it."""
+    """--max-trials, or a tenth of the space when only --max-usd (or nothing) bounds it,
+    and never fewer than the machine types it spans: each gets a trial."""
     if args.max_trials is not None:
         return min(int(args.max_trials), len(space.candidates))
     if args.max_usd is not None:
         return len(space.candidates)
+    machines = len(space.dimensions.get("machineType", ()))
     return min(
         len(space.candidates),
-        max(MIN_DEFAULT_TRIALS, math.ceil(len(space.candidates) * DEFAULT_TRIALS_FRACTION)),
+        max(
+            MIN_DEFAULT_TRIALS,
+            machines,
+            math.ceil(len(space.candidates) * DEFAULT_TRIALS_FRACTION),
+        ),
     )
 
 

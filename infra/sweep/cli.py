@@ -197,8 +197,8 @@ def add_parser(commands: Any) -> None:
     searching.add_argument(
         "--max-trials",
         type=positive_int,
-        help="configurations to measure at most (default: a tenth of the space, unless "
-        "--max-usd bounds it)",
+        help="configurations to measure at most (default: a tenth of the space and at least "
+        "one per machine type in it, unless --max-usd bounds it)",
     )
     searching.add_argument(
         "--sampler",
