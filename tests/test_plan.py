@@ -448,7 +448,8 @@ def test_same_archive_same_image_inputs_different_archive_different_ones(
     other = write(tmp_path / "c" / "model.tar.gz", tar_gz(tiny_model_files("m/2/")))
 
     def image_inputs(archive: Path) -> tuple[object, object]:
-        result = plan(modelSource=str(archive))
+        # Named alike: left unnamed, each would be named from its folder (a, b, c).
+        result = plan(modelSource=str(archive), modelName="tiny")
         return serving_image(result), container(result)["image"]
 
     assert image_inputs(first) == image_inputs(again)

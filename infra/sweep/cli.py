@@ -314,8 +314,6 @@ def run_sweep(args: argparse.Namespace) -> int:
         extra["spot"] = True
         # The load generator too: a run a preemption stopped is run again.
         extra.setdefault("loadGeneratorSpot", True)
-    if not args.dry_run and getattr(args, "replay", None) is None:
-        _needs_first(args)
     if args.space is not None:
         status = run_space(args, search, extra)
         if status is not None:
@@ -333,6 +331,8 @@ def run_sweep(args: argparse.Namespace) -> int:
         report, _ = write_report(manifest)
         print(markdown(report), end="")
         return 0
+    if not args.dry_run:
+        _needs_first(args)
     design = design_sweep(
         pending, search, stack=args.stack, extra=extra, gcp_project=_gcp_project(args)
     )
@@ -601,6 +601,10 @@ def run_search(args: argparse.Namespace, search: SearchSettings, extra: dict[str
     """`sweep --space FILE` for real: the trials a search chooses, on one sweep stack."""
     from infra.search.run import SearchSteps, candidate_settings, resumed  # noqa: PLC0415
 
+    if args.p99_ms is None or args.max_usd is None:
+        raise ConfigError(
+            "sweep", "a real search needs --p99-ms (the objective) and --max-usd (the budget)"
+        )
     space = load_space(args, extra)
     goal = Goal(args.target_rps)
     trials = trials_allowed(args, space)
@@ -617,6 +621,7 @@ def run_search(args: argparse.Namespace, search: SearchSettings, extra: dict[str
         report, _ = write_report(manifest)
         print(markdown(report), end="")
         return 0
+    _needs_first(args)
     d = Durations.from_data()
     ttl = ttl_hours(search, d)
     gcp_project = _gcp_project(args)
