@@ -253,6 +253,8 @@ def test_the_families_space_plans_with_prices_and_warns_of_unverified_rates(
     assert {"n4-highcpu-8", "c4-highcpu-8"} <= types  # priced now
     assert {c["settings"]["oneDnn"] for c in document["configurations"]} == {"on", "off"}
     assert "are not read" not in run.stdout
+    # 96 configurations over 12 machine types: a tenth would leave two types untried.
+    assert "at most 12 trials" in run.stdout
 
 
 def test_every_family_is_priced_or_named_as_missing() -> None:
@@ -293,17 +295,3 @@ def test_a_onednn_value_outside_auto_on_off_is_refused() -> None:
     with pytest.raises(ConfigError, match="oneDnn") as error:
         design_stack("dev", {"oneDnn": "yes"})
     assert "auto" in str(error.value) and "off" in str(error.value)
-
-
-def test_a_search_of_the_families_space_has_a_trial_for_every_machine_type(
-    tmp_path: Path,
-) -> None:
-    out = tmp_path / "plan.json"
-    run = subprocess.run(
-        [sys.executable, "-m", "infra", "sweep", "--space",
-         "experiments/spaces/families.yaml", "--dry-run", "--json", str(out)],
-        cwd=ROOT, capture_output=True, text=True, check=False, timeout=300,
-    )  # fmt: skip
-    assert run.returncode == 0, run.stderr
-    # 96 configurations over 12 machine types: a tenth would leave two types untried.
-    assert "at most 12 trials" in run.stdout
