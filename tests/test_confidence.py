@@ -16,6 +16,7 @@ from infra.bench.confidence import (
     PASS,
     UNDECIDED,
     confidence,
+    projected_high_ms,
     quantile_ranks,
     t_975,
     verdict,
@@ -135,3 +136,14 @@ def test_a_queue_at_its_capacity_is_rarely_passed_even_on_pooled_runs() -> None:
         ]
         passes += verdict(confidence(pooled), 150.0, 0.01)[0] == PASS
     assert passes <= 1
+
+
+def test_the_projection_of_more_runs_narrows_the_interval_as_more_samples_would() -> None:
+    window = batches(exponential(300, 60.0, seed=3))
+    figures = confidence(window)
+    assert figures.p99_high_ms is None  # 300 samples cannot bound a p99
+    assert projected_high_ms(window, 1.0) is None  # the same samples: the same interval
+    four_times = projected_high_ms(window, 4.0)  # 1,200 samples that look like these
+    assert four_times is not None and four_times <= max(exponential(300, 60.0, seed=3)) + 0.1
+    many = projected_high_ms(window, 20.0)
+    assert many is not None and many <= four_times
