@@ -191,6 +191,8 @@ def test_errors_are_counted_by_kind(tmp_path: Path) -> None:
     assert run.returncode == 1
     assert "errors" in run.stdout and "(http 503 " in run.stdout
     assert "over --max-error-rate 1.00%" in run.stderr
+    # The last line is the verdict, met or not.
+    assert run.stdout.strip().splitlines()[-1].startswith("verdict: not met (errors ")
 
 
 def test_unreachable_target_is_a_clear_error(tmp_path: Path) -> None:

@@ -187,6 +187,8 @@ def find(tmp_path: Path, url: str, outputs: dict[str, Any]) -> dict[str, Any]:
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
     assert "Capacity: " in run.stdout
+    verdict = run.stdout.strip().splitlines()[-1]
+    assert verdict.startswith("verdict: capacity ") and "with 95% confidence" in verdict
     document: dict[str, Any] = json.loads(out.read_text())
     return document
 

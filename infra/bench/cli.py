@@ -170,7 +170,12 @@ def _outcome(args: argparse.Namespace, result: dict[str, Any]) -> int:
         capacity = result["capacity"]
         if capacity["rate_per_s"] is None:
             print(f"error: no capacity: {capacity['stopped']}", file=sys.stderr)
+            print("verdict: no capacity certified")
             return 1
+        print(
+            f"verdict: capacity {capacity['rate_per_s']:g} requests/s at p99 ≤ "
+            f"{args.p99_ms:g} ms, with 95% confidence"
+        )
         return 0
     problems = []
     if summary["load_generator_limited"]:
@@ -187,6 +192,12 @@ def _outcome(args: argparse.Namespace, result: dict[str, Any]) -> int:
             problems.append(f"objective {kind}: {why}{advice}")
     for problem in problems:
         print(f"error: {problem}", file=sys.stderr)
+    objective = f"p99 ≤ {args.p99_ms:g} ms" if args.p99_ms is not None else "no p99 objective"
+    print(
+        f"verdict: not met ({'; '.join(problems)})"
+        if problems
+        else f"verdict: met ({objective}, errors ≤ {args.max_error_rate:.2%})"
+    )
     return 1 if problems else 0
 
 
