@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from infra.bench.report import best, markdown, named_rows, row
+from infra.bench.report import best, markdown, named_rows, rank, row
 from infra.loadgen.stats import Sample, max_send_lag_ms, merge, worker_result
 from infra.loadgen.tensors import (
     InputSpec,
@@ -454,3 +454,17 @@ def test_a_run_too_short_to_bound_its_p99_meets_no_objective() -> None:
     bounded["confidence"] = {"p99_ms": 250.0, "p99_ci_ms": [240.0, 262.0]}
     winner = best([row(short, "a"), row(bounded, "b")], p99_ms=300, max_error_rate=0.01)
     assert winner is not None and winner.label == "2vcpu"
+
+
+def test_runs_without_a_cost_are_never_called_best() -> None:
+    # A URL target's results carry no cost: meeting the objective is said, "best" is not.
+    fast = result_doc("http-a", 180, 50, 0.0)
+    fast["experiment"] = None
+    slow = result_doc("http-b", 90, 60, 0.0)
+    slow["experiment"] = None
+    rows = [row(fast, "a"), row(slow, "b")]
+    ranking = rank(rows, 300, 0.01)
+    assert ranking.winner is None and {r.label for r in ranking.unpriced} == {"a", "b"}
+    text = markdown(rows, ranking, 300, 0.01)
+    assert "**best**" not in text and "Best for" not in text
+    assert "none is called best, since none has a cost" in text

@@ -142,6 +142,8 @@ class Ranking:
 
     winner: Row | None
     tied: tuple[Row, ...] = ()
+    # Runs that meet the objective but carry no cost (a URL target's): never called best.
+    unpriced: tuple[Row, ...] = ()
 
     @property
     def is_tie(self) -> bool:
@@ -166,8 +168,8 @@ def rank(rows: list[Row], p99_ms: float | None, max_error_rate: float) -> Rankin
     objective; every other whose range reaches the winner's low end is tied with it."""
     eligible = [r for r in rows if meets(r, p99_ms, max_error_rate)]
     priced = [r for r in eligible if r.requests_per_usd_range[0] is not None]
-    if not priced:
-        return Ranking(max(eligible, key=lambda r: r.rps) if eligible else None)
+    if not priced:  # best per dollar needs a cost: say what met the objective instead
+        return Ranking(None, unpriced=tuple(eligible))
     winner = max(priced, key=lambda r: r.requests_per_usd_range[0] or 0)
     floor = winner.requests_per_usd_range[0] or 0
     tied = tuple(
@@ -240,6 +242,13 @@ def markdown(
             f"Best for {objective}: **{winner.label}** ({winner.protocol}, "
             f"{_cell(winner.rps)} RPS, p99 {_cell(winner.p99_ms)} ms, "
             f"{_interval(winner.requests_per_usd_range, 0)} requests per USD).",
+        ]
+    elif ranking.unpriced:
+        lines += [
+            "",
+            f"Meet {objective}: {', '.join(r.label for r in ranking.unpriced)}; none is called "
+            "best, since none has a cost to rank per dollar by (a stack's results carry its "
+            "cost; a URL target's do not: bench the stack by name).",
         ]
     else:
         lines += ["", f"No run meets {objective} with confidence."]
