@@ -410,7 +410,8 @@ def _finish(manifest: SweepManifest, status: int) -> int:
 
 def _needs_first(args: argparse.Namespace) -> None:
     """What a real run needs that takes no planning (the objective, the budget, the Pulumi
-    CLI, the project), checked before the plan is made and printed."""
+    CLI), checked before the plan is made; the project (which the sweep stack's own config
+    may give) is checked once it is planned, before it is printed."""
     what = "search" if args.space is not None else "run"
     if args.p99_ms is None or args.max_usd is None:
         raise ConfigError(
@@ -421,11 +422,6 @@ def _needs_first(args: argparse.Namespace) -> None:
             "sweep",
             "needs the Pulumi CLI on PATH (the Automation API drives it): "
             "https://www.pulumi.com/docs/install/ ; `--dry-run` works without it",
-        )
-    if _gcp_project(args) in ("", PLACEHOLDER_GCP_PROJECT):
-        raise ConfigError(
-            "gcp:project",
-            f"is not set for the sweep: pass --gcp-project, or set {PROJECT_ENVS[0]}",
         )
 
 
