@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from infra.bench.capacity import Objective, find_capacity, judge
+from infra.bench.capacity import POOL_ABOVE, Objective, _Search, find_capacity, judge
 from infra.bench.report import best, rank, row
 from infra.loadgen.stats import Sample, merge, worker_result
 from tests.conftest import ROOT
@@ -24,15 +24,20 @@ OBJECTIVE = Objective(p99_ms=100, max_error_rate=0.01)
 DURATION_S = 10.0
 
 
-def window(rate: float, p99_ms: float, error_rate: float = 0.0, seed: int = 0) -> dict[str, Any]:
+def window(
+    rate: float, p99_ms: float, error_rate: float = 0.0, seed: int = 0, count: int = 0
+) -> dict[str, Any]:
     """A run's document at `rate` whose latencies are exponential with this p99 (one
-    process, Poisson-free: independent samples), through the real statistics."""
+    process, Poisson-free: independent samples), through the real statistics; `count`
+    requests (default: the rate's over the window)."""
     draw = random.Random(seed * 1_000_003 + int(rate * 100))
-    count = int(rate * DURATION_S)
+    count = count or int(rate * DURATION_S)
     mean = p99_ms / math.log(100)
     samples = [
         Sample(
-            i / rate, draw.expovariate(1 / mean), "http 503" if draw.random() < error_rate else None
+            i * DURATION_S / count,
+            draw.expovariate(1 / mean),
+            "http 503" if draw.random() < error_rate else None,
         )
         for i in range(count)
     ]
@@ -142,6 +147,47 @@ def test_undecided_rates_lie_inside_the_range_whose_high_end_failed_with_confide
         assert low < rate < high
     # The first run at 20/s (200 samples) could not bound the p99: undecided, not a range end.
     assert found["steps"][0]["verdict"] == "undecided" and found["steps"][0]["met_on_point"]
+
+
+def test_a_search_that_certified_climbs_while_runs_remain() -> None:
+    run_step = modelled(200)
+    found = find_capacity(run_step, OBJECTIVE, start_rate=50)
+    claim = found["rate_per_s"]
+    # Having certified its claim with runs to spare, the search tried the next step up
+    # (2.5%), which did not pass: the claim is the highest rate that did.
+    climb = round(claim * 1.025, 2)
+    assert run_step.offered.index(climb) > run_step.offered.index(claim)
+    at_climb = next(s for s in found["steps"] if s["rate_per_s"] == climb)
+    assert at_climb["verdict"] != "pass"
+    assert claim == max(s["rate_per_s"] for s in found["steps"] if s["verdict"] == "pass")
+    assert found["runs"] < 28 and found["stopped"] == "certified with confidence"
+
+
+def test_runs_at_faster_rates_can_pass_a_rate_never_fail_it() -> None:
+    """A rate too short-measured to bound alone passes with the runs just above it (a
+    server is no faster under more load), and is never failed by them."""
+
+    def search_over(above_p99_ms: float) -> dict[str, Any]:
+        def run_step(rate: float) -> dict[str, Any]:
+            if rate == 100:  # 300 requests: an interval open above on its own
+                return window(rate, 40.0, count=300)
+            return window(rate, above_p99_ms, count=3000, seed=int(rate))
+
+        search = _Search(run_step, OBJECTIVE, 28, None, None)
+        search.measure(104)
+        return search.measure(100)
+
+    fast = search_over(40.0)
+    assert fast["verdict"] == "pass" and fast["pooled_with"] == [104]
+    assert fast["runs"] == 1 and fast["confidence"]["samples"] == 3300
+    assert "with the runs at 104/s" in fast["why"]
+    slow = search_over(400.0)  # the faster rate fails: that fails nothing at 100/s
+    assert slow["verdict"] == "undecided" and "pooled_with" not in slow
+    # Nor do runs more than POOL_ABOVE over it count.
+    search = _Search(lambda rate: window(rate, 40.0, count=300 if rate == 100 else 3000),
+                     OBJECTIVE, 28, None, None)  # fmt: skip
+    search.measure(100 * (1 + POOL_ABOVE) + 1)
+    assert search.measure(100)["verdict"] == "undecided"
 
 
 def test_the_search_stops_a_trial_only_on_what_it_proved() -> None:
