@@ -276,6 +276,36 @@ def test_the_generator_is_judged_by_its_lag_beside_the_objective() -> None:
     ]
 
 
+def test_a_generator_that_waited_for_its_cpu_is_judged_by_each_wait() -> None:
+    """What the kernel says of each process (its run-queue delay over the schedule, and how
+    many times it ran): each wait delays the answers being read, beside the objective."""
+    on_time = [Sample(1 + i / 200, 10.0, None, 0.4) for i in range(200)]
+
+    def summary(wait_s: float | None, slices: int | None) -> dict[str, Any]:
+        result = {
+            **worker_result(on_time, 1.0, 1.0, 0.3, 2.0),
+            "cpu_wait_s": wait_s,
+            "cpu_slices": slices,
+        }
+        quiet = {**worker_result(on_time, 1.0, 1.0, 0.3, 2.0), "cpu_wait_s": 0.0, "cpu_slices": 9}
+        return dict(merge([quiet, result], 1.0, 15.0)["summary"])
+
+    # 0.05 ms a wait, 2% of the run: a shared but quiet machine.
+    shared = summary(0.04, 800)
+    assert shared["load_generator_limited"] is False
+    assert shared["generator_cpu_wait_max"] == 0.02
+    assert shared["generator_cpu_wait_ms"] == 0.05
+    # 20 ms a wait beside a 15 ms limit: the generator's own delay is in every latency.
+    starved = summary(0.4, 20)
+    assert starved["load_generator_limited"] is True
+    assert "waited 20 ms for a CPU each time it needed one (over 15 ms; 20% of the run)" in (
+        starved["load_generator_limited_reason"]
+    )
+    # Where the kernel does not say (not Linux), nothing is judged on it.
+    unknown = summary(None, None)
+    assert unknown["load_generator_limited"] is False and unknown["generator_cpu_wait_ms"] == 0
+
+
 def test_the_advice_names_the_cause_of_the_lag() -> None:
     late = [Sample(1 + i / 200, 10.0, None, 40.0) for i in range(200)]
 

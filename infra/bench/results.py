@@ -6,7 +6,8 @@ rate_per_s, arrivals, seed (the arrival schedule's), duration_s, warmup_s, timeo
 max_in_flight, payload, payload_bytes, processes, where}, experiment (the stack's outputs
 that describe it, or null), summary (requests, successes, errors, error_rate, error_kinds,
 rps, mean/max/p50/p90/p95/p99 in ms, send_lag_p99_ms, send_lag_limit_ms, generator_cpu_max,
-load_generator_limited, load_generator_limited_reason, processes), confidence (samples,
+generator_cpu_wait_max (the largest share of its run a process waited for a CPU, Linux),
+generator_cpu_wait_ms (its mean wait each time it was given one), load_generator_limited, load_generator_limited_reason, processes), confidence (samples,
 effective_samples, p99_ms, p99_ci_ms [low, high or null when open], p99_open_above,
 error_rate, error_rate_ci: 95% intervals, infra.bench.confidence), server_failure (in the
 cluster, when a serving pod failed during the run), errors {kind: count}, timeline
@@ -19,7 +20,7 @@ the cluster pods_cpu {source, window, serving_pods {pod: {mean_m, max_m, samples
 placement {nodes {pod: node}, one_per_node_expected, shared}), and, for a capacity search,
 capacity {objective, rate_per_s, range {low, high, undecided, undecided_at}, converged,
 rps, step, runs, stopped, steps [{rate_per_s, verdict, why, runs, met_on_point, confidence,
-result}]}.
+result, pooled_with (the faster rates whose runs certified this one)}]}.
 """
 
 from __future__ import annotations

@@ -33,6 +33,7 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -107,6 +108,10 @@ class Recording:
     cpu_s: float
     wall_s: float
     sent: dict[str, int]  # requests sent to each serving pod
+    # Time the process was ready to run but waited for a CPU (Linux), over the schedule,
+    # and how many times it was given one.
+    cpu_wait_s: float | None = None
+    cpu_slices: int | None = None
 
 
 class _Recorder:
@@ -116,14 +121,27 @@ class _Recorder:
         self.samples: list[Sample] = []
         self.t0 = t0
         self.schedule_done = Event()
-        # When the last request of the schedule left, and the process's CPU time then.
-        self.schedule_end: tuple[float, float] | None = None
+        # When the last request of the schedule left, the process's CPU time then, and
+        # its time spent waiting for a CPU.
+        self.schedule_end: tuple[float, float, tuple[float, int] | None] | None = None
 
     def add(
         self, origin: float, finished: float, error: str | None, sent: float | None = None
     ) -> None:
         lag_ms = None if sent is None else max(0.0, (sent - origin) * 1000)
         self.samples.append(Sample(origin - self.t0, (finished - origin) * 1000, error, lag_ms))
+
+
+def cpu_waits() -> tuple[float, int] | None:
+    """How long this process's thread has waited, ready to run, for a CPU (the kernel's
+    run-queue delay) and how many times it was given one (/proc/thread-self/schedstat);
+    None where the kernel does not say. Every greenlet of the generator runs on this
+    thread."""
+    try:
+        fields = Path("/proc/thread-self/schedstat").read_text().split()
+        return int(fields[1]) / 1e9, int(fields[2])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def _addresses(host: str) -> list[str]:
@@ -263,7 +281,7 @@ def _run_schedule(share: Share, recorder: _Recorder, send: Send, target: Any) ->
             recorder.add(due, due, "client: too many in flight")
             continue
         pool.spawn(send, target, due)
-    recorder.schedule_end = (time.monotonic(), time.process_time())
+    recorder.schedule_end = (time.monotonic(), time.process_time(), cpu_waits())
     pool.join(timeout=share.spec.timeout_s)
     recorder.schedule_done.set()
 
@@ -326,7 +344,7 @@ def run_load(
     users = 1 if share.spec.mode == "open" else share.own_users
     total_s = share.spec.warmup_s + share.spec.duration_s
     gevent.sleep(max(0.0, start - time.monotonic()))
-    cpu_start = time.process_time()
+    cpu_start, waits_start = time.process_time(), cpu_waits()
     if on_start:
         on_start(recorder.samples)
     if users:
@@ -336,9 +354,18 @@ def run_load(
     else:
         gevent.sleep(max(0.0, start + total_s - time.monotonic()))
     # CPU over the schedule only: the wait for the last answers is not the generator's work.
-    ended, cpu_end = recorder.schedule_end or (time.monotonic(), time.process_time())
+    ended, cpu_end, waits_end = recorder.schedule_end or (
+        time.monotonic(),
+        time.process_time(),
+        cpu_waits(),
+    )
     wall_s, cpu_s = max(ended - start, 1e-3), cpu_end - cpu_start
+    waited, slices = (
+        (waits_end[0] - waits_start[0], waits_end[1] - waits_start[1])
+        if waits_end is not None and waits_start is not None
+        else (None, None)
+    )
     runner.quit()
     if watcher is not None:
         watcher.kill()
-    return Recording(recorder.samples, total_s, cpu_s, wall_s, dict(targets.sent))
+    return Recording(recorder.samples, total_s, cpu_s, wall_s, dict(targets.sent), waited, slices)

@@ -223,7 +223,18 @@ def generator_verdict(
     lag: HdrHistogram, limit_ms: float, results: list[dict[str, Any]]
 ) -> tuple[bool, str | None]:
     """Whether the load generator, not the server, limited the run, and why: its p99 send
-    lag, on enough samples, beside `limit_ms`. The reason names the likely cause."""
+    lag, on enough samples, or its processes' mean wait for a CPU, beside `limit_ms`. The
+    reason names the likely cause."""
+    # Each time a process waits for a CPU, the answers it is reading wait as well: beside
+    # the objective, as the send lag is, a wait that long is the generator's own delay.
+    each_ms = cpu_wait_each_ms(results)
+    if each_ms is not None and each_ms > limit_ms:
+        return True, (
+            f"a load-generator process waited {each_ms:g} ms for a CPU each time it needed "
+            f"one (over {limit_ms:g} ms; {cpu_wait_share(results):.0%} of the run): its "
+            "machine was busy with other work, so its latencies include its own waits. "
+            "Run it where nothing else competes for the cores (in the cluster, its own node)."
+        )
     if lag.get_total_count() < MIN_LAG_SAMPLES:
         return False, None
     p99 = percentile_ms(lag, 99)
@@ -233,6 +244,27 @@ def generator_verdict(
         f"p99 send lag {p99:g} ms is over {limit_ms:g} ms: requests left late, so their "
         f"latencies include the load generator's own delay. {_lag_cause(results)}"
     )
+
+
+def cpu_wait_share(results: list[dict[str, Any]]) -> float | None:
+    """The largest share of its run any process waited for a CPU; None where no process's
+    kernel said."""
+    shares = [
+        float(r["cpu_wait_s"]) / float(r["wall_s"])
+        for r in results
+        if r.get("cpu_wait_s") is not None and r.get("wall_s")
+    ]
+    return max(shares) if shares else None
+
+
+def cpu_wait_each_ms(results: list[dict[str, Any]]) -> float | None:
+    """The longest mean wait for a CPU, each time a process was given one, in ms."""
+    waits = [
+        1000 * float(r["cpu_wait_s"]) / int(r["cpu_slices"])
+        for r in results
+        if r.get("cpu_wait_s") is not None and r.get("cpu_slices")
+    ]
+    return max(waits) if waits else None
 
 
 def _lag_cause(results: list[dict[str, Any]]) -> str:
@@ -291,6 +323,8 @@ def merge(
         "send_lag_p99_ms": send_lag_p99,
         "send_lag_limit_ms": send_lag_limit_ms,
         "generator_cpu_max": round(max(cpu), 3) if cpu else None,
+        "generator_cpu_wait_max": _rounded(cpu_wait_share(results)),
+        "generator_cpu_wait_ms": _rounded(cpu_wait_each_ms(results)),
         "load_generator_limited": limited,
         "load_generator_limited_reason": reason,
         "processes": len(results),
@@ -305,6 +339,10 @@ def merge(
             "send_lag_us": _encode(lag) if lag.get_total_count() else None,
         },
     }
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
 
 
 def _batches(results: list[dict[str, Any]]) -> list[dict[str, Any]]:

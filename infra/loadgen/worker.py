@@ -163,6 +163,8 @@ def run(spec: WorkerSpec, index: int) -> dict[str, Any]:
         ),
         "signature": payload.signature,
         "sent_by_endpoint": recording.sent,
+        "cpu_wait_s": None if recording.cpu_wait_s is None else round(recording.cpu_wait_s, 4),
+        "cpu_slices": recording.cpu_slices,
         **worker_result(
             recording.samples, spec.warmup_s, spec.duration_s, recording.cpu_s, recording.wall_s
         ),
