@@ -22,7 +22,7 @@ from typing import Any
 import jsonschema
 
 from infra.bench.capacity import LIMITED, UNBALANCED
-from infra.bench.confidence import FAIL, PASS, UNDECIDED
+from infra.bench.confidence import FAIL, PASS
 from infra.bench.report import LIMITED as REPORT_LIMITED
 from infra.bench.report import UNBALANCED as REPORT_UNBALANCED
 from infra.errors import ConfigError, InputError, did_you_mean
@@ -64,10 +64,14 @@ class Results:
 
 
 def running_range(steps: Sequence[Step]) -> tuple[float | None, float | None]:
-    """The capacity range after these steps, as the capacity search keeps it: the highest
-    rate that passed, and the lowest that failed or stayed undecided."""
+    """The capacity range after these steps, as the capacity search proves it (and a live
+    search prunes on): the highest rate that passed with confidence, and the lowest above
+    it that failed with confidence. An undecided rate bounds nothing."""
     low = max((s.rate_per_s for s in steps if s.verdict == PASS), default=None)
-    high = min((s.rate_per_s for s in steps if s.verdict in (FAIL, UNDECIDED)), default=None)
+    high = min(
+        (s.rate_per_s for s in steps if s.verdict == FAIL and s.rate_per_s > (low or 0.0)),
+        default=None,
+    )
     return low, high
 
 
