@@ -3,16 +3,29 @@
 Without a target load, configurations rank by requests per dollar at the low end of their
 capacity range (shown as USD per million requests, lower is better). With a target load
 (`--target-rps`), they rank by the cost per hour of serving it: the nodes needed at the low
-end of the range's per-node capacity, in whole nodes, plus what the cluster costs whatever
-its size (GKE fee, load balancer). The high end of the range gives the best a
-configuration could still turn out to be: when even that is no better than what the best
-configuration so far is sure of, it cannot win, and measuring it further is waste.
+end of the range's per-node capacity, in whole nodes with 5% headroom, plus what the
+cluster costs whatever its size (GKE fee, load balancer). The high end of the range gives
+the best a configuration could still turn out to be: when even that (5% over it) is no
+better than what the best configuration so far is sure of, it cannot win, and measuring it
+further is waste.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
+# A node is planned to serve at most this much under its measured capacity: the low end of
+# a range is a rate that passed, and the configuration that wins a search is the one whose
+# low end came out highest among many, so it is more often high than low by about the
+# capacity search's resolution near the crossing (5%). Without it, the nodes recommended
+# for a target would too often serve a little less than the target.
+HEADROOM = 0.05
+# A capacity search stopped because its range could not win must be sure of it: the high
+# end of a range is a rate that failed, and a rate a few percent under the capacity fails
+# now and then; a configuration is stopped only when its high end, this much higher, still
+# could not win.
+PRUNE_SLACK = 0.05
 
 
 @dataclass(frozen=True)
@@ -41,9 +54,10 @@ class Goal:
         return "USD/hour at the target" if self.target_rps else "USD per million requests"
 
     def nodes_needed(self, price: Price, capacity_rps: float) -> int:
-        """Whole nodes that serve the target at this capacity (measured on price.nodes)."""
+        """Whole nodes that serve the target at this capacity (measured on price.nodes),
+        each loaded to at most HEADROOM under its share of it."""
         assert self.target_rps is not None
-        per_node = capacity_rps / price.nodes
+        per_node = capacity_rps / price.nodes * (1 - HEADROOM)
         return max(1, math.ceil(self.target_rps / per_node - 1e-9))
 
     def score(self, price: Price, capacity_rps: float | None) -> float:
@@ -54,6 +68,19 @@ class Goal:
             return price.usd_per_hour / (capacity_rps * 3600) * 1e6
         nodes = self.nodes_needed(price, capacity_rps)
         return price.fixed_usd_per_hour + nodes * price.node_usd_per_hour
+
+    def capacity_to_beat(self, price: Price, incumbent: float) -> float | None:
+        """The capacity (requests/s, on price.nodes) above which a configuration at this
+        price scores better than `incumbent`; None when no capacity would."""
+        if not math.isfinite(incumbent):
+            return 0.0
+        if self.target_rps is None:
+            return price.usd_per_hour * 1e6 / (incumbent * 3600)
+        # The most whole nodes that still cost less than the incumbent.
+        nodes = math.ceil((incumbent - price.fixed_usd_per_hour) / price.node_usd_per_hour) - 1
+        if nodes < 1:
+            return None
+        return self.target_rps * price.nodes / (nodes * (1 - HEADROOM))
 
     def score_range(
         self, price: Price, low: float | None, high: float | None
@@ -66,6 +93,9 @@ class Goal:
     def cannot_win(
         self, price: Price, low: float | None, high: float | None, incumbent: float
     ) -> bool:
-        """True when even the range's high end is no better than the incumbent's score."""
-        best, _ = self.score_range(price, low, high)
-        return high is not None and best >= incumbent
+        """True when even the range's high end (PRUNE_SLACK over it) is no better than the
+        incumbent's score."""
+        if high is None:
+            return False
+        best, _ = self.score_range(price, low, high * (1 + PRUNE_SLACK))
+        return best >= incumbent

@@ -4,18 +4,20 @@ Three samplers (`sweep --sampler`):
 - `model` (the default): a Bayesian model of capacity and Thompson sampling over it
   (infra/search/model.py). Cost is known before a trial runs (the price catalogue); only
   capacity is not, and it has structure (it grows with the pods' cores, each dimension
-  shifts it by a factor): modelling that structure lets a few trials inform every
-  configuration, where a sampler that models the score directly learns each value of each
-  dimension separately.
-- `tpe`: Optuna's TPE sampler proposes the dimension values; the search measures the
-  unmeasured configuration nearest to the proposal (the space holds only the
+  shifts it by a factor, some settings act only together): modelling that structure lets
+  a few trials inform every configuration, where a sampler that models the score directly
+  learns each value of each dimension separately. With a budget that allows it, every
+  EXPLORE_EVERY-th trial explores on purpose: a value no configuration near the best has
+  held is measured in the context the model prices cheapest, else the configuration most
+  likely to beat the best so far.
+- `tpe`: Optuna's TPE sampler (multivariate) proposes the dimension values; the search
+  measures the unmeasured configuration nearest to the proposal (the space holds only the
   configurations the program can deploy, so a proposal may not exist, or may be measured
   already), and tells the sampler what it measured. It models discrete values directly and
   needs no gradient, but learns from the scores alone.
 - `random`: the baseline.
-On the committed 216-configuration replay (scripts/bench_search.py, 20 seeds, 10% of the
-trials), the model's pick is the space's best in the median (0.0% dearer), TPE's 4.2%
-(requests per dollar) and 8.8% (a target load) dearer, random's 8.5% and 17.5%.
+scripts/bench_search.py and scripts/bench_landscapes.py measure them (the README gives
+the figures).
 
 Two things make any of them cheaper than measuring every configuration in full:
 - A measurement stops as soon as the configuration's capacity range shows it cannot win
@@ -50,6 +52,17 @@ SAMPLERS = ("model", "tpe", "random")
 EXPLOIT_LAST = 2
 # Scores are finite for the sampler: a configuration nothing passed on ranks last.
 WORST_SCORE = 1e12
+# No value of a dimension is written off before it was measured in a good context: every
+# EXPLORE_EVERY-th trial, a value that no configuration near the best so far (within
+# GOOD_CONTEXT of its score) holds is measured with the best configuration's other
+# settings (the context they are known best in).
+# With no value left to try, that trial goes to the configuration most likely to beat
+# the best so far (probability of improvement: where a target load's whole nodes make a
+# cliff, a configuration just over it is worth measuring even when most draws put it
+# under). A budget too small to try every value twice over leaves all to Thompson sampling.
+EXPLORE_EVERY = 4
+GOOD_CONTEXT = 1.25
+EXPLORE_BUDGET = 2  # trials per value of the space the budget must allow
 
 
 @dataclass(frozen=True)
@@ -124,6 +137,8 @@ class Search:
         )
         self._study = optuna.create_study(direction="minimize", sampler=sampler)
         self._candidates = self.space.by_name()
+        # Each value explored: the best configuration it was tried beside, and how often.
+        self._explored: dict[tuple[str, Any], tuple[str, int]] = {}
 
     @property
     def measured(self) -> set[str]:
@@ -148,14 +163,25 @@ class Search:
 
     def next(self) -> Candidate | None:
         """The configuration to measure next; None when every one is measured."""
-        left = [c for c in self.space.candidates if c.name not in self.measured]
+        measured = self.measured
+        left = [c for c in self.space.candidates if c.name not in measured]
         if not left:
             return None
         if not self._distributions:
             return left[0]
         if self.sampler == "model":
-            measured = sum(not o.earlier for o in self.outcomes)
-            last = self.max_trials is not None and self.max_trials - measured <= EXPLOIT_LAST
+            taken = sum(not o.earlier for o in self.outcomes)
+            last = self.max_trials is not None and self.max_trials - taken <= EXPLOIT_LAST
+            if not last and self._explores(taken):
+                holding = self._starved(left)
+                if holding:
+                    return self._model.choose(holding, self.goal, self._numbers)
+                incumbent = self.incumbent_score()
+                if math.isfinite(incumbent):
+                    chances = self._model.improvement_probabilities(
+                        left, self.goal, incumbent, self._numbers
+                    )
+                    return left[int(np.argmax(chances))]
             return self._model.choose(left, self.goal, self._numbers, exploit=last)
         trial = self._study.ask(self._distributions)
         params = trial.params
@@ -165,6 +191,47 @@ class Search:
             left, key=lambda c: (_distance(c, params, self.space), self._random.random())
         )
         return ranked[0]
+
+    def _explores(self, taken: int) -> bool:
+        """Whether this trial is one of the exploring ones (see EXPLORE_EVERY)."""
+        values = sum(len(v) for v in self.space.dimensions.values() if len(v) > 1)
+        affordable = self.max_trials is None or self.max_trials >= EXPLORE_BUDGET * values
+        return affordable and taken >= self.startup_trials and taken % EXPLORE_EVERY == 0
+
+    def _starved(self, left: Sequence[Candidate]) -> list[Candidate]:
+        """For the value least often explored of those not yet measured in a good context
+        (near the best so far, or with the best so far's other settings): the unmeasured
+        configuration nearest to the best so far with that value swapped in, or, before any
+        configuration passed, every one that holds it. Empty when no value is left. A new
+        best is a new context: what was tried beside the old one is tried again."""
+        incumbent = self.incumbent()
+        score = self.incumbent_score()
+        context = incumbent[0].name if incumbent is not None else ""
+        good: set[tuple[str, Any]] = set()
+        for outcome in self.outcomes:
+            candidate = self._candidates[outcome.candidate]
+            if outcome.score(self.goal, candidate) <= score * GOOD_CONTEXT:
+                good |= {(key, _choice(value)) for key, value in candidate.features.items()}
+        starved = [
+            (key, value)
+            for key, values in self.space.dimensions.items()
+            if len(values) > 1
+            for value in values
+            if (key, _choice(value)) not in good
+            and self._explored.get((key, _choice(value)), ("", 0))[0] != context
+        ]
+        starved.sort(key=lambda kv: self._explored.get((kv[0], _choice(kv[1])), ("", 0))[1])
+        for key, value in starved:
+            done = self._explored.get((key, _choice(value)), ("", 0))[1]
+            self._explored[(key, _choice(value))] = (context, done + 1)
+            holding = [c for c in left if _choice(c.features.get(key)) == _choice(value)]
+            if holding and incumbent is not None:
+                wanted = {k: _choice(v) for k, v in incumbent[0].features.items()}
+                wanted[key] = _choice(value)
+                return [min(holding, key=lambda c: _distance(c, wanted, self.space))]
+            if holding:
+                return holding
+        return []
 
     def record(self, outcome: Outcome) -> None:
         candidate = self._candidates[outcome.candidate]
