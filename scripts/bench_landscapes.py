@@ -100,7 +100,7 @@ class Pick:
     failed: bool  # nothing passed on the pick: it fails the objective
     short: bool  # at a target load: its recommended nodes do not serve it
     pruned: float  # share of the trials stopped early
-    best_pruned: bool  # the best configuration was tried and stopped early
+    best_pruned: bool  # the best was tried, stopped early, and the pick is worse than it
     spent: float  # share of measuring everything in full
     seconds: float
 
@@ -119,19 +119,19 @@ def one(args: tuple[Landscape, str, float | None, int]) -> Pick:
     seconds = time.perf_counter() - began
     picked = results.by_candidate.get(outcome.picked or "")
     failed = picked is None or not picked.low
+    gap = outcome.gap if outcome.gap is not None else math.inf
     short = False
     if target is not None and not failed and picked is not None and picked.low:
         candidate = space.by_name()[outcome.picked or ""]
         nodes = goal.nodes_needed(candidate.price, picked.low)
         per_node = land.truth[candidate.name] / candidate.price.nodes
         short = nodes * per_node < target
-    gap = outcome.gap if outcome.gap is not None else math.inf
     return Pick(
         gap,
         failed,
         short,
         sum(t.pruned for t in outcome.trials) / max(1, len(outcome.trials)),
-        any(t.candidate == outcome.best and t.pruned for t in outcome.trials),
+        gap > 0 and any(t.candidate == outcome.best and t.pruned for t in outcome.trials),
         outcome.spent_usd / outcome.full_usd if outcome.full_usd else 0.0,
         seconds,
     )
@@ -212,7 +212,7 @@ def _print(
         f"{kind:12} {sampler:6} {goal_kind}{targets}: median gap {median:.1%}, within 3% "
         f"{sum(g <= 0.03 for g in gaps)}/{len(gaps)}, worst {max(gaps):.1%}; picks failing "
         f"the objective {sum(p.failed for p in picks)}{short}; pruned "
-        f"{statistics.median(p.pruned for p in picks):.0%} of trials, the best "
+        f"{statistics.median(p.pruned for p in picks):.0%} of trials, the best (missed) "
         f"{sum(p.best_pruned for p in picks)} times; spent "
         f"{statistics.median(p.spent for p in picks):.0%} of measuring all; slowest replay "
         f"{max(p.seconds for p in picks):.1f} s",

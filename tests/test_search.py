@@ -153,6 +153,19 @@ def test_requests_per_dollar_and_the_cost_of_a_target() -> None:
     assert Goal().score(price, None) == float("inf")
 
 
+def test_the_capacity_a_configuration_needs_to_beat_the_best() -> None:
+    price = Price(fixed_usd_per_hour=0.12, node_usd_per_hour=0.2, nodes=2)
+    # Requests per dollar: beating 1.0 USD per million requests at 0.52 USD/h takes more
+    # than 144.4 requests/s.
+    assert Goal().capacity_to_beat(price, 1.0) == pytest.approx(0.52 * 1e6 / 3600)
+    # A target of 950/s against an incumbent at 4.12 USD/h (20 nodes): 19 nodes at most,
+    # each planned 5% under its share, so more than 950 * 2 / (19 * 0.95) on the 2 nodes.
+    target = Goal(target_rps=950.0)
+    assert target.capacity_to_beat(price, 4.12) == pytest.approx(950 * 2 / (19 * 0.95))
+    assert target.capacity_to_beat(price, 0.3) is None  # not even one node is cheaper
+    assert target.capacity_to_beat(price, float("inf")) == 0.0  # nothing to beat yet
+
+
 def test_a_configuration_that_cannot_win_is_known_from_its_range() -> None:
     price = Price(0.12, 0.2, 2)
     goal = Goal()

@@ -308,7 +308,10 @@ def _certify(
                 "",
             )
         if kind == PASS:
-            ceiling = min([above, *(r for r in given_up if r > rate)])
+            # Up to the lowest rate above that did not pass: the bracket's upper end, one
+            # given up on, or one that failed with confidence (noisy point estimates can
+            # leave the bracket's "upper" end under the rate certified: it bounds nothing).
+            ceiling = min(r for r in [above, *given_up, *search.rates(FAIL), math.inf] if r > rate)
             higher = round(rate * (1 + STEP_DOWN), 2)
             if higher >= ceiling or search.max_steps - search.runs < MIN_RUNS_TO_GIVE_UP:
                 return search.passing, "certified with confidence", ""
