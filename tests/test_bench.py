@@ -298,8 +298,9 @@ def test_a_generator_that_waited_for_its_cpu_is_judged_by_each_wait() -> None:
     # 20 ms a wait beside a 15 ms limit: the generator's own delay is in every latency.
     starved = summary(0.4, 20)
     assert starved["load_generator_limited"] is True
-    assert "waited 20 ms for a CPU each time it needed one (over 15 ms; 20% of the run)" in (
-        starved["load_generator_limited_reason"]
+    assert (
+        "waited 20 ms for a CPU each time it needed one (over 15 ms; 20% of the run)"
+        in (starved["load_generator_limited_reason"])
     )
     # Where the kernel does not say (not Linux), nothing is judged on it.
     unknown = summary(None, None)

@@ -50,11 +50,11 @@ def measured(tmp_path: Path, spot: bool = False) -> Harness:
 
 def test_a_target_ranks_by_the_cost_of_the_whole_nodes_that_serve_it(tmp_path: Path) -> None:
     harness = measured(tmp_path)
-    harness.manifest.goal = {"target_rps": 100.0}
+    harness.manifest.goal = {"target_rps": 95.0}
     report = build_report(harness.manifest)
     by_name = {e["experiment"]: e for e in report["experiments"]}
     # About 51 requests/s on 2 nodes passed with confidence (the server holds 52): over 25
-    # a node, 4 nodes for 100/s.
+    # a node, planned at 5% under it (over 23.75), 4 nodes for 95/s.
     winner = by_name["8vcpu-16gb-interop4"]
     assert 50.0 <= winner["capacity_range"][0] <= 52.0
     assert winner["nodes_for_target"] == 4
@@ -63,14 +63,14 @@ def test_a_target_ranks_by_the_cost_of_the_whole_nodes_that_serve_it(tmp_path: P
     assert winner["target_usd_per_hour"] == pytest.approx(
         planned.fixed_usd_per_hour + 4 * per_node, abs=1e-3
     )
-    # 40/s on 2 nodes: 20 a node, 5 nodes (whole nodes, never 4.x).
+    # 40/s on 2 nodes: 20 a node, 19 planned, 5 nodes (whole nodes, never 4.x).
     assert by_name["8vcpu-16gb-interop2"]["nodes_for_target"] == 5
     assert report["winner"] == "8vcpu-16gb-interop4"
-    assert report["goal"]["target_rps"] == 100.0
+    assert report["goal"]["target_rps"] == 95.0
     text = markdown(report)
-    assert "Ranked by the cost per hour of serving 100 requests/s" in text
-    assert "nodes for 100 req/s" in text
-    assert "4 x e2-custom-8-16384 serve 100 requests/s" in text
+    assert "Ranked by the cost per hour of serving 95 requests/s" in text
+    assert "nodes for 95 req/s" in text
+    assert "4 x e2-custom-8-16384 serve 95 requests/s" in text
     # The table lists the cheapest at the target first.
     rows = [line for line in text.splitlines() if line.startswith("| 8vcpu")]
     assert rows[0].startswith("| 8vcpu-16gb-interop4 **winner**")
@@ -207,17 +207,17 @@ def test_a_search_preempted_again_and_again_stops_with_what_to_do() -> None:
 
 def test_promote_carries_the_nodes_that_serve_the_target(tmp_path: Path) -> None:
     harness = measured(tmp_path)
-    harness.manifest.goal = {"target_rps": 100.0}
+    harness.manifest.goal = {"target_rps": 95.0}
     _, path = write_report(harness.manifest)
     out = tmp_path / "Pulumi.prod.yaml"
     assert cli.main(["promote", str(path.parent), "--out", str(out)]) == 0
     text = out.read_text(encoding="utf-8")
     config = yaml.safe_load(text)["config"]
-    # 4 nodes of one pod each serve 100 requests/s: the autoscaler starts from them.
+    # 4 nodes of one pod each serve 95 requests/s: the autoscaler starts from them.
     assert config["tfserving-gke:minReplicas"] == 4
     assert config["tfserving-gke:maxReplicas"] == 8
-    assert "Target: 100 requests/s needs 4 node(s)" in text
-    assert "the cheapest to serve 100 requests/s" in text
+    assert "Target: 95 requests/s needs 4 node(s)" in text
+    assert "the cheapest to serve 95 requests/s" in text
 
 
 def test_the_dry_run_says_what_the_report_will_rank_by(

@@ -7,7 +7,8 @@ max_in_flight, payload, payload_bytes, processes, where}, experiment (the stack'
 that describe it, or null), summary (requests, successes, errors, error_rate, error_kinds,
 rps, mean/max/p50/p90/p95/p99 in ms, send_lag_p99_ms, send_lag_limit_ms, generator_cpu_max,
 generator_cpu_wait_max (the largest share of its run a process waited for a CPU, Linux),
-generator_cpu_wait_ms (its mean wait each time it was given one), load_generator_limited, load_generator_limited_reason, processes), confidence (samples,
+generator_cpu_wait_ms (its mean wait each time it was given one), load_generator_limited,
+load_generator_limited_reason, processes), confidence (samples,
 effective_samples, p99_ms, p99_ci_ms [low, high or null when open], p99_open_above,
 error_rate, error_rate_ci: 95% intervals, infra.bench.confidence), server_failure (in the
 cluster, when a serving pod failed during the run), errors {kind: count}, timeline
