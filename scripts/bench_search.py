@@ -37,18 +37,17 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from infra.bench.capacity import Objective, find_capacity  # noqa: E402
-from infra.bench.confidence import FAIL, PASS, UNDECIDED  # noqa: E402
 from infra.search.objective import Goal  # noqa: E402
 from infra.search.replay import RESULTS_SCHEMA, read_results, replay  # noqa: E402
 from infra.search.space import Candidate, read_space  # noqa: E402
 from infra.search.strategy import SAMPLERS  # noqa: E402
 from infra.sweep.durations import DEFAULT_SEARCH  # noqa: E402
+from tests import landscapes  # noqa: E402
+from tests.landscapes import measured  # noqa: E402
 
 SPACE = ROOT / "experiments/spaces/e2-cpu.yaml"
 TABLE = ROOT / "tests/data/search/e2-cpu-results.json"
-OBJECTIVE = Objective(300.0, 0.01)
-NOISE_BAND = 0.04  # verdicts within 4% of the true capacity are a coin toss or undecided
+OBJECTIVE = landscapes.OBJECTIVE
 TABLE_SEED = 20261202
 IDIOSYNCRASY = 0.02  # what the model does not explain: 2% (sd) per configuration
 
@@ -73,49 +72,6 @@ def true_capacity(c: Candidate, rng: random.Random) -> float:
     if c.pod_memory_mib < 1800:
         per_pod *= 0.7  # the model and its working memory barely fit
     return float(per_pod * c.pods * math.exp(rng.gauss(0, IDIOSYNCRASY)))
-
-
-def measured(capacity: float, rng: random.Random) -> dict[str, Any]:
-    """The capacity search against a verdict certain away from `capacity`, noisy near it."""
-
-    def run_step(rate: float) -> dict[str, Any]:
-        return {"rate": rate, "batches": [], "summary": {"rps": rate}}
-
-    def judge(documents: list[dict[str, Any]]) -> tuple[str, str]:
-        margin = documents[-1]["rate"] / capacity - 1
-        if margin < -NOISE_BAND:
-            return PASS, "well under"
-        if margin > NOISE_BAND:
-            return FAIL, "well over"
-        draw = rng.random()
-        if draw < 0.4:
-            return UNDECIDED, "near"
-        return (
-            (PASS, "near")
-            if draw < 0.4 + 0.6 * (0.5 - margin / (2 * NOISE_BAND))
-            else (
-                FAIL,
-                "near",
-            )
-        )
-
-    search = DEFAULT_SEARCH
-    block = find_capacity(
-        run_step,
-        OBJECTIVE,
-        search.start_rate,
-        max_steps=search.max_steps,
-        max_repeats=search.max_repeats,
-        judge_runs=judge,
-    )
-    return {
-        "low": block["range"]["low"],
-        "high": block["range"]["high"],
-        "steps": [
-            {"rate_per_s": s["rate_per_s"], "verdict": s["verdict"], "runs": s["runs"]}
-            for s in block["steps"]
-        ],
-    }
 
 
 def write_table(path: Path, seed: int) -> dict[str, Any]:
