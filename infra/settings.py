@@ -480,7 +480,11 @@ def validate(settings: Settings) -> list[str]:
             "'_', '-' and '.', starting with a letter or digit.",
         )
     if not s.model_source.strip():
-        raise ConfigError("modelSource", "is empty; set it to a SavedModel directory.")
+        raise ConfigError(
+            "modelSource",
+            "is empty; give github:<owner>/<repo>@<tag or latest>#<asset>, an https:// URL "
+            "(with modelSha256), or a local path (a SavedModel directory or a .tar.gz).",
+        )
     if not _VERSION.match(s.tf_serving_version):
         raise ConfigError(
             "tfServingVersion",

@@ -267,3 +267,33 @@ def test_model_inspect_prints_what_would_be_served(tmp_path: Path, github: FakeG
     assert failing.returncode == 2
     assert failing.stderr.startswith("error: ") and "HTTP 404" in failing.stderr
     assert "Traceback" not in failing.stderr
+
+
+@pytest.mark.parametrize(
+    ("source", "says"),
+    [
+        ("", "modelSource is empty. Use github:<owner>/<repo>@<tag or latest>#<asset>"),
+        ("   ", "modelSource is empty"),
+        (
+            "github.com/owner/repo/releases/download/v1/saved_model.tar.gz",
+            "looks like a URL without its scheme, and is no file or directory here: write "
+            "github:owner/repo@v1#saved_model.tar.gz (or https://github.com/owner/repo/",
+        ),
+        ("github.com/owner/repo", "write github:owner/repo@<tag or latest>#<asset>"),
+        ("www.example.com/m.tar.gz", "write https://www.example.com/m.tar.gz (with modelSha256)"),
+        ("models/nope", "no such file or directory (relative paths start at the project"),
+    ],
+)
+def test_a_source_given_wrong_says_which_forms_work(tmp_path: Path, source: str, says: str) -> None:
+    with pytest.raises(ModelSourceError) as raised:
+        resolve_model(ModelRequest(source, "tiny", 1), FetchEnvironment(project_dir=tmp_path))
+    assert says in str(raised.value)
+
+
+def test_the_command_line_says_so_for_an_empty_source() -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "infra", "model", "inspect", ""],
+        cwd=ROOT, capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert "modelSource is empty" in run.stderr

@@ -266,16 +266,39 @@ def resolve_model(request: ModelRequest, env: FetchEnvironment) -> ResolvedModel
     """Resolve, fetch (once), verify and lay out the requested model."""
     pinned = check_pinned_sha256(request.pinned_sha256)
     text = request.source.strip()
+    if not text:
+        raise ModelSourceError(
+            f"modelSource is empty. {_SOURCE_FORMS} `python -m infra model inspect SOURCE` "
+            "checks one."
+        )
     if match := _GITHUB.match(text):
         return _from_github(request, env, pinned, **match.groupdict())
     if text.startswith(("https://", "http://")):
         return _from_url(request, env, pinned, text)
     if "://" in text or text.startswith("github:"):
-        raise ModelSourceError(
-            f"modelSource {text!r} is not understood. Use github:<owner>/<repo>@<tag or "
-            "latest>#<asset>, an https:// URL (with modelSha256), or a local path."
-        )
+        raise ModelSourceError(f"modelSource {text!r} is not understood. {_SOURCE_FORMS}")
     return _from_path(request, env, pinned, text)
+
+
+_SOURCE_FORMS = (
+    "Use github:<owner>/<repo>@<tag or latest>#<asset>, an https:// URL (with modelSha256), "
+    "or a local path (a SavedModel directory or a .tar.gz)."
+)
+# A host name at the start of a path that does not exist: a URL whose scheme was left out.
+_HOST_FIRST = re.compile(r"^(?:www\.)?[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}/", re.IGNORECASE)
+
+
+def _without_scheme(text: str) -> str:
+    """What to write instead of a URL given without its scheme ("" if it is not one)."""
+    if not _HOST_FIRST.match(text):
+        return ""
+    parts = text.split("/")
+    if parts[0].lower() == "github.com" and len(parts) >= 3:
+        owner, repo = parts[1], parts[2]
+        if len(parts) >= 7 and parts[3:5] == ["releases", "download"]:
+            return f"github:{owner}/{repo}@{parts[5]}#{parts[6]} (or https://{text})"
+        return f"github:{owner}/{repo}@<tag or latest>#<asset>"
+    return f"https://{text} (with modelSha256)"
 
 
 def _unresolved(source: str, kind: str, tag: str, asset: str, url: str) -> ResolvedModel:
@@ -449,9 +472,15 @@ def _from_path(
             (),
         )
         return _lay_out(request, cache.extracted(path, digest, env.limits), base)
+    instead = _without_scheme(text)
+    if instead:
+        raise ModelSourceError(
+            f"modelSource {text!r} looks like a URL without its scheme, and is no file or "
+            f"directory here: write {instead}."
+        )
     raise ModelSourceError(
         f"modelSource {text!r}: no such file or directory (relative paths start at the "
-        "project directory)."
+        f"project directory). {_SOURCE_FORMS}"
     )
 
 
