@@ -102,6 +102,24 @@ def _boot_disk(s: Settings, shape: MachineShape, warnings: list[str]) -> Setting
     )
 
 
+def _share(fraction: float) -> str:
+    """A share as a percentage, never rounded down to 0%."""
+    return f"{fraction:.0%}" if fraction >= 0.01 else f"{fraction:.1%}"
+
+
+def _check_threads(s: Settings, shape: MachineShape) -> None:
+    """One op's intra-op threads run in parallel on the pod's cores: more of them than the
+    node has vCPUs no pod on it could ever use (TF Serving starts them all the same)."""
+    intra = s.tensorflow_intra_op_parallelism
+    if intra > shape.vcpus:
+        raise ConfigError(
+            "tensorflowIntraOpParallelism",
+            f"{intra} threads for one op is more than {shape.machine_type}'s {shape.vcpus} "
+            "vCPUs: no pod on these nodes could run them in parallel. Use at most "
+            f"{shape.vcpus} (0: the pod's CPU count), or a larger machineType.",
+        )
+
+
 def design_experiment(settings: Settings) -> ExperimentDesign:
     """Resolve machine shape, pod sizing, threads, batching and cost; reject what can't fit."""
     s = settings
@@ -122,6 +140,7 @@ def design_experiment(settings: Settings) -> ExperimentDesign:
             f"{s.pods_per_node} = {slots} slots, and each pod takes one ({pod_requests}). "
             f"Set replicas to at most {slots}, or raise nodeCount or podsPerNode.",
         )
+    _check_threads(s, shape)
     batching = _batching(s, cores, warnings)
     rest_threads, grpc_threads = _request_threads(s, cores, batching, warnings)
     onednn_env, onednn_effect = onednn(s.one_dnn, shape.family)
@@ -140,7 +159,7 @@ def design_experiment(settings: Settings) -> ExperimentDesign:
         warnings.append(
             f"each serving pod requests {pod_requests.cpu_m}m CPU but runs "
             f"{server.intra_op_parallelism} intra-op and {server.rest_api_num_threads} REST "
-            f"threads: {pod_requests.cpu_m / threads_m:.0%} of a core per intra-op thread is "
+            f"threads: {_share(pod_requests.cpu_m / threads_m)} of a core per intra-op thread is "
             "guaranteed, the rest is whatever the node's other pods leave, so its latency "
             "under load is not this shape's. Measure on a node whose allocatable CPU the pod "
             "can request (a larger machineType, or fewer podsPerNode)."

@@ -68,6 +68,28 @@ CORPUS: list[Mistake] = [
         files=stack_file("config:\n  tfserving-gke:nodeCount: [3\n"),
     ),
     m(
+        "more intra-op threads than any node has",
+        "plan bad",
+        "tensorflowIntraOpParallelism",
+        "64",
+        "e2-medium's 2 vCPUs",
+        "Use at most 2",
+        files=stack_file(
+            "config:\n  tfserving-gke:experiment: dev\n"
+            "  tfserving-gke:tensorflowIntraOpParallelism: 64\n"
+        ),
+    ),
+    m(
+        "a stack's model source without its scheme",
+        "plan bad",
+        "github.com/o/r/releases/download/v1/m.tar.gz",
+        "without its scheme",
+        "github:o/r@v1#m.tar.gz",
+        files=stack_file(
+            "config:\n  tfserving-gke:modelSource: github.com/o/r/releases/download/v1/m.tar.gz\n"
+        ),
+    ),
+    m(
         "stack file not a mapping",
         "plan bad",
         "Pulumi.bad.yaml",

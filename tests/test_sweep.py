@@ -893,6 +893,25 @@ def test_a_rerun_continues_with_what_is_not_measured(
     assert len(stacks) == 2
 
 
+def test_a_rerun_measures_again_what_lost_its_results_file(
+    command: tuple[list[FakeStack], FakeMeasure, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    stacks, _, directory = command
+    assert cli.main(sweep_command(directory)) == 0
+    (directory / "results" / "8vcpu-16gb-interop4.json").unlink()
+    capsys.readouterr()
+    stacks[0].calls.clear()  # every stack of the fixture records into one list
+    assert cli.main(sweep_command(directory)) == 0
+    out = capsys.readouterr().out
+    assert "lists 8vcpu-16gb-interop4 as measured, but its results file is gone" in out
+    assert "measured again" in out and "Traceback" not in out
+    again = [a[0] for n, a in stacks[-1].calls if n == "up"]
+    assert again == ["8vcpu-16gb-interop4"]
+    assert (directory / "results" / "8vcpu-16gb-interop4.json").is_file()
+    report = json.loads((directory / "report.json").read_text())
+    assert {e["experiment"] for e in report["experiments"]} == set(SMALL)
+
+
 def test_a_resume_after_a_new_release_is_refused_naming_both_models(
     command: tuple[list[FakeStack], FakeMeasure, Path],
     capsys: pytest.CaptureFixture[str],

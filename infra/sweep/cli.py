@@ -292,6 +292,12 @@ def _manifest(
     directory = args.dir or Path("sweeps") / args.stack
     compared = {key: getattr(search, key) for key in COMPARED}
     manifest = open_manifest(directory, args.stack, compared, extra)
+    if manifest.lost:
+        print(
+            f"Note: {manifest.path} lists {', '.join(manifest.lost)} as measured, but "
+            f"{'its results file is' if len(manifest.lost) == 1 else 'their results files are'}"
+            f" gone from {directory / 'results'}: measured again."
+        )
     before, now = manifest.goal.get("space"), goal.get("space")
     if before and before != now:
         print(

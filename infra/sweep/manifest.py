@@ -16,7 +16,8 @@
   phases [{experiment, what, estimated_minutes, actual_minutes}]
 <dir>/results/<experiment>.json: the capacity search's results (tfserving-gke/bench/v1).
 
-Rerunning the same sweep reads the manifest and runs only what is not measured yet. A
+Rerunning the same sweep reads the manifest and runs only what is not measured yet (an
+experiment whose results file was deleted counts as not measured, and is said). A
 rerun with a different objective or different settings would mix results that do not
 compare, so it is refused. The manifest is rewritten atomically after every change.
 """
@@ -57,6 +58,8 @@ class SweepManifest:
     runs: list[dict[str, Any]] = field(default_factory=list)
     phases: list[dict[str, Any]] = field(default_factory=list)
     goal: dict[str, Any] = field(default_factory=dict)
+    # Listed as measured, but their results files are gone: measured again.
+    lost: list[str] = field(default_factory=list)
 
     @property
     def path(self) -> Path:
@@ -195,6 +198,14 @@ def open_manifest(
                 f"{json.dumps(now)}): its results would not compare with this run's. Rerun "
                 "with the same options to continue it, or pass another --dir.",
             )
+    measured = dict(data.get("measured") or {})
+    lost = sorted(
+        name
+        for name, entry in measured.items()
+        if not isinstance(entry, dict) or not (directory / str(entry.get("file", ""))).is_file()
+    )
+    for name in lost:
+        del measured[name]
     return SweepManifest(
         directory,
         stack,
@@ -202,10 +213,11 @@ def open_manifest(
         settings,
         models=dict(data.get("models") or {}),
         order=list(data.get("order") or []),
-        measured=dict(data.get("measured") or {}),
+        measured=measured,
         failed=dict(data.get("failed") or {}),
         spent_usd=float(data.get("spent_usd") or 0.0),
         runs=list(data.get("runs") or []),
         phases=list(data.get("phases") or []),
         goal=dict(data.get("goal") or {}),
+        lost=lost,
     )
