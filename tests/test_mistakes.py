@@ -192,6 +192,21 @@ CORPUS: list[Mistake] = [
     m("zero download cap", f"model inspect {ROOT}/models --max-download-mb 0", "--max-download-mb"),
     # bench: values that cannot be meant
     m("rate nan", "bench http://127.0.0.1:9 --rate nan", "--rate", "nan"),
+    m(
+        "repeats without a capacity search",
+        "bench http://127.0.0.1:9 --model toy --max-repeats 3",
+        "--max-repeats works only with --find-capacity",
+    ),
+    m(
+        "users in the open loop",
+        "bench http://127.0.0.1:9 --model toy --users 4",
+        "--users works only with --mode closed",
+    ),
+    m(
+        "a rate in the closed loop",
+        "bench http://127.0.0.1:9 --model toy --mode closed --rate 5",
+        "--rate works only with --mode open",
+    ),
     m("negative warmup", "bench http://127.0.0.1:9 --warmup -1", "--warmup"),
     m("no request in flight", "bench http://127.0.0.1:9 --max-in-flight 0", "--max-in-flight"),
     m("batch of zero", "bench http://127.0.0.1:9 --batch 0", "--batch"),

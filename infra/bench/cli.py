@@ -427,13 +427,8 @@ def main(argv: list[str]) -> int:
     compare.set_defaults(run=_compare)
     args = parser.parse_args(argv)
     if args.command == "bench":
-        _check_target(parser, args)
-    if (
-        args.command == "bench"
-        and args.find_capacity
-        and (args.p99_ms is None or args.mode != "open")
-    ):
-        parser.error("--find-capacity needs --p99-ms and the open loop (--mode open)")
+        _check_target(bench, args)
+        _check_together(bench, args, argv)
     # A SIGTERM (a CI job cancelled) ends a run as Ctrl-C does: its Job or processes go.
     signal.signal(signal.SIGTERM, _interrupt)
     try:
@@ -445,6 +440,32 @@ def main(argv: list[str]) -> int:
         print("interrupted: the run's load generators were stopped and removed", file=sys.stderr)
         return 130
     return result
+
+
+# Options that only act with another: (option, what it needs, is that given, why).
+NEEDS = (
+    ("--max-steps", "--find-capacity", "bounds the capacity search's runs"),
+    ("--max-repeats", "--find-capacity", "bounds the runs the capacity search pools at a rate"),
+    ("--users", "--mode closed", "sets the closed loop's users (the open loop sends --rate)"),
+    ("--rate", "--mode open", "sets the open loop's rate (closed-loop users send on answers)"),
+)
+
+
+def _check_together(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str]
+) -> None:
+    """Refuse an option given without the one it acts with, rather than ignore it."""
+    given = {word.split("=", 1)[0] for word in argv if word.startswith("--")}
+    has = {
+        "--find-capacity": bool(args.find_capacity),
+        "--mode closed": args.mode == "closed",
+        "--mode open": args.mode == "open",
+    }
+    for option, needs, why in NEEDS:
+        if option in given and not has[needs]:
+            parser.error(f"{option} works only with {needs}: it {why}")
+    if args.find_capacity and (args.p99_ms is None or args.mode != "open"):
+        parser.error("--find-capacity needs --p99-ms and the open loop (--mode open)")
 
 
 def _check_target(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
