@@ -46,6 +46,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 from infra.search.objective import Goal  # noqa: E402
 from infra.search.replay import RESULTS_SCHEMA, Results, read_results, replay  # noqa: E402
 from infra.search.space import SearchSpace, read_space  # noqa: E402
+from infra.search.strategy import SAMPLERS  # noqa: E402
 from infra.sweep.durations import DEFAULT_SEARCH  # noqa: E402
 from tests import landscapes  # noqa: E402
 
@@ -163,6 +164,15 @@ def main() -> int:
     parser.add_argument("--landscapes", default=",".join(landscapes.KINDS))
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args()
+    for option, given, known in (
+        ("--landscapes", args.landscapes, landscapes.KINDS),
+        ("--samplers", args.samplers, SAMPLERS),
+    ):
+        wrong = [name for name in given.split(",") if name not in known]
+        if wrong:
+            parser.error(f"{option}: {', '.join(wrong)} unknown; choose from {', '.join(known)}")
+    if min(args.tables, args.seeds, args.jobs) < 1:
+        parser.error("--tables, --seeds and --jobs take whole numbers from 1")
     space = _space()
     folder = Path(tempfile.mkdtemp(prefix="landscapes-"))
     kinds = args.landscapes.split(",")
