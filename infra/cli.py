@@ -1,5 +1,6 @@
-"""Command line: `python -m infra plan ...`, `model inspect ...`, `ttl ...`, `sweep ...`,
-`promote ...`, `teardown ...`, `bench ...`, `compare ...` and `docs ...`."""
+"""Command line: `python -m infra init ...`, `plan ...`, `rehearse ...`, `model inspect ...`,
+`ttl ...`, `sweep ...`, `promote ...`, `teardown ...`, `bench ...`, `compare ...` and
+`docs ...`."""
 
 from __future__ import annotations
 
@@ -34,6 +35,8 @@ from infra.plan.diff import (
 from infra.plan.render import describe, matrix, plan_json, write_plan
 from infra.plan.run import StackPlan, known_stacks, plan_stack
 from infra.promote.cli import add_parser as add_promote_parser
+from infra.rehearsal.cli import add_parser as add_rehearse_parser
+from infra.scaffold.cli import add_parser as add_init_parser
 from infra.settings import PROJECT_DIR, load_declarations
 from infra.stack_config import fetch_environment
 from infra.sweep.cli import add_parser as add_sweep_parser
@@ -245,6 +248,7 @@ def _showing_defaults(commands: Any) -> Any:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m infra", description=__doc__)
     commands = _showing_defaults(parser.add_subparsers(dest="command", required=True))
+    add_init_parser(commands)
     plan = commands.add_parser(
         "plan",
         help="run the Pulumi program offline under the SDK's mocks and show what it declares",
@@ -316,6 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     ttl_report.add_argument("--destroyed", type=Path, help="stacks destroyed, one per line")
     ttl_report.set_defaults(run=_ttl_report)
     add_sweep_parser(commands)
+    add_rehearse_parser(commands)
     add_promote_parser(commands)
     add_teardown_parser(commands)
     # bench and compare run from infra.bench.cli (python -m infra dispatches them there);

@@ -31,6 +31,8 @@ NO_PRESET = "none"
 # Read at the edge (infra.stack_config) straight into the fetch environment, never into
 # Settings, so they cannot reach the plan, outputs or logs.
 SECRET_SETTINGS = frozenset({"githubToken"})
+# The GCP project a stack without gcp:project is planned with.
+PLACEHOLDER_GCP_PROJECT = "your-gcp-project"
 
 DEFAULT = "default"
 STACK = "stack"
@@ -338,6 +340,20 @@ def resolve_settings(
         **values,
     )
     return dataclasses.replace(settings, warnings=tuple(validate(settings)))
+
+
+def resolve_values(stack: str, values: Mapping[str, Any], gcp_project: str) -> Settings:
+    """Settings as the program resolves them from a stack file holding exactly `values`
+    (short keys) and `gcp_project` (a placeholder when empty): what a file about to be
+    written would give."""
+    config = {key: decl.default for key, decl in load_declarations().items()}
+    config = {key: value for key, value in config.items() if key not in SECRET_SETTINGS}
+    return resolve_settings(
+        stack=stack,
+        gcp_project=gcp_project or PLACEHOLDER_GCP_PROJECT,
+        config=config | dict(values),
+        explicit_keys=set(values),
+    )
 
 
 _ARCHIVE_SUFFIX = re.compile(r"(\.tar\.gz|\.tgz|\.tar\.bz2|\.tbz2|\.tar\.xz|\.txz|\.tar|\.zip)$")

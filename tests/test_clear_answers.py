@@ -131,8 +131,8 @@ def test_one_experiment_is_said_in_the_singular_without_advice() -> None:
 
 @pytest.mark.parametrize(
     "command",
-    [["plan"], ["bench"], ["compare"], ["sweep"], ["promote"], ["teardown"], ["ttl", "decide"],
-     ["model", "inspect"]],
+    [["init"], ["plan"], ["rehearse"], ["bench"], ["compare"], ["sweep"], ["promote"],
+     ["teardown"], ["ttl", "decide"], ["model", "inspect"]],
 )  # fmt: skip
 def test_every_option_has_help_and_says_its_default_once(command: list[str]) -> None:
     run = subprocess.run(

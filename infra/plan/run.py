@@ -21,6 +21,7 @@ from infra.plan.mocks import PlanMocks, Recording, RecordingMonitor
 from infra.settings import (
     EXPERIMENTS_DIR,
     NO_PRESET,
+    PLACEHOLDER_GCP_PROJECT,
     PROJECT_DIR,
     SECRET_SETTINGS,
     Settings,
@@ -31,7 +32,6 @@ from infra.settings import (
 )
 from infra.stack_config import OFFLINE_ENV, keys_set_in_stack_file, stack_file, stack_file_config
 
-PLACEHOLDER_GCP_PROJECT = "your-gcp-project"
 PROGRAM = PROJECT_DIR / "__main__.py"
 
 

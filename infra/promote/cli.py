@@ -15,18 +15,9 @@ from infra.facts import load
 from infra.inputs.files import json_object
 from infra.inputs.values import output_file, positive_int, project_id, stack_name
 from infra.promote.config import Winner, production_settings, winner_from_report
-from infra.settings import (
-    SECRET_SETTINGS,
-    Settings,
-    available_presets,
-    load_declarations,
-    project_name,
-    resolve_settings,
-)
+from infra.settings import available_presets, project_name, resolve_values
 from infra.stack_config import stack_file
 from infra.sweep.report import REPORT_JSON
-
-PLACEHOLDER_PROJECT = "your-gcp-project"
 
 
 def add_parser(commands: Any) -> None:
@@ -88,18 +79,6 @@ def _winner(source: str) -> Winner:
         "promote",
         f"{source!r} is neither a sweep report (report.json or a sweep directory) nor an "
         f"experiment preset ({', '.join(available_presets())}).",
-    )
-
-
-def _resolved(stack: str, values: dict[str, Any], gcp_project: str) -> Settings:
-    """Settings as the program resolves them from a stack file holding `values`."""
-    config = {key: decl.default for key, decl in load_declarations().items()}
-    config = {key: value for key, value in config.items() if key not in SECRET_SETTINGS}
-    return resolve_settings(
-        stack=stack,
-        gcp_project=gcp_project or PLACEHOLDER_PROJECT,
-        config=config | values,
-        explicit_keys=set(values),
     )
 
 
@@ -172,7 +151,7 @@ def run_promote(args: argparse.Namespace) -> int:
             f"{args.min_replicas}, or leave it out (twice the fewest)."
         )
     winner = _winner(args.source)
-    measured_settings = _resolved(
+    measured_settings = resolve_values(
         winner.experiment, {"experiment": winner.experiment, **winner.settings}, ""
     )
     measured = design_experiment(measured_settings)
@@ -186,7 +165,7 @@ def run_promote(args: argparse.Namespace) -> int:
         zones_per_region=int(load("gke")["zones_per_region"]),
     )
     try:
-        design = design_experiment(_resolved(args.stack, values, args.gcp_project))
+        design = design_experiment(resolve_values(args.stack, values, args.gcp_project))
     except ConfigError as error:
         raise ConfigError(f"the promoted stack {args.stack}", str(error)) from None
     target = args.out or stack_file(args.stack)

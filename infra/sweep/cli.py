@@ -27,7 +27,7 @@ from infra.inputs.values import (
 )
 from infra.loadgen.spec import ARRIVALS
 from infra.model.source import ModelRequest, resolve_model
-from infra.plan.run import PLACEHOLDER_GCP_PROJECT, StackPlan, config_string
+from infra.plan.run import StackPlan, config_string
 from infra.search.cli import (
     SearchPlan,
     check_options,
@@ -41,7 +41,13 @@ from infra.search.cli import (
 from infra.search.objective import Goal
 from infra.search.space import Candidate
 from infra.search.strategy import SAMPLERS, Search
-from infra.settings import PROJECT_DIR, coerce_setting, load_declarations, project_name
+from infra.settings import (
+    PLACEHOLDER_GCP_PROJECT,
+    PROJECT_DIR,
+    coerce_setting,
+    load_declarations,
+    project_name,
+)
 from infra.stack_config import fetch_environment
 from infra.sweep.design import (
     DEFAULT_STACK,
