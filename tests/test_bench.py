@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from infra.bench.report import best, markdown, named_rows, rank, row
+from infra.bench.report import best, chart, markdown, named_rows, rank, row
 from infra.loadgen.stats import Sample, max_send_lag_ms, merge, worker_result
 from infra.loadgen.tensors import (
     InputSpec,
@@ -499,3 +499,64 @@ def test_runs_without_a_cost_are_never_called_best() -> None:
     text = markdown(rows, ranking, 300, 0.01)
     assert "**best**" not in text and "Best for" not in text
     assert "none is called best, since none has a cost" in text
+
+
+def capacity_doc(steps: list[tuple[float, str, float]], stopped: str) -> dict[str, Any]:
+    """A URL target's capacity search (no cost) whose steps were (rate, verdict, p99)."""
+    document = result_doc("", 0, steps[-1][2], 0.0)
+    document["experiment"] = None
+    passed = [rate for rate, verdict, _ in steps if verdict == "pass"]
+    failed = [rate for rate, verdict, _ in steps if verdict == "fail"]
+    document["capacity"] = {
+        "rate_per_s": max(passed) if passed else None,
+        "rps": max(passed) if passed else None,
+        "converged": bool(passed),
+        "stopped": stopped,
+        "range": {"low": max(passed, default=None), "high": min(failed, default=None)},
+        "steps": [
+            {"rate_per_s": rate, "verdict": verdict, "confidence": {"p99_ms": p99}}
+            for rate, verdict, p99 in steps
+        ],
+    }
+    return document
+
+
+def test_a_search_that_certified_nothing_says_so_and_draws_no_throughput(
+    tmp_path: Path,
+) -> None:
+    uncertified = capacity_doc(
+        [(50, "undecided", 110), (100, "undecided", 85), (200, "fail", 1036)],
+        "reached the limit of 8 runs before a rate was certified",
+    )
+    fixed = result_doc("", 50, 79, 0.0)
+    fixed["experiment"] = None
+    fixed["confidence"] = {"p99_ms": 79.0, "p99_ci_ms": [66.6, None], "p99_open_above": True}
+    rows = named_rows([("cap", uncertified), ("fixed", fixed)])
+    ranking = rank(rows, 150, 0.01)
+    text = markdown(rows, ranking, 150, 0.01)
+    assert "| none certified (fails at 200.0) |" in text
+    assert "not ranked: no rate certified" in text
+    assert (
+        "- cap: its capacity search certified no rate: reached the limit of 8 runs before a "
+        "rate was certified" in text
+    )
+    assert "cut short" not in text and "measured something else" not in text
+    assert "misses: p99 not bounded: too few samples (run longer)" in text
+    assert "No run meets p99 ≤ 150 ms and errors ≤ 1.00% with confidence." in text
+    drawn = chart(rows, tmp_path / "c.png", 150, ranking)
+    # No cost anywhere: no requests-per-dollar panel to leave empty.
+    assert list(drawn) == [
+        "Throughput (requests/s; capacity range)",
+        "p99 latency (ms; 95% interval)",
+        "p99 latency (ms) against load",
+    ]
+    # The log axis reads in plain numbers.
+    labels = [label for label in drawn["p99 latency (ms) against load"] if label]
+    assert {"100", "200", "500", "1000"} <= set(labels)
+    assert not any("10^" in label or "times" in label for label in labels)
+
+
+def test_a_priced_comparison_keeps_the_requests_per_dollar_panel(tmp_path: Path) -> None:
+    rows = [row(result_doc("a", 100, 200, 0.5), "a"), row(result_doc("b", 90, 250, 0.5), "b")]
+    drawn = chart(rows, tmp_path / "c.png", 300)
+    assert "Requests per USD (range)" in drawn

@@ -19,8 +19,14 @@ from typing import Any
 
 from infra.bench.results import RESULTS_SCHEMA
 
-LIMITED, UNBALANCED, CUT_SHORT = "load generator limited", "unbalanced", "cut short"
+LIMITED, UNBALANCED, CUT_SHORT = "load generator limited", "unbalanced", "no rate certified"
 STOPPED_EARLY = "stopped early: it could not win"  # a search's trial (sweep --space)
+# What each flag means for the figures, said under the table.
+FLAG_MEANING = {
+    LIMITED: "the load generator was the limit, not the server: it measured the generator",
+    UNBALANCED: "the load did not reach every serving pod evenly: it measured part of the "
+    "Deployment",
+}
 
 
 @dataclass(frozen=True)
@@ -48,27 +54,30 @@ class Row:
     requests_per_usd_range: tuple[float | None, float | None] = (None, None)
     capacity_range: tuple[float | None, float | None] = (None, None)
     flags: tuple[str, ...] = ()  # why it is not ranked
+    reasons: tuple[str, ...] = ()  # each flag said in full, in the same order
 
     @property
     def ranked(self) -> bool:
         return not self.flags
 
 
-def _flags(result: dict[str, Any]) -> tuple[str, ...]:
+def _flags(result: dict[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Why a result is not ranked: (flags, each said in full)."""
     summary = result["summary"]
     capacity = result.get("capacity")
-    flags = []
+    flags: list[tuple[str, str]] = []
     steps = capacity["steps"] if capacity else []
     if summary.get("load_generator_limited") or any(s["verdict"] == "limited" for s in steps):
-        flags.append(LIMITED)
+        flags.append((LIMITED, FLAG_MEANING[LIMITED]))
     balance = (result.get("server") or {}).get("balance") or {}
     if balance.get("unbalanced") or any(s["verdict"] == "unbalanced" for s in steps):
-        flags.append(UNBALANCED)
+        flags.append((UNBALANCED, FLAG_MEANING[UNBALANCED]))
     if capacity is not None and capacity.get("stopped_early"):
-        flags.append(STOPPED_EARLY)
+        flags.append((STOPPED_EARLY, f"a search stopped it early: {capacity['stopped_early']}"))
     elif capacity is not None and not capacity.get("converged", capacity.get("rate_per_s")):
-        flags.append(CUT_SHORT)
-    return tuple(flags)
+        stopped = capacity.get("stopped") or "the search ended before a rate passed"
+        flags.append((CUT_SHORT, f"its capacity search certified no rate: {stopped}"))
+    return tuple(f for f, _ in flags), tuple(why for _, why in flags)
 
 
 def row(result: dict[str, Any], fallback_label: str) -> Row:
@@ -104,6 +113,7 @@ def row(result: dict[str, Any], fallback_label: str) -> Row:
 
     figures = result.get("confidence") or {}
     ci = figures.get("p99_ci_ms") or [None, None]
+    flags, reasons = _flags(result)
     return Row(
         label=str(experiment.get("experiment") or fallback_label),
         protocol=result["settings"]["protocol"],
@@ -122,7 +132,8 @@ def row(result: dict[str, Any], fallback_label: str) -> Row:
         p99_open_above=bool(figures.get("p99_open_above")),
         requests_per_usd_range=(per_usd(low_rate), per_usd(high_rate)),
         capacity_range=(low_rate, high_rate) if capacity is not None else (None, None),
-        flags=_flags(result),
+        flags=flags,
+        reasons=reasons,
     )
 
 
@@ -199,6 +210,31 @@ def _interval(pair: tuple[float | None, float | None], digits: int = 1) -> str:
     return f"{_cell(low, digits)} to {_cell(high, digits) if high is not None else 'open'}"
 
 
+def _capacity_cell(r: Row) -> str:
+    low, high = r.capacity_range
+    if r.mode != "capacity":
+        return "-"
+    if low is None:
+        return f"none certified (fails at {_cell(high)})" if high is not None else "none certified"
+    return _interval(r.capacity_range)
+
+
+def _miss(r: Row, p99_ms: float | None, max_error_rate: float) -> str:
+    """Why a ranked run does not meet the objective ('' when it does)."""
+    if r.error_rate > max_error_rate:
+        return f"errors over {max_error_rate:.2%}"
+    if r.mode == "capacity":
+        return "" if r.capacity_range[0] is not None else "no rate certified"
+    if p99_ms is None:
+        return ""
+    if r.p99_open_above:
+        return "p99 not bounded: too few samples (run longer)"
+    high = r.p99_ci_ms[1] if r.p99_ci_ms[1] is not None else r.p99_ms
+    if high is None or high > p99_ms:
+        return f"p99 not within {p99_ms:g} ms with confidence"
+    return ""
+
+
 def markdown(
     rows: list[Row], ranking: Ranking | Row | None, p99_ms: float | None, max_error_rate: float
 ) -> str:
@@ -210,6 +246,7 @@ def markdown(
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     tied = {id(r) for r in ranking.tied}
+    unpriced = {id(r) for r in ranking.unpriced}
     for r in sorted(rows, key=lambda r: (not r.ranked, -(r.requests_per_usd_range[0] or 0))):
         if r is ranking.winner:
             status = "**tie (best)**" if ranking.is_tie else "**best**"
@@ -217,11 +254,14 @@ def markdown(
             status = "**tie**"
         elif r.flags:
             status = "not ranked: " + ", ".join(r.flags)
+        elif id(r) in unpriced:
+            status = "meets it, no cost"
         else:
-            status = ""
+            miss = _miss(r, p99_ms, max_error_rate)
+            status = f"misses: {miss}" if miss else ""
         lines.append(
             f"| {r.label} | {r.protocol} | {r.mode} | {_cell(r.rps)} "
-            f"| {_interval(r.capacity_range)} | {_cell(r.p50_ms)} "
+            f"| {_capacity_cell(r)} | {_cell(r.p50_ms)} "
             f"| {_cell(r.p99_ms)} ({_interval(r.p99_ci_ms)}) | {r.error_rate:.2%} "
             f"| {_cell(r.usd_per_month, 2)} | {_interval(r.requests_per_usd_range, 0)} "
             f"| {status} |"
@@ -254,8 +294,8 @@ def markdown(
         lines += ["", f"No run meets {objective} with confidence."]
     unranked = [r for r in rows if r.flags]
     if unranked:
-        lines += ["", "Not ranked (they measured something else than the server):"]
-        lines += [f"- {r.label}: {', '.join(r.flags)}" for r in unranked]
+        lines += ["", "Not ranked:"]
+        lines += [f"- {r.label}: {'; '.join(r.reasons or r.flags)}" for r in unranked]
     return "\n".join(lines) + "\n"
 
 
@@ -273,14 +313,16 @@ def _error_bars(values: list[float], ranges: list[tuple[float | None, float | No
 
 def chart(
     rows: list[Row], path: Path, p99_ms: float | None = None, ranking: Ranking | None = None
-) -> None:
+) -> dict[str, list[str]]:
     """Throughput (capacity range as error bars), p99 (its 95% interval), requests per
-    dollar (its range), and for capacity searches p99 against offered load per run, as a
-    PNG; the best run (or the tie) marked, unranked runs greyed."""
+    dollar (its range; only when some run has a cost), and for capacity searches p99
+    against offered load per run, as a PNG; the best run (or the tie) marked, unranked runs
+    greyed. Returns each panel's title with its y axis's labels, as drawn."""
     import matplotlib  # noqa: PLC0415 - only the compare command needs it
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415
+    from matplotlib import ticker  # noqa: PLC0415
 
     ranking = ranking or rank(rows, p99_ms, 1.0)
     marked = {id(ranking.winner), *(id(r) for r in ranking.tied)} if ranking.winner else set()
@@ -295,16 +337,30 @@ def chart(
         for r in rows
     ]
     curves = [r for r in rows if r.curve]
-    panels = 4 if curves else 3
+    priced = any(r.requests_per_usd is not None for r in rows)
+    panels = 2 + priced + bool(curves)
     figure, axes = plt.subplots(
-        1, panels, figsize=(max(10, 1.8 * len(rows)) + 4 * (panels - 3), 4.8)
+        1, panels, figsize=(max(10, 1.8 * len(rows)) + 4 * max(0, panels - 3), 4.8)
     )
-    throughput, latency, value = axes[0], axes[1], axes[2]
+    throughput, latency = axes[0], axes[1]
+    # A capacity search that certified nothing has no throughput to draw: no bar, said.
     rates = [r.rps for r in rows]
+    certified = [not (r.mode == "capacity" and r.capacity_range[0] is None) for r in rows]
     throughput.bar(
-        labels, rates, color=[colour(r, "#4c72b0") for r in rows],
-        yerr=_error_bars(rates, [r.capacity_range for r in rows]), capsize=4,
+        labels, [rate if ok else 0.0 for rate, ok in zip(rates, certified, strict=True)],
+        color=[colour(r, "#4c72b0") for r in rows],
+        yerr=_error_bars(
+            rates, [r.capacity_range if ok else (None, None) for r, ok in
+                    zip(rows, certified, strict=True)]
+        ),
+        capsize=4,
     )  # fmt: skip
+    for index, ok in enumerate(certified):
+        if not ok:
+            throughput.annotate(
+                "none\ncertified", (index, 0), ha="center", va="bottom", fontsize=7,
+                xytext=(0, 3), textcoords="offset points",
+            )  # fmt: skip
     throughput.set_title("Throughput (requests/s; capacity range)")
     p99s = [r.p99_ms or 0.0 for r in rows]
     latency.bar(
@@ -314,25 +370,38 @@ def chart(
     if p99_ms is not None:
         latency.axhline(p99_ms, color="grey", linestyle="--", linewidth=1)
     latency.set_title("p99 latency (ms; 95% interval)")
-    per_usd = [r.requests_per_usd or 0.0 for r in rows]
-    value.bar(
-        labels, per_usd, color=[colour(r, "#8172b3") for r in rows],
-        yerr=_error_bars(per_usd, [r.requests_per_usd_range for r in rows]), capsize=4,
-    )  # fmt: skip
-    value.set_title("Requests per USD (range)")
-    for axis in (throughput, latency, value):
+    bar_panels = [throughput, latency]
+    if priced:  # without any cost (URL targets) there is nothing per dollar to draw
+        value = axes[2]
+        per_usd = [r.requests_per_usd or 0.0 for r in rows]
+        value.bar(
+            labels, per_usd, color=[colour(r, "#8172b3") for r in rows],
+            yerr=_error_bars(per_usd, [r.requests_per_usd_range for r in rows]), capsize=4,
+        )  # fmt: skip
+        value.set_title("Requests per USD (range)")
+        bar_panels.append(value)
+    for axis in bar_panels:
         axis.tick_params(axis="x", labelrotation=30, labelsize=7)
     if curves:
-        load = axes[3]
+        load = axes[-1]
         for r in curves:
             points = [(rate, p99) for rate, p99 in r.curve if p99 is not None]
             load.plot([x for x, _ in points], [y for _, y in points], marker="o", label=r.label)
         if p99_ms is not None:
             load.axhline(p99_ms, color="grey", linestyle="--", linewidth=1)
         load.set_yscale("log")
+        # Plain numbers at 1, 2 and 5 of each decade, not powers of ten.
+        load.yaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        load.yaxis.set_major_formatter(ticker.FuncFormatter(lambda y, _: f"{y:g}"))
+        load.yaxis.set_minor_formatter(ticker.NullFormatter())
         load.set_xlabel("offered load (requests/s)")
         load.set_title("p99 latency (ms) against load")
         load.legend(fontsize=6)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
+    drawn = {
+        axis.get_title(): [label.get_text() for label in axis.get_yticklabels()]
+        for axis in figure.axes
+    }
     plt.close(figure)
+    return drawn
