@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from infra.docs import README, render_readme
+from infra.docs import rendered_docs
 from infra.errors import ConfigError, InputError, ModelSourceError
 from infra.inputs.files import json_object, read_json
 from infra.inputs.help import DefaultsOnce
@@ -161,15 +161,20 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _docs(args: argparse.Namespace) -> int:
-    current = README.read_text(encoding="utf-8")
-    updated = render_readme(current)
-    if args.write:
-        README.write_text(updated, encoding="utf-8")
-        return 0
-    if updated != current:
-        print("README.md is out of date: run `make docs` (python -m infra docs --write).")
+    stale = []
+    for path, (current, updated) in rendered_docs().items():
+        if updated == current:
+            continue
+        if args.write:
+            path.write_text(updated, encoding="utf-8")
+            print(f"rewrote {path.relative_to(PROJECT_DIR)}")
+        else:
+            stale.append(str(path.relative_to(PROJECT_DIR)))
+    if stale:
+        print(f"out of date: {', '.join(stale)}: run `make docs` (python -m infra docs --write).")
         return 1
-    print("README.md is up to date: its generated sections match the declarations.")
+    if not args.write:
+        print("docs/ is up to date: its generated sections match what they are generated from.")
     return 0
 
 
@@ -327,8 +332,10 @@ def main(argv: list[str] | None = None) -> int:
     # listed here so that --help shows every command.
     commands.add_parser("bench", help="load-test a deployed experiment or any TF Serving URL")
     commands.add_parser("compare", help="rank bench results by requests per dollar at capacity")
-    docs = commands.add_parser("docs", help="check or regenerate README's generated sections")
-    docs.add_argument("--write", action="store_true", help="rewrite README.md in place")
+    docs = commands.add_parser(
+        "docs", help="check or regenerate the generated sections of docs/ (reference, code map)"
+    )
+    docs.add_argument("--write", action="store_true", help="rewrite the stale files in place")
     docs.set_defaults(run=_docs)
     args = parser.parse_args(argv)
     if args.command == "plan":

@@ -1,15 +1,20 @@
-"""README sections generated from the declarations: settings reference, experiment table,
-and the sweep of the reference experiments against separate stacks.
+"""Documentation sections generated from the project itself: the settings reference, the
+experiment table, the sweep of the reference experiments against separate stacks (from the
+declarations and presets), the code map (from the tree and each module's docstring), and
+the site's home page (from README.md).
 
-Between `<!-- BEGIN GENERATED: <name> -->` and `<!-- END GENERATED: <name> -->`; the test
-suite fails when README.md and the declarations disagree.
+Each lives in one file of docs/, between `<!-- BEGIN GENERATED: <name> -->` and
+`<!-- END GENERATED: <name> -->`; the test suite fails when a file and what it is generated
+from disagree (`python -m infra docs --write` brings them up to date).
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from infra.experiment import design_experiment
@@ -25,7 +30,11 @@ from infra.sweep.design import design_sweep, dry_run_json, reference_experiments
 from infra.sweep.durations import DEFAULT_SEARCH
 
 README = PROJECT_DIR / "README.md"
+DOCS_DIR = PROJECT_DIR / "docs"
 _DOCS_PROJECT = "your-gcp-project"
+INFRA_DIR = PROJECT_DIR / "infra"
+# A sentence ends at a period and a space, except in "e.g." and "i.e.".
+_SENTENCE_END = re.compile(r"(?<!e\.g)(?<!i\.e)\.\s+")
 
 
 def _default_text(value: Any) -> str:
@@ -117,20 +126,76 @@ def sweep_estimate_table() -> str:
     )
 
 
+def _summary(path: Path) -> str:
+    """The first sentence of a module's docstring (a package's: its __init__.py)."""
+    source = path / "__init__.py" if path.is_dir() else path
+    docstring = ast.get_docstring(ast.parse(source.read_text(encoding="utf-8"))) or ""
+    first = " ".join(docstring.split("\n\n", 1)[0].split())
+    if not first:
+        raise ValueError(
+            f"{source.relative_to(PROJECT_DIR)} has no docstring: the code map shows each "
+            "module's first sentence, so say in one what it is for"
+        )
+    return _SENTENCE_END.split(first, 1)[0].rstrip(".") + "."
+
+
+def code_map() -> str:
+    """Markdown table of the program's packages and modules, each with the first sentence
+    of its docstring: a package or module added without one fails the docs check."""
+    main = _summary(PROJECT_DIR / "__main__.py")
+    rows = ["| where | what it is |", "|---|---|", f"| `__main__.py` | {main} |"]
+    packages = sorted(p for p in INFRA_DIR.iterdir() if (p / "__init__.py").is_file())
+    modules = sorted(p for p in INFRA_DIR.glob("*.py") if p.name != "__init__.py")
+    for path in [*packages, *modules]:
+        shown = f"infra/{path.name}{'/' if path.is_dir() else ''}"
+        summary = _summary(path).replace("|", "\\|")
+        rows.append(f"| `{shown}` | {summary} |")
+    return "\n".join(rows)
+
+
+def readme_page() -> str:
+    """The site's home page: README.md, its links to docs/ made relative to the site."""
+    text = README.read_text(encoding="utf-8")
+    return re.sub(r"\]\(docs/", "](", text).strip()
+
+
 SECTIONS: dict[str, Callable[[], str]] = {
     "settings": settings_reference,
     "experiments": experiment_table,
     "sweep": sweep_estimate_table,
+    "code-map": code_map,
+    "readme": readme_page,
+}
+# The file each generated section lives in.
+PLACES = {
+    "settings": DOCS_DIR / "settings.md",
+    "experiments": DOCS_DIR / "experiments.md",
+    "sweep": DOCS_DIR / "sweep.md",
+    "code-map": DOCS_DIR / "architecture.md",
+    "readme": DOCS_DIR / "index.md",
 }
 
 
-def render_readme(text: str) -> str:
-    """README text with every generated section brought up to date."""
-    for name, build in SECTIONS.items():
+def render_sections(text: str, names: list[str], shown: str) -> str:
+    """`text` with the named generated sections brought up to date."""
+    for name in names:
         pattern = re.compile(
             rf"(<!-- BEGIN GENERATED: {name} -->\n).*?(<!-- END GENERATED: {name} -->)", re.S
         )
         if not pattern.search(text):
-            raise ValueError(f"README.md lacks the generated section markers for {name!r}")
-        text = pattern.sub(lambda m, b=build: f"{m[1]}{b()}\n{m[2]}", text)  # type: ignore[misc]
+            raise ValueError(f"{shown} lacks the generated section markers for {name!r}")
+        text = pattern.sub(lambda m, b=SECTIONS[name]: f"{m[1]}{b()}\n{m[2]}", text)  # type: ignore[misc]
     return text
+
+
+def rendered_docs() -> dict[Path, tuple[str, str]]:
+    """Every file holding generated sections: (its text now, its text brought up to date)."""
+    files: dict[Path, list[str]] = {}
+    for name, path in PLACES.items():
+        files.setdefault(path, []).append(name)
+    result = {}
+    for path, names in files.items():
+        current = path.read_text(encoding="utf-8")
+        shown = str(path.relative_to(PROJECT_DIR))
+        result[path] = (current, render_sections(current, names, shown))
+    return result

@@ -16,7 +16,7 @@ between the pick and the best configuration (by the ranges the search saw), how 
 within 3%, the worst; picks with no capacity (failing the objective); at the target load,
 picks whose recommended nodes do not serve the target at the true capacity; the share of
 trials stopped early; the money spent against measuring everything; the slowest replay.
-Exit 1 when a target of the search is missed (see the README).
+Exit 1 when a target of the search is missed (see docs/testing.md).
 
 Run: venv/bin/python scripts/bench_landscapes.py [--tables 3] [--seeds 20]
        [--samplers model,tpe,random] [--landscapes additive,interactions,queueing]

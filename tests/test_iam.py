@@ -1,5 +1,6 @@
-"""The deployer's roles in the README grant every permission the program's resources and
-the commands' API calls need (infra/data/iam.yaml), with no role to spare."""
+"""The deployer's roles in the documented one-time setup grant every permission the
+program's resources and the commands' API calls need (infra/data/iam.yaml), with no role
+to spare."""
 
 from __future__ import annotations
 
@@ -23,10 +24,11 @@ def every_plan(shipped_plans: dict[str, StackPlan]) -> list[StackPlan]:
 
 
 def readme_roles() -> list[str]:
-    """The roles the README's one-time setup grants the deployer (its `for role in` loop)."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    """The roles the documented one-time setup (docs/workflows.md) grants the deployer (its
+    `for role in` loop)."""
+    text = (ROOT / "docs" / "workflows.md").read_text(encoding="utf-8")
     loop = re.search(r"for role in (.*?); do", text, re.DOTALL)
-    assert loop, "the README's role loop is gone"
+    assert loop, "the one-time setup's role loop is gone"
     return loop.group(1).replace("\\", " ").split()
 
 

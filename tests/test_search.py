@@ -336,6 +336,22 @@ def test_the_replay_prints_order_spend_and_pick(
     assert document["spent_usd"] < document["every_configuration_usd"]
 
 
+def test_the_dry_run_and_the_replay_price_measuring_everything_alike(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dry, replayed = tmp_path / "dry.json", tmp_path / "replay.json"
+    assert cli.main(["sweep", "--space", str(SPACE), "--dry-run", "--json", str(dry)]) == 0
+    argv = ["sweep", "--space", str(SPACE), "--replay", str(TABLE), "--json", str(replayed)]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    usd = json.loads(dry.read_text())["every_configuration"]["usd"]
+    assert json.loads(replayed.read_text())["every_configuration_usd"] == pytest.approx(
+        usd, abs=0.01
+    )
+    assert out.count("measuring every configuration in full: ") == 2
+    assert f"{usd:.2f} USD" in out.split("Stopped:", 1)[1]
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

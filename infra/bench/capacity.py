@@ -3,7 +3,7 @@ whose p99 meets the objective (errors under the limit) with 95% confidence, and 
 the true capacity lies in. Pure: it decides the rates and judges the steps; the caller
 runs them.
 
-The search has two phases (the README says why):
+The search has two phases (docs/bench.md says why):
 - Locate: one run per rate, ramping x2 from the start rate (or /2 while it misses) until
   one rate meets the objective on its point estimates (p99 and error rate) and a higher one
   does not, then bisecting between them until they are within the tolerance (5%). Where

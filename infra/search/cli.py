@@ -23,11 +23,9 @@ from infra.search.objective import Goal
 from infra.search.replay import (
     Replay,
     Results,
-    measure_minutes,
     read_results,
     replay,
-    trial_usd,
-    up_minutes,
+    worst_case,
 )
 from infra.search.space import Candidate, SearchSpace, read_space
 from infra.search.strategy import Outcome, Search
@@ -132,34 +130,6 @@ def _range_text(low: float | None, high: float | None) -> str:
     low_text = "none passed" if low is None else f"{low:,.0f}"
     high_text = "open" if high is None else f"{high:,.0f}"
     return f"{low_text} to {high_text}"
-
-
-def worst_case(
-    space: SearchSpace, trials: int, search: SearchSettings, d: Durations
-) -> tuple[float, float]:
-    """(hours, USD) at most for `trials` trials: the dearest configurations, each on a new
-    node pool, every capacity search at its most steps, then the destroy."""
-    per_trial = sorted(
-        (
-            (
-                up_minutes(None, c, d)
-                - d.cluster_create
-                + measure_minutes(search.max_steps, search, d),
-                trial_usd(
-                    c,
-                    up_minutes(None, c, d) - d.cluster_create,
-                    measure_minutes(search.max_steps, search, d),
-                    d,
-                ),
-            )
-            for c in space.candidates
-        ),
-        key=lambda pair: -pair[1],
-    )[:trials]
-    cluster = max(c.measure_price.fixed_usd_per_hour for c in space.candidates)
-    minutes = d.cluster_create + d.destroy + sum(m for m, _ in per_trial)
-    usd = (d.cluster_create + d.destroy) / 60 * cluster + sum(u for _, u in per_trial)
-    return minutes / 60, usd
 
 
 def _measured_prices(space: SearchSpace) -> str:

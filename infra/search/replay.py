@@ -241,6 +241,34 @@ def trial_usd(candidate: Candidate, up: float, measuring: float, d: Durations) -
     )
 
 
+def worst_case(
+    space: SearchSpace, trials: int, search: SearchSettings, d: Durations
+) -> tuple[float, float]:
+    """(hours, USD) at most for `trials` trials: the dearest configurations, each on a new
+    node pool, every capacity search at its most steps, then the destroy."""
+    per_trial = sorted(
+        (
+            (
+                up_minutes(None, c, d)
+                - d.cluster_create
+                + measure_minutes(search.max_steps, search, d),
+                trial_usd(
+                    c,
+                    up_minutes(None, c, d) - d.cluster_create,
+                    measure_minutes(search.max_steps, search, d),
+                    d,
+                ),
+            )
+            for c in space.candidates
+        ),
+        key=lambda pair: -pair[1],
+    )[:trials]
+    cluster = max(c.measure_price.fixed_usd_per_hour for c in space.candidates)
+    minutes = d.cluster_create + d.destroy + sum(m for m, _ in per_trial)
+    usd = (d.cluster_create + d.destroy) / 60 * cluster + sum(u for _, u in per_trial)
+    return minutes / 60, usd
+
+
 def walk(
     recorded: Recorded,
     candidate: Candidate,
@@ -290,12 +318,11 @@ def replay(
     by_name = sub.by_name()
     for candidate in measurable:
         recorded = results.by_candidate[candidate.name]
-        runs = sum(s.runs for s in recorded.steps) or search_settings.max_steps
-        up = up_minutes(None, candidate, d) - d.cluster_create
-        outcome.full_usd += trial_usd(candidate, up, measure_minutes(runs, search_settings, d), d)
         score = goal.score(candidate.price, recorded.low)
         if score < outcome.best_score:
             outcome.best, outcome.best_score = candidate.name, score
+    # Priced as the dry run prices it, so the two say the same for the same space.
+    outcome.full_usd = worst_case(sub, len(measurable), search_settings, d)[1]
     search = Search(sub, goal, seed=seed, sampler=sampler, max_trials=max_trials)
     search.seed_with(earlier)
     previous: Candidate | None = None

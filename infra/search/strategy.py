@@ -16,7 +16,7 @@ Three samplers (`sweep --sampler`):
   already), and tells the sampler what it measured. It models discrete values directly and
   needs no gradient, but learns from the scores alone.
 - `random`: the baseline.
-scripts/bench_search.py and scripts/bench_landscapes.py measure them (the README gives
+scripts/bench_search.py and scripts/bench_landscapes.py measure them (docs/testing.md gives
 the figures).
 
 Two things make any of them cheaper than measuring every configuration in full:
