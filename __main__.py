@@ -14,8 +14,7 @@ from infra.components.workload import ServingWorkload
 from infra.errors import ConfigError, ModelSourceError
 from infra.experiment import design_experiment
 from infra.manifests import render_manifests
-from infra.model.build_context import write_build_context
-from infra.model.source import resolve_model
+from infra.model.build_context import serving_context
 from infra.monitoring.dashboard import dashboard
 from infra.naming import (
     cluster_name,
@@ -26,24 +25,15 @@ from infra.naming import (
 )
 from infra.outputs import endpoint_outputs, experiment_outputs, load_generator_outputs
 from infra.settings import PROJECT_DIR
-from infra.stack_config import deploy_time, model_request, settings_from_pulumi
+from infra.stack_config import deploy_time, settings_from_pulumi
 from infra.ttl import expires_at
-from infra.warmup.records import plan_warmup
 
 try:
     settings, fetch = settings_from_pulumi()
     design = design_experiment(settings)
     settings = design.settings  # as designed: a family's boot disk, when diskType was left
-    model = resolve_model(model_request(settings), fetch)
-    warmup = plan_warmup(settings.model_name, model, settings.warmup)
-    context = write_build_context(
-        settings.model_name,
-        model,
-        settings.tf_serving_version,
-        settings.tf_serving_variant,
-        PROJECT_DIR,
-        warmup=warmup,
-    )
+    serving = serving_context(settings, fetch, PROJECT_DIR)
+    model, warmup, context = serving.model, serving.warmup, serving.context
     load_generator = write_load_generator_context() if design.load_generator else None
 except (ConfigError, ModelSourceError) as error:
     raise pulumi.RunError(str(error)) from None

@@ -16,7 +16,7 @@ from pulumi.runtime.config import CONFIG
 
 from infra.errors import ConfigError, InputError
 from infra.facts import read_yaml
-from infra.model.source import FetchEnvironment, ModelRequest
+from infra.model.source import FetchEnvironment
 from infra.settings import (
     PROJECT_DIR,
     SECRET_SETTINGS,
@@ -106,15 +106,6 @@ def fetch_environment(
 def deploy_time(environ: Mapping[str, str] = os.environ) -> datetime | None:
     """Now, for a real preview or deployment; None in the offline plan (no clock in plans)."""
     return None if environ.get(OFFLINE_ENV) == "1" else datetime.now(UTC)
-
-
-def model_request(settings: Settings) -> ModelRequest:
-    return ModelRequest(
-        source=settings.model_source,
-        name=settings.model_name,
-        default_version=settings.model_version,
-        pinned_sha256=settings.model_sha256,
-    )
 
 
 def settings_from_pulumi() -> tuple[Settings, FetchEnvironment]:

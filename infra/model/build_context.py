@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from infra.facts import load
-from infra.model.source import ResolvedModel
+from infra.model.source import FetchEnvironment, ModelRequest, ResolvedModel, resolve_model
+from infra.settings import Settings
 from infra.tfserving import GRPC_PORT, MODEL_BASE_DIR, REST_PORT, SERVER_BINARY, model_base_path
-from infra.warmup.records import Warmup
+from infra.warmup.records import Warmup, plan_warmup
 
 BASE_IMAGE_REPOSITORY = "tensorflow/serving"
 BUILD_ROOT = Path("build") / "images"
@@ -181,3 +182,37 @@ def write_build_context(
         base_image(tf_serving_version, variant),
         image_tag(model_name, model, tf_serving_version, variant),
     )
+
+
+@dataclass(frozen=True)
+class ServingContext:
+    """What the serving image is built from: the model, its warmup records, the context."""
+
+    model: ResolvedModel
+    warmup: Warmup
+    context: BuildContext
+
+
+def serving_context(
+    settings: Settings, fetch: FetchEnvironment, project_dir: Path
+) -> ServingContext:
+    """The stack's model resolved (fetched and verified; left unresolved by an offline
+    fetch of a remote source), its warmup records, and the serving image's build context:
+    what `pulumi up` builds, and what a rehearsal runs."""
+    request = ModelRequest(
+        source=settings.model_source,
+        name=settings.model_name,
+        default_version=settings.model_version,
+        pinned_sha256=settings.model_sha256,
+    )
+    model = resolve_model(request, fetch)
+    warmup = plan_warmup(settings.model_name, model, settings.warmup)
+    context = write_build_context(
+        settings.model_name,
+        model,
+        settings.tf_serving_version,
+        settings.tf_serving_variant,
+        project_dir,
+        warmup=warmup,
+    )
+    return ServingContext(model, warmup, context)

@@ -18,8 +18,7 @@ from typing import Any
 from infra.experiment import ExperimentDesign
 from infra.inputs.values import positive, stack_name
 from infra.manifests import STARTUP_SECONDS_MAX
-from infra.model.build_context import STAGED_DIR_MODE, STAGED_FILE_MODE, write_build_context
-from infra.model.source import resolve_model
+from infra.model.build_context import STAGED_DIR_MODE, STAGED_FILE_MODE, serving_context
 from infra.plan.run import design_stack
 from infra.rehearsal.commands import Ports, Rehearsal, rehearsal
 from infra.rehearsal.docker import (
@@ -31,9 +30,8 @@ from infra.rehearsal.docker import (
     wait_until_available,
 )
 from infra.settings import PROJECT_DIR
-from infra.stack_config import fetch_environment, model_request
+from infra.stack_config import fetch_environment
 from infra.tfserving import GRPC_PORT, REST_PORT, config_files
-from infra.warmup.records import plan_warmup
 
 REHEARSAL_ROOT = Path("build") / "rehearsal"
 LOG_TAIL = 40
@@ -91,21 +89,13 @@ def prepare(stack: str, ports: Ports) -> tuple[Rehearsal, ExperimentDesign, list
     fetch = replace(
         fetch_environment(settings.github_api_url, settings.model_max_download_mb), offline=False
     )
-    model = resolve_model(model_request(settings), fetch)
-    warmup = plan_warmup(settings.model_name, model, settings.warmup)
-    context = write_build_context(
-        settings.model_name,
-        model,
-        settings.tf_serving_version,
-        settings.tf_serving_variant,
-        PROJECT_DIR,
-        warmup=warmup,
-    )
+    serving = serving_context(settings, fetch, PROJECT_DIR)
+    context = serving.context
     config_dir = write_config_files(PROJECT_DIR / REHEARSAL_ROOT / stack, design)
     plan = rehearsal(
         design, (PROJECT_DIR / context.directory).resolve(), context.image_tag, config_dir, ports
     )
-    return plan, design, [*design.warnings, *model.warnings, *warmup.warnings]
+    return plan, design, [*design.warnings, *serving.model.warnings, *serving.warmup.warnings]
 
 
 def write_config_files(directory: Path, design: ExperimentDesign) -> Path:
