@@ -11,22 +11,21 @@ from infra.components.cluster import ClusterArgs, GkeCluster
 from infra.components.dashboard import StackDashboard
 from infra.components.image import ContextImage, ImageArgs, ServingImage
 from infra.components.workload import ServingWorkload
-from infra.errors import ConfigError, ModelSourceError
-from infra.experiment import design_experiment
-from infra.manifests import render_manifests
-from infra.model.build_context import serving_context
-from infra.monitoring.dashboard import dashboard
-from infra.naming import (
+from infra.design.experiment import design_experiment
+from infra.design.manifests import render_manifests
+from infra.design.naming import (
     cluster_name,
     cost_labels,
     image_repository_name,
     node_service_account_id,
     repository_id,
 )
-from infra.outputs import endpoint_outputs, experiment_outputs, load_generator_outputs
-from infra.settings import PROJECT_DIR
-from infra.stack_config import deploy_time, settings_from_pulumi
-from infra.ttl import expires_at
+from infra.design.outputs import endpoint_outputs, experiment_outputs, load_generator_outputs
+from infra.design.settings import PROJECT_DIR
+from infra.design.stack_config import deploy_time, serving_context, settings_from_pulumi
+from infra.design.ttl import expires_at
+from infra.inputs.errors import ConfigError, ModelSourceError
+from infra.monitoring.dashboard import dashboard
 
 try:
     settings, fetch = settings_from_pulumi()

@@ -11,7 +11,7 @@ import tempfile
 import traceback
 from pathlib import Path
 
-from infra.errors import ConfigError, InputError, ModelSourceError
+from infra.inputs.errors import ConfigError, InputError, ModelSourceError
 
 LOAD_COMMANDS = ("bench", "compare")
 

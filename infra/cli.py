@@ -12,8 +12,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from infra.docs import rendered_docs
-from infra.errors import ConfigError, InputError, ModelSourceError
+from infra.design.settings import PROJECT_DIR, load_declarations
+from infra.design.stack_config import fetch_environment
+from infra.design.ttl import TtlDecision, decide, parse_expiry, summary_markdown
+from infra.docs.sections import rendered_docs
+from infra.inputs.errors import ConfigError, InputError, ModelSourceError
 from infra.inputs.files import json_object, read_json
 from infra.inputs.help import DefaultsOnce
 from infra.inputs.values import (
@@ -37,11 +40,8 @@ from infra.plan.run import StackPlan, known_stacks, plan_stack
 from infra.promote.cli import add_parser as add_promote_parser
 from infra.rehearsal.cli import add_parser as add_rehearse_parser
 from infra.scaffold.cli import add_parser as add_init_parser
-from infra.settings import PROJECT_DIR, load_declarations
-from infra.stack_config import fetch_environment
 from infra.sweep.cli import add_parser as add_sweep_parser
 from infra.teardown.cli import add_parser as add_teardown_parser
-from infra.ttl import TtlDecision, decide, parse_expiry, summary_markdown
 
 
 def _plan_all(stacks: list[str]) -> list[StackPlan]:

@@ -37,9 +37,9 @@ from infra.billing.catalog import (  # noqa: E402
     with_new_catalogue,
 )
 from infra.billing.client import BILLING_API, CatalogError, fetch_skus  # noqa: E402
-from infra.errors import InputError  # noqa: E402
-from infra.facts import load, read_yaml  # noqa: E402
-from infra.gcloud import GcloudError, access_token  # noqa: E402
+from infra.data import load, read_yaml  # noqa: E402
+from infra.gcp.credentials import GcloudError, access_token  # noqa: E402
+from infra.inputs.errors import InputError  # noqa: E402
 from infra.inputs.values import output_file  # noqa: E402
 
 PRICES = ROOT / "infra" / "data" / "prices.yaml"

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from infra.design.stack_config import CACHE_ENV
 from infra.plan.render import kubernetes_manifests
 from infra.plan.run import StackPlan, known_stacks, plan_stack
-from infra.stack_config import CACHE_ENV
 
 PlanFn = Callable[..., StackPlan]
 

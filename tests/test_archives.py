@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.errors import ModelSourceError
+from infra.inputs.errors import ModelSourceError
 from infra.model.archive import ExtractionLimits
 from infra.model.source import FetchEnvironment, ModelRequest, resolve_model
 from tests.model_archives import OWN_WARMUP, link, tar_gz, tiny_model_files, write, zip_bytes

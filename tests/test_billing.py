@@ -23,7 +23,7 @@ from infra.billing.catalog import (
     with_new_catalogue,
 )
 from infra.billing.client import CatalogError, fetch_skus
-from infra.facts import DATA_DIR
+from infra.data import DATA_DIR
 from tests.conftest import ROOT
 from tests.json_api import JsonApi
 

@@ -26,7 +26,7 @@ from kubernetes.client import (
 from kubernetes.client.exceptions import ApiException
 
 from infra.bench.cluster import ClusterRunError, ClusterRunner, NodeShutdownError, _duration_s
-from infra.bench.pool import process_requests
+from infra.design.load_generator import process_requests
 from infra.loadgen.spec import RESULT_MARKER, WorkerSpec
 from infra.loadgen.stats import Sample, merge, worker_result
 from tests.conftest import ROOT

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from infra import docs
-from infra.docs import README, rendered_docs
-from infra.settings import load_declarations
+from infra.design.settings import load_declarations
+from infra.docs import sections as docs
+from infra.docs.sections import README, rendered_docs
 from tests.conftest import ROOT
 
 README_MAX_LINES = 400

@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from infra.errors import ConfigError
-from infra.facts import load
-from infra.machine import family_facts, parse_machine_type, supported_families
+from infra.data import load
+from infra.design.machine import family_facts, parse_machine_type, supported_families
+from infra.design.pricing import node_usd_per_hour, spot_fraction, spot_price_warnings
+from infra.design.settings import DISK_TYPES
+from infra.inputs.errors import ConfigError
 from infra.plan.run import design_stack, plan_stack
-from infra.pricing import node_usd_per_hour, spot_fraction, spot_price_warnings
-from infra.settings import DISK_TYPES
 from infra.sweep.design import design_sweep
 from infra.sweep.durations import SearchSettings
 from infra.sweep.quota import needs

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from infra.facts import load
+from infra.data import load
 from infra.plan.run import StackPlan, plan_stack
 from tests.conftest import ROOT
 

@@ -18,14 +18,14 @@ import yaml
 
 from infra.bench import job as jobs
 from infra.bench.image import MODULES, context_files, write_load_generator_context
-from infra.bench.pool import process_requests, processes_for
-from infra.errors import ConfigError
-from infra.experiment import design_experiment
-from infra.facts import load
+from infra.data import load
+from infra.design.experiment import design_experiment
+from infra.design.load_generator import process_requests, processes_for
+from infra.design.settings import resolve_settings
+from infra.inputs.errors import ConfigError
 from infra.loadgen.spec import WorkerSpec
 from infra.plan.render import kubernetes_manifests, plan_json
 from infra.plan.run import StackPlan
-from infra.settings import resolve_settings
 from tests.conftest import PlanFn, resource_inputs
 from tests.test_model_and_image import hadolint
 from tests.test_security_scan import scan

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from infra.errors import ConfigError
-from infra.machine import (
+from infra.design.machine import (
     node_allocatable,
     parse_machine_type,
     resolve_machine,
     serving_pod_requests,
     shape_from_size,
 )
+from infra.inputs.errors import ConfigError
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.errors import ModelSourceError
+from infra.inputs.errors import ModelSourceError
 from infra.model.build_context import image_tag, render_dockerfile, write_build_context
 from infra.model.layout import inspect_local_model
 from infra.model.source import FetchEnvironment, ModelRequest, ResolvedModel, resolve_model

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.errors import ModelSourceError
+from infra.inputs.errors import ModelSourceError
 from infra.model.signatures import COMPOSITE, DENSE, SPARSE, TensorSpec
 from infra.model.source import (
     WARMUP_FILE,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.errors import ModelSourceError
+from infra.inputs.errors import ModelSourceError
 from infra.model.build_context import image_tag, write_build_context
 from infra.model.fetch import RetryPolicy
 from infra.model.source import FetchEnvironment, ModelRequest, ResolvedModel, resolve_model

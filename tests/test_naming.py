@@ -8,9 +8,9 @@ import re
 import kubernetes_validate
 import pytest
 
-from infra.experiment import design_experiment
-from infra.manifests import render_manifests
-from infra.naming import (
+from infra.design.experiment import design_experiment
+from infra.design.manifests import render_manifests
+from infra.design.naming import (
     cluster_name,
     cost_labels,
     image_repository_name,
@@ -18,7 +18,7 @@ from infra.naming import (
     node_service_account_id,
     repository_id,
 )
-from infra.settings import resolve_settings
+from infra.design.settings import resolve_settings
 
 # GKE cluster names; service account ids; Artifact Registry repository ids.
 CLUSTER = re.compile(r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$")

@@ -3,6 +3,7 @@ resources, checked with Kubernetes' own schemas."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import subprocess
@@ -13,7 +14,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from infra.facts import load
+from infra.data import load
+from infra.plan.mocks import Recording
 from infra.plan.render import SCHEMA, describe, matrix, write_plan
 from infra.plan.run import StackPlan, known_stacks, plan_stack
 from tests.conftest import (
@@ -571,3 +573,41 @@ def test_a_pod_guaranteed_a_sliver_of_its_threads_cpu_is_warned_about(
         assert not any(
             "of a core per intra-op thread" in w for w in shipped_plans[stack].design.warnings
         )
+
+
+def _reversed_keys(value: object) -> object:
+    if isinstance(value, dict):
+        return {key: _reversed_keys(value[key]) for key in reversed(list(value))}
+    if isinstance(value, list):
+        return [_reversed_keys(item) for item in value]
+    return value
+
+
+def test_the_same_plan_writes_the_same_bytes(
+    shipped_plans: dict[str, StackPlan], tmp_path: Path
+) -> None:
+    """Registrations arrive in whatever order the program's outputs resolve, and the mocks
+    hand inputs over in whatever key order: manifest file names and plan.json do not move
+    with them (pull-request diffs and refactors compare them byte for byte)."""
+    plan = shipped_plans["8vcpu-16gb-interop2"]  # with a load generator: two NetworkPolicies
+    shuffled = StackPlan(
+        plan.stack,
+        plan.settings,
+        plan.design,
+        Recording(
+            [
+                dataclasses.replace(r, inputs=_reversed_keys(r.inputs))  # type: ignore[arg-type]
+                for r in reversed(plan.recording.resources)
+            ],
+            plan.recording.stack_outputs,
+            plan.recording.invokes,
+        ),
+        plan.warnings,
+    )
+    first, second = write_plan(plan, tmp_path / "a"), write_plan(shuffled, tmp_path / "b")
+    names = sorted(p.name for p in first.iterdir())
+    assert names == sorted(p.name for p in second.iterdir())
+    assert "07-networkpolicy-tfserving.yaml" in names
+    assert "08-networkpolicy-tfserving-load-generator.yaml" in names
+    for name in names:
+        assert (first / name).read_bytes() == (second / name).read_bytes(), name

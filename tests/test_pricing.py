@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from infra.errors import ConfigError
-from infra.experiment import design_experiment
-from infra.machine import parse_machine_type, shape_from_size
-from infra.pricing import estimate_cost, node_usd_per_hour
-from infra.settings import resolve_settings
+from infra.design.experiment import design_experiment
+from infra.design.machine import parse_machine_type, shape_from_size
+from infra.design.pricing import estimate_cost, node_usd_per_hour
+from infra.design.settings import resolve_settings
+from infra.inputs.errors import ConfigError
 
 REFERENCE_TABLE = [  # shape x nodes -> USD for 24 hours (GCP calculator, us-central1)
     ("e2-custom-2-4096", 8, 11.15),

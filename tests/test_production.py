@@ -16,9 +16,9 @@ import yaml
 from google.cloud.monitoring_dashboard_v1.types import Dashboard
 from google.protobuf.json_format import ParseError
 
-from infra.errors import ConfigError
-from infra.facts import load
-from infra.naming import cluster_name
+from infra.data import load
+from infra.design.naming import cluster_name
+from infra.inputs.errors import ConfigError
 from infra.plan.render import kubernetes_manifests, plan_json, write_plan
 from infra.plan.run import StackPlan, plan_stack
 from tests.conftest import PlanFn, declared, manifest, serving_pool

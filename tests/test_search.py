@@ -19,13 +19,13 @@ import pytest
 from infra import cli
 from infra.bench.capacity import Objective
 from infra.bench.session import capacity_search
-from infra.errors import ConfigError, InputError
+from infra.design.settings import load_declarations
+from infra.inputs.errors import ConfigError, InputError
 from infra.loadgen.spec import WorkerSpec
 from infra.search.objective import Goal, Price
 from infra.search.replay import Step, read_results, replay, running_range
 from infra.search.run import candidate_settings
 from infra.search.space import read_space
-from infra.settings import load_declarations
 from infra.sweep import cli as sweep_cli
 from infra.sweep.design import SweepDesign, design_sweep
 from infra.sweep.durations import DEFAULT_SEARCH

@@ -9,11 +9,11 @@ from typing import Any
 import pulumi
 import pytest
 
-from infra.errors import ConfigError
-from infra.experiment import design_experiment
+from infra.design.experiment import design_experiment
+from infra.design.settings import SECRET_SETTINGS, load_declarations, resolve_settings, snake_case
+from infra.design.stack_config import settings_from_pulumi
+from infra.inputs.errors import ConfigError
 from infra.plan.mocks import PlanMocks
-from infra.settings import SECRET_SETTINGS, load_declarations, resolve_settings, snake_case
-from infra.stack_config import settings_from_pulumi
 from tests.conftest import ROOT
 
 

@@ -25,10 +25,10 @@ from pulumi.automation.errors import CommandError, ConcurrentUpdateError
 from infra import cli
 from infra.bench.capacity import Objective
 from infra.bench.session import Runs, capacity_search
-from infra.errors import ConfigError
+from infra.design.machine import Resources
+from infra.inputs.errors import ConfigError
 from infra.loadgen.spec import WorkerSpec
 from infra.loadgen.stats import Sample, worker_result
-from infra.machine import Resources
 from infra.sweep import cli as sweep_cli
 from infra.sweep import quota
 from infra.sweep.changes import NODE_POOL, ResourceChange, pool_change, resource_changes

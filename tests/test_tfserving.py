@@ -5,11 +5,10 @@ from __future__ import annotations
 import pytest
 from google.protobuf import text_format
 
-from infra.experiment import design_experiment
-from infra.facts import load
-from infra.plan.run import StackPlan
-from infra.settings import resolve_settings
-from infra.tfserving import (
+from infra.data import load
+from infra.design.experiment import design_experiment
+from infra.design.settings import resolve_settings
+from infra.design.tfserving import (
     BatchingParameters,
     ServerOptions,
     batching_parameters_text,
@@ -19,6 +18,7 @@ from infra.tfserving import (
     server_args,
     unknown_flags,
 )
+from infra.plan.run import StackPlan
 from tests import tfserving_protos
 from tests.conftest import container
 

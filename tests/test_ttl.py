@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.ttl import decide, expires_at, summary_markdown
+from infra.design.ttl import decide, expires_at, summary_markdown
 from tests.conftest import ROOT, PlanFn
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)

@@ -25,7 +25,7 @@ from infra.bench.session import (
     run_once,
     summary_line,
 )
-from infra.errors import InputError
+from infra.inputs.errors import InputError
 from infra.inputs.files import json_object
 from infra.inputs.help import DefaultsOnce
 from infra.inputs.values import (

@@ -29,10 +29,10 @@ from kubernetes.utils.quantity import parse_quantity
 from infra.bench import job as jobs
 from infra.bench import pods as pod_states
 from infra.bench.fanout import results_from_output, run_deadline_s
+from infra.design.machine import Resources
+from infra.design.manifests import APP_NAME
+from infra.design.tfserving import GRPC_PORT, REST_PORT
 from infra.loadgen.spec import WorkerError, WorkerSpec
-from infra.machine import Resources
-from infra.manifests import APP_NAME
-from infra.tfserving import GRPC_PORT, REST_PORT
 
 POLL_S = 5.0
 LISTEN_ALL = "0.0.0.0"

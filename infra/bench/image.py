@@ -8,7 +8,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from infra.facts import load
+from infra.data import load
 from infra.model.build_context import RUN_AS_GID, RUN_AS_UID, write_context
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -18,7 +18,8 @@ IMAGE_REPOSITORY = "load-generator"
 # imports from the rest of the project (tests check the list is complete).
 IMPORTED = (
     "infra/__init__.py",
-    "infra/cluster_names.py",
+    "infra/design/__init__.py",
+    "infra/design/cluster_names.py",
     "infra/model/__init__.py",
     "infra/model/apis.py",
     "infra/model/protos.py",

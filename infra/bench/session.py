@@ -23,10 +23,10 @@ from infra.bench.capacity import MAX_REPEATS, Objective, find_capacity
 from infra.bench.cluster import ClusterRunError, ClusterRunner, NodeShutdownError
 from infra.bench.fanout import run_local
 from infra.bench.kube import api_clients
-from infra.bench.pool import process_requests, processes_for
 from infra.bench.results import result_document, short_of_pods
+from infra.design.load_generator import process_requests, processes_for
+from infra.design.naming import label_value
 from infra.loadgen.spec import WorkerError, WorkerSpec
-from infra.naming import label_value
 
 # A run the serving pods changed during (a spot node preempted) is run again, this many
 # times at most in one capacity search, each once the pods serve again (a new spot node

@@ -10,8 +10,8 @@ import pulumi
 import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 
-from infra.bench.pool import POOL_NAME, ROLE, ROLE_LABEL, TAINT_KEY, LoadGeneratorDesign
-from infra.naming import NODE_POOL_NAME
+from infra.design.load_generator import POOL_NAME, ROLE, ROLE_LABEL, TAINT_KEY, LoadGeneratorDesign
+from infra.design.naming import NODE_POOL_NAME
 from infra.scaling.design import AutoscalingDesign
 
 # What nodes need and no more: GKE's minimal node role (logs, metrics, resource

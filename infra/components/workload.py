@@ -1,4 +1,4 @@
-"""The serving workload in the cluster: every object comes from infra.manifests."""
+"""The serving workload in the cluster: every object comes from infra.design.manifests."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra.manifests import WorkloadManifests
+from infra.design.manifests import WorkloadManifests
 
 
 def _fields(manifest: dict[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from infra.errors import InputError
+from infra.inputs.errors import InputError
 
 
 def read_json(path: Path, what: str, fix: str = "") -> Any:

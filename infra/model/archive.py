@@ -13,7 +13,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from infra.errors import ModelSourceError
+from infra.inputs.errors import ModelSourceError
 
 GIB = 1024**3
 

@@ -16,11 +16,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra.facts import load
-from infra.model.source import FetchEnvironment, ModelRequest, ResolvedModel, resolve_model
-from infra.settings import Settings
-from infra.tfserving import GRPC_PORT, MODEL_BASE_DIR, REST_PORT, SERVER_BINARY, model_base_path
-from infra.warmup.records import Warmup, plan_warmup
+from infra.data import load
+from infra.design.tfserving import (
+    GRPC_PORT,
+    MODEL_BASE_DIR,
+    REST_PORT,
+    SERVER_BINARY,
+    model_base_path,
+)
+from infra.model.source import ResolvedModel
+from infra.warmup.records import Warmup
 
 BASE_IMAGE_REPOSITORY = "tensorflow/serving"
 BUILD_ROOT = Path("build") / "images"
@@ -182,37 +187,3 @@ def write_build_context(
         base_image(tf_serving_version, variant),
         image_tag(model_name, model, tf_serving_version, variant),
     )
-
-
-@dataclass(frozen=True)
-class ServingContext:
-    """What the serving image is built from: the model, its warmup records, the context."""
-
-    model: ResolvedModel
-    warmup: Warmup
-    context: BuildContext
-
-
-def serving_context(
-    settings: Settings, fetch: FetchEnvironment, project_dir: Path
-) -> ServingContext:
-    """The stack's model resolved (fetched and verified; left unresolved by an offline
-    fetch of a remote source), its warmup records, and the serving image's build context:
-    what `pulumi up` builds, and what a rehearsal runs."""
-    request = ModelRequest(
-        source=settings.model_source,
-        name=settings.model_name,
-        default_version=settings.model_version,
-        pinned_sha256=settings.model_sha256,
-    )
-    model = resolve_model(request, fetch)
-    warmup = plan_warmup(settings.model_name, model, settings.warmup)
-    context = write_build_context(
-        settings.model_name,
-        model,
-        settings.tf_serving_version,
-        settings.tf_serving_variant,
-        project_dir,
-        warmup=warmup,
-    )
-    return ServingContext(model, warmup, context)

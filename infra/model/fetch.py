@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from infra.errors import ModelSourceError
+from infra.inputs.errors import ModelSourceError
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 USER_AGENT = "tfserving-gke (model fetch)"

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra.errors import ModelSourceError
+from infra.inputs.errors import ModelSourceError
 
 SAVED_MODEL_FILE = "saved_model.pb"
 VARIABLES_DIR = "variables"

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from infra.errors import ModelSourceError
+from infra.inputs.errors import ModelSourceError
 from infra.model.archive import ExtractionLimits, safe_extract
 from infra.model.fetch import HttpClient, RetryPolicy, check_url_is_safe, github_release_asset
 from infra.model.layout import SAVED_MODEL_FILE, ModelArtifact, inspect_local_model, is_version_dir

@@ -19,8 +19,8 @@ from typing import Any
 
 import yaml
 
+from infra.design.settings import DEFAULT
 from infra.plan.render import SCHEMA, layer_name, setting_text
-from infra.settings import DEFAULT
 
 KUBERNETES_PREFIX = "kubernetes:"
 MAX_DIFF_LINES = 200

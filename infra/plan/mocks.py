@@ -15,7 +15,7 @@ from typing import Any
 import pulumi
 from pulumi.runtime import mocks, rpc
 
-from infra.settings import PROJECT_DIR
+from infra.design.settings import PROJECT_DIR
 
 SECRET = "[secret]"
 PLACEHOLDERS = {

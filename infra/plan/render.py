@@ -26,12 +26,12 @@ from typing import Any
 
 import yaml
 
-from infra.experiment import ExperimentDesign
-from infra.manifests import MANIFEST_NOTES, MANIFEST_ORDER
+from infra.design.experiment import ExperimentDesign
+from infra.design.manifests import MANIFEST_NOTES, MANIFEST_ORDER
+from infra.design.pricing import CostEstimate, CostLine, hours_per_month
+from infra.design.settings import DEFAULT, FROM_MODEL_SOURCE
 from infra.plan.mocks import PLACEHOLDERS, DeclaredResource
 from infra.plan.run import StackPlan
-from infra.pricing import CostEstimate, CostLine, hours_per_month
-from infra.settings import DEFAULT, FROM_MODEL_SOURCE
 
 SCHEMA = "tfserving-gke/plan/v1"
 KUBERNETES_PREFIX = "kubernetes:"
@@ -149,7 +149,12 @@ def kubernetes_manifests(plan: StackPlan) -> list[tuple[str, dict[str, Any]]]:
     manifests = []
     kube = sorted(
         (r for r in plan.recording.resources if r.custom and r.type.startswith(KUBERNETES_PREFIX)),
-        key=lambda r: MANIFEST_ORDER.index(str(r.inputs["kind"]).lower()),
+        # Kind, then name: two objects of one kind (the NetworkPolicies) keep their numbers
+        # whatever order the program's registrations arrived in.
+        key=lambda r: (
+            MANIFEST_ORDER.index(str(r.inputs["kind"]).lower()),
+            str((r.inputs.get("metadata") or {}).get("name", "")),
+        ),
     )
     for index, resource in enumerate(kube, start=1):
         obj = ordered(resource.inputs)
@@ -163,7 +168,7 @@ def _resource_json(resource: DeclaredResource) -> dict[str, Any]:
         "name": resource.name,
         "parent": _short(resource.parent),
         "custom": resource.custom,
-        "inputs": resource.inputs,
+        "inputs": ordered(resource.inputs),  # keys sorted: the same plan, the same bytes
         "dependencies": [_short(urn) for urn in resource.dependencies],
         "provider": _short(resource.provider),
         "deleteBeforeReplace": resource.delete_before_replace,

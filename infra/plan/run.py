@@ -15,10 +15,8 @@ from pulumi.runtime import settings as runtime_settings
 from pulumi.runtime.stack import run_in_stack
 from pulumi.runtime.sync_await import _sync_await
 
-from infra.errors import ConfigError
-from infra.experiment import ExperimentDesign, design_experiment
-from infra.plan.mocks import PlanMocks, Recording, RecordingMonitor
-from infra.settings import (
+from infra.design.experiment import ExperimentDesign, design_experiment
+from infra.design.settings import (
     EXPERIMENTS_DIR,
     NO_PRESET,
     PLACEHOLDER_GCP_PROJECT,
@@ -30,7 +28,14 @@ from infra.settings import (
     project_name,
     resolve_settings,
 )
-from infra.stack_config import OFFLINE_ENV, keys_set_in_stack_file, stack_file, stack_file_config
+from infra.design.stack_config import (
+    OFFLINE_ENV,
+    keys_set_in_stack_file,
+    stack_file,
+    stack_file_config,
+)
+from infra.inputs.errors import ConfigError
+from infra.plan.mocks import PlanMocks, Recording, RecordingMonitor
 
 PROGRAM = PROJECT_DIR / "__main__.py"
 

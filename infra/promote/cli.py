@@ -9,14 +9,14 @@ from typing import Any
 
 import yaml
 
-from infra.errors import ConfigError, InputError
-from infra.experiment import ExperimentDesign, design_experiment
-from infra.facts import load
+from infra.data import load
+from infra.design.experiment import ExperimentDesign, design_experiment
+from infra.design.settings import available_presets, project_name, resolve_values
+from infra.design.stack_config import stack_file
+from infra.inputs.errors import ConfigError, InputError
 from infra.inputs.files import json_object
 from infra.inputs.values import output_file, positive_int, project_id, stack_name
 from infra.promote.config import Winner, production_settings, winner_from_report
-from infra.settings import available_presets, project_name, resolve_values
-from infra.stack_config import stack_file
 from infra.sweep.report import REPORT_JSON
 
 

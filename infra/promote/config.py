@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from infra.experiment import ExperimentDesign
+from infra.design.experiment import ExperimentDesign
 
 MAX_REPLICAS_FACTOR = 2
 _GITHUB_LATEST = re.compile(r"^(github:[^@#]+)@latest(#.+)$")

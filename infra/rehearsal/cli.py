@@ -15,10 +15,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from infra.experiment import ExperimentDesign
+from infra.design.experiment import ExperimentDesign
+from infra.design.manifests import STARTUP_SECONDS_MAX
+from infra.design.settings import PROJECT_DIR
+from infra.design.stack_config import fetch_environment, serving_context
+from infra.design.tfserving import GRPC_PORT, REST_PORT, config_files
 from infra.inputs.values import positive, stack_name
-from infra.manifests import STARTUP_SECONDS_MAX
-from infra.model.build_context import STAGED_DIR_MODE, STAGED_FILE_MODE, serving_context
+from infra.model.build_context import STAGED_DIR_MODE, STAGED_FILE_MODE
 from infra.plan.run import design_stack
 from infra.rehearsal.commands import Ports, Rehearsal, rehearsal
 from infra.rehearsal.docker import (
@@ -29,9 +32,6 @@ from infra.rehearsal.docker import (
     docker_missing,
     wait_until_available,
 )
-from infra.settings import PROJECT_DIR
-from infra.stack_config import fetch_environment
-from infra.tfserving import GRPC_PORT, REST_PORT, config_files
 
 REHEARSAL_ROOT = Path("build") / "rehearsal"
 LOG_TAIL = 40

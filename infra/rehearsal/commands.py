@@ -14,9 +14,9 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra.experiment import ExperimentDesign
+from infra.design.experiment import ExperimentDesign
+from infra.design.tfserving import CONFIG_DIR, GRPC_PORT, ONEDNN_ENV, REST_PORT, server_args
 from infra.model.build_context import RUN_AS_GID, RUN_AS_UID
-from infra.tfserving import CONFIG_DIR, GRPC_PORT, ONEDNN_ENV, REST_PORT, server_args
 
 IMAGE_PREFIX = "tfserving-gke-rehearsal"
 CONTAINER_PREFIX = "tfserving-gke-rehearse"

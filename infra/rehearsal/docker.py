@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from infra.tfserving import model_status_path
+from infra.design.tfserving import model_status_path
 
 AVAILABLE = "AVAILABLE"
 

@@ -15,14 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from infra.errors import ConfigError, InputError, ModelSourceError, did_you_mean
-from infra.experiment import design_experiment
-from infra.inputs.values import project_id, stack_name
-from infra.model.source import check_pinned_sha256
-from infra.plan.render import describe
-from infra.plan.run import StackPlan, plan_stack
-from infra.scaffold.stack_file import NewStack, render
-from infra.settings import (
+from infra.design.experiment import design_experiment
+from infra.design.settings import (
     NO_PRESET,
     available_presets,
     load_declarations,
@@ -30,7 +24,13 @@ from infra.settings import (
     project_name,
     resolve_values,
 )
-from infra.stack_config import stack_file
+from infra.design.stack_config import stack_file
+from infra.inputs.errors import ConfigError, InputError, ModelSourceError, did_you_mean
+from infra.inputs.values import project_id, stack_name
+from infra.model.source import check_pinned_sha256
+from infra.plan.render import describe
+from infra.plan.run import StackPlan, plan_stack
+from infra.scaffold.stack_file import NewStack, render
 
 # Commands up to this long get their comment beside them; longer ones, on the line above.
 COMMAND_WIDTH = 64

@@ -14,8 +14,8 @@ from typing import Any
 
 import yaml
 
-from infra.experiment import ExperimentDesign
-from infra.settings import Declaration
+from infra.design.experiment import ExperimentDesign
+from infra.design.settings import Declaration
 
 # Settings a new stack's owner changes next, in the order they come up.
 NEXT_SETTINGS = (

@@ -12,8 +12,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from infra.errors import ConfigError
-from infra.settings import MAX_NODE_COUNT, Settings, no_effect
+from infra.design.settings import MAX_NODE_COUNT, Settings, no_effect
+from infra.inputs.errors import ConfigError
 
 # The autoscaler's CPU target, in percent of each pod's request: below 10 it would
 # scale on noise, above 95 there is no headroom left for a spike while a node is added.

@@ -16,9 +16,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from infra.errors import ConfigError
-from infra.machine import machine_family
-from infra.pricing import catalogue
+from infra.design.machine import machine_family
+from infra.design.pricing import catalogue
+from infra.inputs.errors import ConfigError
 from infra.search.objective import Goal
 from infra.search.replay import (
     Replay,

@@ -25,13 +25,13 @@ from infra.bench.capacity import LIMITED, UNBALANCED
 from infra.bench.confidence import FAIL, PASS
 from infra.bench.report import LIMITED as REPORT_LIMITED
 from infra.bench.report import UNBALANCED as REPORT_UNBALANCED
-from infra.errors import ConfigError, InputError, did_you_mean
-from infra.facts import DATA_DIR
+from infra.data import DATA_DIR
+from infra.design.settings import coerce_setting, load_declarations
+from infra.inputs.errors import ConfigError, InputError, did_you_mean
 from infra.inputs.files import read_json
 from infra.search.objective import Goal
 from infra.search.space import Candidate, SearchSpace
 from infra.search.strategy import Outcome, Search
-from infra.settings import coerce_setting, load_declarations
 from infra.sweep.durations import Durations, SearchSettings
 
 RESULTS_SCHEMA = "tfserving-gke/search-results/v1"

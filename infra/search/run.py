@@ -17,10 +17,10 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from infra.design.settings import NO_PRESET, load_declarations
 from infra.search.objective import Goal
 from infra.search.space import Candidate, SearchSpace
 from infra.search.strategy import Outcome, Search
-from infra.settings import NO_PRESET, load_declarations
 from infra.sweep.changes import Step, plan_steps
 from infra.sweep.design import SweepDesign, sweep_settings
 from infra.sweep.estimate import Phase, destroy_phase, sweep_estimate

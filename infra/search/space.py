@@ -29,20 +29,20 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from infra.errors import ConfigError, InputError, ModelSourceError, did_you_mean
-from infra.experiment import ExperimentDesign
-from infra.inputs.files import yaml_mapping
-from infra.machine import pod_cpu_cores
-from infra.plan.run import design_stack
-from infra.pricing import NodeGroup, node_group_lines
-from infra.search.objective import Price
-from infra.settings import (
+from infra.design.experiment import ExperimentDesign
+from infra.design.machine import pod_cpu_cores
+from infra.design.pricing import NodeGroup, node_group_lines
+from infra.design.settings import (
     BATCHING_SETTINGS,
     SECRET_SETTINGS,
     available_presets,
     coerce_setting,
     load_declarations,
 )
+from infra.inputs.errors import ConfigError, InputError, ModelSourceError, did_you_mean
+from infra.inputs.files import yaml_mapping
+from infra.plan.run import design_stack
+from infra.search.objective import Price
 from infra.sweep.design import reference_experiments
 
 # Settings the sweep sets on its stack itself, and settings a measured configuration must

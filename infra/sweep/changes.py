@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from infra.facts import load
+from infra.data import load
 from infra.sweep.durations import Durations
 from infra.sweep.experiment import Planned
 

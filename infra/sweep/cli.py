@@ -12,7 +12,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from infra.errors import ConfigError, InputError, ModelSourceError, did_you_mean
+from infra.design.settings import (
+    PLACEHOLDER_GCP_PROJECT,
+    PROJECT_DIR,
+    coerce_setting,
+    load_declarations,
+    project_name,
+)
+from infra.design.stack_config import fetch_environment
+from infra.inputs.errors import ConfigError, InputError, ModelSourceError, did_you_mean
 from infra.inputs.values import (
     fraction,
     input_file,
@@ -41,14 +49,6 @@ from infra.search.cli import (
 from infra.search.objective import Goal
 from infra.search.space import Candidate
 from infra.search.strategy import SAMPLERS, Search
-from infra.settings import (
-    PLACEHOLDER_GCP_PROJECT,
-    PROJECT_DIR,
-    coerce_setting,
-    load_declarations,
-    project_name,
-)
-from infra.stack_config import fetch_environment
 from infra.sweep.design import (
     DEFAULT_STACK,
     SEARCH_SIGNATURE,

@@ -10,14 +10,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from infra.bench.pool import POOL_NAME
-from infra.errors import ConfigError, ModelSourceError
-from infra.facts import read_yaml
+from infra.data import read_yaml
+from infra.design.load_generator import POOL_NAME
+from infra.design.pricing import NodeGroup, node_group_lines
+from infra.design.settings import EXPERIMENTS_DIR, available_presets
+from infra.inputs.errors import ConfigError, ModelSourceError
 from infra.loadgen.tensors import PayloadError, outputs_inputs, payload_protocol
 from infra.plan.render import plan_json
 from infra.plan.run import StackPlan, plan_stack
-from infra.pricing import NodeGroup, node_group_lines
-from infra.settings import EXPERIMENTS_DIR, available_presets
 from infra.sweep.changes import NODE_POOL, SERVING_POOL_NAME, Step, plan_steps, teardown
 from infra.sweep.durations import Durations, SearchSettings
 from infra.sweep.estimate import Estimate, separate_estimate, sweep_estimate

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from infra.facts import load
+from infra.data import load
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from infra.machine import Resources
+from infra.design.machine import Resources
 
 
 @dataclass(frozen=True)

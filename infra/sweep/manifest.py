@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from infra.errors import ConfigError, InputError
+from infra.inputs.errors import ConfigError, InputError
 from infra.inputs.files import json_object
 from infra.sweep.experiment import Planned
 

@@ -18,7 +18,7 @@ load-generator nodes and a surge node at once.
 
 `check` compares them with the quotas Compute Engine's `regions.get` and `projects.get`
 answer (`quotas: [{metric, limit, usage}]`); `fetch_region` and `fetch_project` read those
-with the gcloud account's access token (infra/gcloud.py).
+with the gcloud account's access token (infra/gcp/credentials.py).
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from typing import Any
 
 import requests
 
-from infra.gcloud import GcloudError, access_token
-from infra.machine import family_facts, machine_family
+from infra.design.machine import family_facts, machine_family
+from infra.gcp.credentials import GcloudError, access_token
 from infra.sweep.changes import Step
 from infra.sweep.durations import Durations
 from infra.sweep.experiment import Planned

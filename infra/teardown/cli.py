@@ -9,10 +9,10 @@ import shutil
 from collections.abc import Callable
 from typing import Any
 
-from infra.errors import ConfigError
-from infra.gcloud import GcloudError, access_token
+from infra.design.settings import PROJECT_DIR
+from infra.gcp.credentials import GcloudError, access_token
+from infra.inputs.errors import ConfigError
 from infra.inputs.values import positive, project_id, stack_name
-from infra.settings import PROJECT_DIR
 from infra.teardown.cloud import exists
 from infra.teardown.pending import CloudResource
 from infra.teardown.run import (

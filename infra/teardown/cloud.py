@@ -1,5 +1,5 @@
 """Ask GCP whether a pending create's resource exists: one GET on the API that owns it,
-with the gcloud account's access token (infra/gcloud.py). 200 is yes, 404 is no; anything
+with the gcloud account's access token (infra/gcp/credentials.py). 200 is yes, 404 is no; anything
 else is an answer we cannot act on, said as such."""
 
 from __future__ import annotations

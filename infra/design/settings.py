@@ -19,16 +19,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from infra.errors import ConfigError, InputError, did_you_mean
-from infra.facts import load, read_yaml
+from infra.data import load, read_yaml
+from infra.design.naming import image_repository_name
+from infra.inputs.errors import ConfigError, InputError, did_you_mean
 from infra.inputs.values import project_problem as gcp_project_problem
-from infra.naming import image_repository_name
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+PROJECT_DIR = Path(__file__).resolve().parents[2]
 PROJECT_FILE = PROJECT_DIR / "Pulumi.yaml"
 EXPERIMENTS_DIR = PROJECT_DIR / "experiments"
 NO_PRESET = "none"
-# Read at the edge (infra.stack_config) straight into the fetch environment, never into
+# Read at the edge (infra.design.stack_config) straight into the fetch environment, never into
 # Settings, so they cannot reach the plan, outputs or logs.
 SECRET_SETTINGS = frozenset({"githubToken"})
 # The GCP project a stack without gcp:project is planned with.

@@ -17,9 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from infra.experiment import design_experiment
-from infra.facts import read_yaml
-from infra.settings import (
+from infra.data import read_yaml
+from infra.design.experiment import design_experiment
+from infra.design.settings import (
     EXPERIMENTS_DIR,
     PROJECT_DIR,
     available_presets,

@@ -6,17 +6,17 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from infra.cluster_names import LOAD_GENERATOR
-from infra.errors import ConfigError
-from infra.facts import load
-from infra.machine import (
+from infra.data import load
+from infra.design.cluster_names import LOAD_GENERATOR
+from infra.design.machine import (
     MachineShape,
     Resources,
     family_facts,
     node_allocatable,
     parse_machine_type,
 )
-from infra.settings import Settings
+from infra.design.settings import Settings
+from infra.inputs.errors import ConfigError
 
 POOL_NAME = "load-generator"
 ROLE_LABEL = "tfserving-gke.io/role"

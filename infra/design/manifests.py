@@ -9,13 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from infra.cluster_names import BARRIER_PORT, LOAD_GENERATOR
-from infra.experiment import ExperimentDesign
-from infra.model.build_context import RUN_AS_GID, RUN_AS_UID, entrypoint
-from infra.monitoring.podmonitoring import collector_ingress, pod_monitoring
-from infra.naming import NODE_POOL_NAME, label_value
-from infra.scaling.manifests import horizontal_pod_autoscaler
-from infra.tfserving import (
+from infra.design.cluster_names import BARRIER_PORT, LOAD_GENERATOR
+from infra.design.experiment import ExperimentDesign
+from infra.design.naming import NODE_POOL_NAME, label_value
+from infra.design.tfserving import (
     CONFIG_DIR,
     GRPC_PORT,
     ONEDNN_ENV,
@@ -25,6 +22,9 @@ from infra.tfserving import (
     model_status_path,
     server_args,
 )
+from infra.model.build_context import RUN_AS_GID, RUN_AS_UID, entrypoint
+from infra.monitoring.podmonitoring import collector_ingress, pod_monitoring
+from infra.scaling.manifests import horizontal_pod_autoscaler
 
 APP_NAME = "tfserving"
 # A headless Service naming every ready serving pod in DNS: the in-cluster load generator

@@ -1,4 +1,5 @@
-"""The project's data files (infra/data/*.yaml: prices, GKE and E2 facts), parsed once."""
+"""The project's data files (the YAML files of this directory: prices, GKE, E2 and family
+facts, TF Serving's flags), parsed once."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import yaml
 
 from infra.inputs.files import yaml_mapping
 
-DATA_DIR = Path(__file__).parent / "data"
+DATA_DIR = Path(__file__).parent
 
 
 # libyaml's parser when PyYAML has it (the wheels do): the same safe loading, much faster.

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from infra.bench.pool import POOL_NAME
-from infra.experiment import ExperimentDesign
+from infra.design.experiment import ExperimentDesign
+from infra.design.load_generator import POOL_NAME
+from infra.design.tfserving import GRPC_PORT, REST_PORT, model_status_path
+from infra.design.ttl import EXPIRY_OUTPUT
 from infra.model.signatures import serving_inputs
 from infra.model.source import ResolvedModel
-from infra.tfserving import GRPC_PORT, REST_PORT, model_status_path
-from infra.ttl import EXPIRY_OUTPUT
 
 
 def experiment_outputs(

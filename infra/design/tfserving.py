@@ -8,8 +8,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from infra.facts import load
-from infra.machine import family_facts
+from infra.data import load
+from infra.design.machine import family_facts
 from infra.monitoring.names import METRICS_PATH
 
 GRPC_PORT = 8500

@@ -11,8 +11,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from infra.errors import ConfigError
-from infra.facts import load
+from infra.data import load
+from infra.inputs.errors import ConfigError
 
 MIB_PER_GIB = 1024
 

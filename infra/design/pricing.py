@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from infra.errors import ConfigError, did_you_mean
-from infra.facts import load
-from infra.machine import MachineShape
+from infra.data import load
+from infra.design.machine import MachineShape
+from infra.inputs.errors import ConfigError, did_you_mean
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from infra.bench.pool import POOL_NAME, LoadGeneratorDesign, design_load_generator
-from infra.errors import ConfigError
-from infra.facts import load
-from infra.machine import (
+from infra.data import load
+from infra.design.load_generator import POOL_NAME, LoadGeneratorDesign, design_load_generator
+from infra.design.machine import (
     MachineShape,
     Resources,
     boot_disk_performance,
@@ -23,10 +22,11 @@ from infra.machine import (
     serving_pod_requests,
     system_pod_reserve,
 )
-from infra.pricing import CostEstimate, NodeGroup, estimate_cost
+from infra.design.pricing import CostEstimate, NodeGroup, estimate_cost
+from infra.design.settings import STACK, Settings
+from infra.design.tfserving import BatchingParameters, ServerOptions, onednn
+from infra.inputs.errors import ConfigError
 from infra.scaling.design import AutoscalingDesign, design_autoscaling
-from infra.settings import STACK, Settings
-from infra.tfserving import BatchingParameters, ServerOptions, onednn
 
 THREADS_PER_CPU_FOR_IO = 4
 # TF Serving's batching guide (and session_bundle_config.proto): drive a batch of size B with

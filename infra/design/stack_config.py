@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,10 +15,8 @@ from typing import Any
 import pulumi
 from pulumi.runtime.config import CONFIG
 
-from infra.errors import ConfigError, InputError
-from infra.facts import read_yaml
-from infra.model.source import FetchEnvironment
-from infra.settings import (
+from infra.data import read_yaml
+from infra.design.settings import (
     PROJECT_DIR,
     SECRET_SETTINGS,
     Settings,
@@ -25,6 +24,10 @@ from infra.settings import (
     project_name,
     resolve_settings,
 )
+from infra.inputs.errors import ConfigError, InputError
+from infra.model.build_context import BuildContext, write_build_context
+from infra.model.source import FetchEnvironment, ModelRequest, ResolvedModel, resolve_model
+from infra.warmup.records import Warmup, plan_warmup
 
 # Set by the offline plan: resolve model sources from the cache only, never the network.
 OFFLINE_ENV = "TFSERVING_GKE_OFFLINE"
@@ -137,3 +140,37 @@ def settings_from_pulumi() -> tuple[Settings, FetchEnvironment]:
         settings.github_api_url, settings.model_max_download_mb, config.get("githubToken") or ""
     )
     return settings, fetch
+
+
+@dataclass(frozen=True)
+class ServingContext:
+    """What the serving image is built from: the model, its warmup records, the context."""
+
+    model: ResolvedModel
+    warmup: Warmup
+    context: BuildContext
+
+
+def serving_context(
+    settings: Settings, fetch: FetchEnvironment, project_dir: Path
+) -> ServingContext:
+    """The stack's model resolved (fetched and verified; left unresolved by an offline
+    fetch of a remote source), its warmup records, and the serving image's build context:
+    what `pulumi up` builds, and what a rehearsal runs."""
+    request = ModelRequest(
+        source=settings.model_source,
+        name=settings.model_name,
+        default_version=settings.model_version,
+        pinned_sha256=settings.model_sha256,
+    )
+    model = resolve_model(request, fetch)
+    warmup = plan_warmup(settings.model_name, model, settings.warmup)
+    context = write_build_context(
+        settings.model_name,
+        model,
+        settings.tf_serving_version,
+        settings.tf_serving_variant,
+        project_dir,
+        warmup=warmup,
+    )
+    return ServingContext(model, warmup, context)
