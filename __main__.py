@@ -13,6 +13,7 @@ from infra.components.image import ContextImage, ImageArgs, ServingImage
 from infra.components.workload import ServingWorkload
 from infra.design.experiment import design_experiment
 from infra.design.manifests import render_manifests
+from infra.design.monitoring.dashboard import dashboard
 from infra.design.naming import (
     cluster_name,
     cost_labels,
@@ -25,7 +26,6 @@ from infra.design.settings import PROJECT_DIR
 from infra.design.stack_config import deploy_time, serving_context, settings_from_pulumi
 from infra.design.ttl import expires_at
 from infra.inputs.errors import ConfigError, ModelSourceError
-from infra.monitoring.dashboard import dashboard
 
 try:
     settings, fetch = settings_from_pulumi()

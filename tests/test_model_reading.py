@@ -22,9 +22,9 @@ from infra.model.source import (
     describe_model,
     resolve_model,
 )
-from infra.warmup.check import MAX_RECORDS, warmup_file_problems
-from infra.warmup.records import plan_warmup
-from infra.warmup.tfrecord import decode, encode
+from infra.model.warmup.check import MAX_RECORDS, warmup_file_problems
+from infra.model.warmup.records import plan_warmup
+from infra.model.warmup.tfrecord import decode, encode
 from tests.conftest import ROOT, PlanFn
 from tests.model_archives import TINY_MODEL
 from tests.tfserving_protos import PredictionLog

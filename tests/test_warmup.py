@@ -23,8 +23,8 @@ from infra.model.source import (
     ResolvedModel,
     resolve_model,
 )
-from infra.warmup.records import Warmup, generate, plan_warmup
-from infra.warmup.tfrecord import crc32c, decode, encode, masked_crc32c
+from infra.model.warmup.records import Warmup, generate, plan_warmup
+from infra.model.warmup.tfrecord import crc32c, decode, encode, masked_crc32c
 from tests.conftest import ROOT, PlanFn
 from tests.model_archives import TINY_MODEL
 from tests.tfserving_protos import LOG_TYPES, PredictionLog
@@ -33,7 +33,7 @@ CONTEXT_WARMUP = f"models/tiny_classifier/1/{WARMUP_FILE}"
 
 
 def masked(data: bytes) -> int:
-    """TensorFlow's mask over Google's CRC32C (crc32c.h), independent of infra.warmup."""
+    """TensorFlow's mask over Google's CRC32C (crc32c.h), independent of infra.model.warmup."""
     crc = int(google_crc32c.value(data))
     return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 

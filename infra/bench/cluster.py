@@ -31,8 +31,8 @@ from infra.bench import pods as pod_states
 from infra.bench.fanout import results_from_output, run_deadline_s
 from infra.design.machine import Resources
 from infra.design.manifests import APP_NAME
-from infra.design.tfserving import GRPC_PORT, REST_PORT
 from infra.loadgen.spec import WorkerError, WorkerSpec
+from infra.model.serving import GRPC_PORT, REST_PORT
 
 POLL_S = 5.0
 LISTEN_ALL = "0.0.0.0"

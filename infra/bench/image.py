@@ -20,11 +20,11 @@ IMPORTED = (
     "infra/__init__.py",
     "infra/design/__init__.py",
     "infra/design/cluster_names.py",
+    "infra/design/monitoring/__init__.py",
+    "infra/design/monitoring/names.py",
     "infra/model/__init__.py",
     "infra/model/apis.py",
     "infra/model/protos.py",
-    "infra/monitoring/__init__.py",
-    "infra/monitoring/names.py",
 )
 MODULES = (
     *IMPORTED,

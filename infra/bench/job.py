@@ -16,7 +16,7 @@ from infra.design.cluster_names import BARRIER_PORT
 from infra.design.load_generator import POOL_NAME, ROLE, TAINT_KEY
 from infra.design.machine import Resources
 from infra.design.manifests import APP_NAME, CONTAINER_SECURITY, POD_SECURITY, PODS_SERVICE_NAME
-from infra.design.tfserving import GRPC_PORT, REST_PORT
+from infra.model.serving import GRPC_PORT, REST_PORT
 
 NAME_PREFIX = "tfserving-bench"
 RUN_LABEL = "tfserving-gke.io/bench-run"

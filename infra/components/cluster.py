@@ -12,7 +12,7 @@ import pulumi_kubernetes as k8s
 
 from infra.design.load_generator import POOL_NAME, ROLE, ROLE_LABEL, TAINT_KEY, LoadGeneratorDesign
 from infra.design.naming import NODE_POOL_NAME
-from infra.scaling.design import AutoscalingDesign
+from infra.design.scaling.design import AutoscalingDesign
 
 # What nodes need and no more: GKE's minimal node role (logs, metrics, resource
 # metadata), and reading the image, granted on the repository itself by the image component.

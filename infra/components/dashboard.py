@@ -1,4 +1,4 @@
-"""The stack's Cloud Monitoring dashboard (JSON from infra.monitoring.dashboard)."""
+"""The stack's Cloud Monitoring dashboard (JSON from infra.design.monitoring.dashboard)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import pulumi
 import pulumi_gcp as gcp
 
-from infra.monitoring.dashboard import dashboard_url
+from infra.design.monitoring.dashboard import dashboard_url
 
 
 class StackDashboard(pulumi.ComponentResource):

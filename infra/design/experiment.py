@@ -23,10 +23,10 @@ from infra.design.machine import (
     system_pod_reserve,
 )
 from infra.design.pricing import CostEstimate, NodeGroup, estimate_cost
+from infra.design.scaling.design import AutoscalingDesign, design_autoscaling
 from infra.design.settings import STACK, Settings
 from infra.design.tfserving import BatchingParameters, ServerOptions, onednn
 from infra.inputs.errors import ConfigError
-from infra.scaling.design import AutoscalingDesign, design_autoscaling
 
 THREADS_PER_CPU_FOR_IO = 4
 # TF Serving's batching guide (and session_bundle_config.proto): drive a batch of size B with

@@ -11,20 +11,19 @@ from typing import Any
 
 from infra.design.cluster_names import BARRIER_PORT, LOAD_GENERATOR
 from infra.design.experiment import ExperimentDesign
+from infra.design.monitoring.podmonitoring import collector_ingress, pod_monitoring
 from infra.design.naming import NODE_POOL_NAME, label_value
+from infra.design.scaling.manifests import horizontal_pod_autoscaler
 from infra.design.tfserving import (
     CONFIG_DIR,
-    GRPC_PORT,
     ONEDNN_ENV,
-    REST_PORT,
     config_files,
     config_files_sha256,
     model_status_path,
     server_args,
 )
 from infra.model.build_context import RUN_AS_GID, RUN_AS_UID, entrypoint
-from infra.monitoring.podmonitoring import collector_ingress, pod_monitoring
-from infra.scaling.manifests import horizontal_pod_autoscaler
+from infra.model.serving import GRPC_PORT, REST_PORT
 
 APP_NAME = "tfserving"
 # A headless Service naming every ready serving pod in DNS: the in-cluster load generator

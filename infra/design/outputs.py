@@ -7,8 +7,9 @@ from typing import Any
 
 from infra.design.experiment import ExperimentDesign
 from infra.design.load_generator import POOL_NAME
-from infra.design.tfserving import GRPC_PORT, REST_PORT, model_status_path
+from infra.design.tfserving import model_status_path
 from infra.design.ttl import EXPIRY_OUTPUT
+from infra.model.serving import GRPC_PORT, REST_PORT
 from infra.model.signatures import serving_inputs
 from infra.model.source import ResolvedModel
 

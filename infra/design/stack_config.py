@@ -27,7 +27,7 @@ from infra.design.settings import (
 from infra.inputs.errors import ConfigError, InputError
 from infra.model.build_context import BuildContext, write_build_context
 from infra.model.source import FetchEnvironment, ModelRequest, ResolvedModel, resolve_model
-from infra.warmup.records import Warmup, plan_warmup
+from infra.model.warmup.records import Warmup, plan_warmup
 
 # Set by the offline plan: resolve model sources from the cache only, never the network.
 OFFLINE_ENV = "TFSERVING_GKE_OFFLINE"

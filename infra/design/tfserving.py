@@ -10,15 +10,12 @@ from dataclasses import dataclass
 
 from infra.data import load
 from infra.design.machine import family_facts
-from infra.monitoring.names import METRICS_PATH
+from infra.design.monitoring.names import METRICS_PATH
+from infra.model.serving import GRPC_PORT, REST_PORT, model_base_path
 
-GRPC_PORT = 8500
-REST_PORT = 8501
-MODEL_BASE_DIR = "/models"
 CONFIG_DIR = "/etc/tfs-config"
 BATCHING_FILE = "batching_config.txt"
 MONITORING_FILE = "monitoring_config.txt"
-SERVER_BINARY = "/usr/bin/tensorflow_model_server"
 
 
 @dataclass(frozen=True)
@@ -83,11 +80,6 @@ def onednn(setting: str, family: str) -> tuple[str, str]:
         f"off: TensorFlow's default on {family.upper()}, whose CPUs have none of "
         f"{', '.join(ONEDNN_INSTRUCTIONS)} (set oneDnn on to measure it with oneDNN)"
     )
-
-
-def model_base_path(model_name: str) -> str:
-    """--model_base_path: the directory holding the model's numeric version directories."""
-    return f"{MODEL_BASE_DIR}/{model_name}"
 
 
 def batching_parameters_text(params: BatchingParameters) -> str:

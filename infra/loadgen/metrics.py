@@ -21,7 +21,7 @@ from typing import Any
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from infra.monitoring.names import METRICS_PATH, REQUEST_COUNT, REQUEST_LATENCY
+from infra.design.monitoring.names import METRICS_PATH, REQUEST_COUNT, REQUEST_LATENCY
 
 
 @dataclass

@@ -23,6 +23,7 @@ from typing import Any  # noqa: E402
 
 import gevent  # noqa: E402
 
+from infra.design.monitoring.names import METRICS_PATH  # noqa: E402
 from infra.loadgen import metrics  # noqa: E402
 from infra.loadgen.barrier import BarrierError, monotonic_at, start_time  # noqa: E402
 from infra.loadgen.spec import (  # noqa: E402
@@ -41,7 +42,6 @@ from infra.loadgen.tensors import (  # noqa: E402
     payload_protocol,
     sample_payload,
 )
-from infra.monitoring.names import METRICS_PATH  # noqa: E402
 
 SCRAPE_TIMEOUT_S = 5.0
 

@@ -17,15 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from infra.data import load
-from infra.design.tfserving import (
-    GRPC_PORT,
-    MODEL_BASE_DIR,
-    REST_PORT,
-    SERVER_BINARY,
-    model_base_path,
-)
+from infra.model.serving import GRPC_PORT, MODEL_BASE_DIR, REST_PORT, SERVER_BINARY, model_base_path
 from infra.model.source import ResolvedModel
-from infra.warmup.records import Warmup
+from infra.model.warmup.records import Warmup
 
 BASE_IMAGE_REPOSITORY = "tensorflow/serving"
 BUILD_ROOT = Path("build") / "images"

@@ -27,7 +27,7 @@ from infra.model.archive import ExtractionLimits, safe_extract
 from infra.model.fetch import HttpClient, RetryPolicy, check_url_is_safe, github_release_asset
 from infra.model.layout import SAVED_MODEL_FILE, ModelArtifact, inspect_local_model, is_version_dir
 from infra.model.signatures import Signature, read_saved_model
-from infra.warmup.check import describe_problems, warmup_file_problems
+from infra.model.warmup.check import describe_problems, warmup_file_problems
 
 CACHE_DIR = Path("build") / "cache"
 WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"

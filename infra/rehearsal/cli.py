@@ -19,9 +19,10 @@ from infra.design.experiment import ExperimentDesign
 from infra.design.manifests import STARTUP_SECONDS_MAX
 from infra.design.settings import PROJECT_DIR
 from infra.design.stack_config import fetch_environment, serving_context
-from infra.design.tfserving import GRPC_PORT, REST_PORT, config_files
+from infra.design.tfserving import config_files
 from infra.inputs.values import positive, stack_name
 from infra.model.build_context import STAGED_DIR_MODE, STAGED_FILE_MODE
+from infra.model.serving import GRPC_PORT, REST_PORT
 from infra.plan.run import design_stack
 from infra.rehearsal.commands import Ports, Rehearsal, rehearsal
 from infra.rehearsal.docker import (

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from infra.design.experiment import ExperimentDesign
-from infra.design.tfserving import CONFIG_DIR, GRPC_PORT, ONEDNN_ENV, REST_PORT, server_args
+from infra.design.tfserving import CONFIG_DIR, ONEDNN_ENV, server_args
 from infra.model.build_context import RUN_AS_GID, RUN_AS_UID
+from infra.model.serving import GRPC_PORT, REST_PORT
 
 IMAGE_PREFIX = "tfserving-gke-rehearsal"
 CONTAINER_PREFIX = "tfserving-gke-rehearse"

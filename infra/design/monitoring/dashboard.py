@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from infra.design.monitoring.names import REQUEST_COUNT, REQUEST_LATENCY
 from infra.design.naming import label_value
-from infra.monitoring.names import REQUEST_COUNT, REQUEST_LATENCY
 
 COLUMNS = 48
 TILE_WIDTH = 24

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from infra.scaling.design import AutoscalingDesign
+from infra.design.scaling.design import AutoscalingDesign
 
 SCALE_UP_WINDOW_S = 60
 SCALE_DOWN_WINDOW_S = 600

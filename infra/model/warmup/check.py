@@ -21,7 +21,7 @@ from google.protobuf.message import DecodeError
 
 from infra.model.apis import PredictionLog
 from infra.model.signatures import DENSE, DTYPES, ITEM_BYTES, Signature, TensorSpec
-from infra.warmup.tfrecord import decode
+from infra.model.warmup.tfrecord import decode
 
 PREDICT_METHOD = "tensorflow/serving/predict"
 CLASSIFY_METHOD = "tensorflow/serving/classify"

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from infra.monitoring.names import METRICS_PATH
+from infra.design.monitoring.names import METRICS_PATH
 
 API_VERSION = "monitoring.googleapis.com/v1"
 SCRAPE_INTERVAL = "30s"

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from infra.model.apis import PredictionLog
 from infra.model.signatures import DENSE, DTYPES, ITEM_BYTES, Signature
 from infra.model.source import WARMUP_FILE, ResolvedModel
-from infra.warmup.check import MAX_RECORDS, PREDICT_METHOD
-from infra.warmup.tfrecord import encode
+from infra.model.warmup.check import MAX_RECORDS, PREDICT_METHOD
+from infra.model.warmup.tfrecord import encode
 
 _DTYPE_ENUM = {name: number for number, name in DTYPES.items()}
 

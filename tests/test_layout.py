@@ -1,0 +1,63 @@
+"""The tree shows the architecture: the root of infra/ is the command line only, and no two
+packages import each other (imports run one way, from the command line down to the data)."""
+
+from __future__ import annotations
+
+import ast
+from collections import defaultdict
+from pathlib import Path
+
+from tests.conftest import ROOT
+
+INFRA = ROOT / "infra"
+# The one pair left: a sweep of a list and a search still share a run loop through each
+# other's modules, until they are one campaign path.
+KNOWN_MUTUAL = {frozenset({"search", "sweep"})}
+
+
+def package_imports(infra: Path = INFRA) -> dict[str, set[str]]:
+    """For each top-level package (or root module) of infra/, the others it imports."""
+    edges: dict[str, set[str]] = defaultdict(set)
+    for path in infra.rglob("*.py"):
+        parts = path.relative_to(infra).parts
+        here = parts[0] if len(parts) > 1 else parts[0].removesuffix(".py")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("infra."):
+                there = str(node.module).split(".")[1]
+                if there != here:
+                    edges[here].add(there)
+    return edges
+
+
+def test_the_root_of_infra_is_the_command_line_only() -> None:
+    modules = sorted(p.name for p in INFRA.glob("*.py"))
+    assert modules == ["__init__.py", "__main__.py", "cli.py"]
+    for directory in (p for p in INFRA.iterdir() if p.is_dir() and p.name != "__pycache__"):
+        if directory.name == "data" or any(directory.glob("*.py")):
+            assert (directory / "__init__.py").is_file(), f"{directory} is not a package"
+
+
+def test_no_two_packages_import_each_other() -> None:
+    edges = package_imports()
+    mutual = {
+        frozenset({a, b}) for a, targets in edges.items() for b in targets if a in edges.get(b, ())
+    }
+    assert mutual <= KNOWN_MUTUAL, f"packages importing each other: {mutual - KNOWN_MUTUAL}"
+
+
+def test_the_design_imports_nothing_that_talks_to_clusters_or_measures() -> None:
+    edges = package_imports()
+    above = {"bench", "loadgen", "sweep", "search", "promote", "teardown", "components", "plan",
+             "cli", "rehearsal", "scaffold", "docs"}  # fmt: skip
+    assert not edges["design"] & above, edges["design"] & above
+    assert not edges["model"] & (above | {"design"}), edges["model"]
+    assert not edges["inputs"] - {"data"}, edges["inputs"]
+
+
+def test_a_cycle_would_be_seen(tmp_path: Path) -> None:
+    """The check reads real imports: two packages naming each other are caught."""
+    for name, other in (("a", "b"), ("b", "a")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "__init__.py").write_text(f"from infra.{other}.x import y\n")
+    edges = package_imports(tmp_path)
+    assert edges == {"a": {"b"}, "b": {"a"}}
