@@ -1,0 +1,32 @@
+"""Where configurations lie from each other in a space: what the strategies share."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from infra.search.space import Candidate, SearchSpace
+
+
+def choice(value: Any) -> Any:
+    """A feature as Optuna's categorical choices hold it (None, bool, int, float, str)."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return repr(value)
+
+
+def distance(candidate: Candidate, params: Mapping[str, Any], space: SearchSpace) -> float:
+    """How far a configuration is from the proposal: per dimension 0 when equal, else the
+    distance between the values' positions for numbers (as a fraction), 1 for the rest."""
+    total = 0.0
+    for key, values in space.dimensions.items():
+        mine, wanted = choice(candidate.features[key]), params.get(key)
+        if mine == wanted:
+            continue
+        numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+        if mine in numbers and wanted in numbers and len(numbers) > 1:
+            ordered = sorted(numbers)
+            total += abs(ordered.index(mine) - ordered.index(wanted)) / (len(ordered) - 1)
+        else:
+            total += 1.0
+    return total
