@@ -22,7 +22,7 @@ from infra.search.objective import Goal
 from infra.search.space import Candidate, SearchSpace
 from infra.search.strategy import Outcome, Search
 from infra.sweep.changes import Step, plan_steps
-from infra.sweep.design import SweepDesign, sweep_settings
+from infra.sweep.design import SWEEP_SETTINGS, SweepDesign, sweep_settings
 from infra.sweep.estimate import Phase, destroy_phase, sweep_estimate
 from infra.sweep.experiment import Planned
 
@@ -141,6 +141,19 @@ class SearchSteps:
                 f"Best so far: {incumbent[0].name} "
                 f"({incumbent[1].score(self.goal, incumbent[0]):.4g} {self.goal.unit})"
             )
+
+    def destroyed_after(self, step: Step) -> Planned:
+        return step.experiment  # the next trial is chosen only after this one
+
+    def settings_of(self, experiment: str) -> dict[str, Any] | None:
+        """A configuration of a space: its own settings, the sweep's own left out."""
+        config = self.config(experiment)
+        settings = {k: v for k, v in config.items() if k not in SWEEP_SETTINGS}
+        settings["experiment"] = config["experiment"]
+        return settings
+
+    def run_experiments(self, ran: list[Step]) -> list[str]:
+        return [s.experiment.name for s in ran]
 
     def stop_reason(self, experiment: str, low: float | None, high: float | None) -> str:
         """Why a capacity search may stop now: its range shows it cannot win."""

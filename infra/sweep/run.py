@@ -26,7 +26,7 @@ from types import FrameType
 from typing import Any, Protocol
 
 from infra.sweep.changes import Step
-from infra.sweep.design import SWEEP_SETTINGS, SweepDesign
+from infra.sweep.design import SweepDesign
 from infra.sweep.estimate import CAPACITY_SEARCH, Phase, destroy_phase
 from infra.sweep.experiment import Planned
 from infra.sweep.manifest import SweepManifest, now_text
@@ -65,16 +65,68 @@ ConfigValues = Callable[[dict[str, Any]], tuple[Any, Any]]
 
 
 class Chooser(Protocol):
-    """Where the steps come from when they are not known before the sweep starts (a search:
-    infra/search/run.py): each is chosen from what the ones before it measured."""
+    """Where a campaign's steps come from. A list of experiments is one whose steps are all
+    known before it starts, in the cheapest order (`ListedSteps`); a search's are chosen one
+    at a time from what the ones before measured (infra/search/run.py `SearchSteps`). The
+    run loop below is the same for both."""
 
-    def steps(self, spent: Callable[[], float]) -> Iterable[Step]: ...
+    def steps(self, spent: Callable[[], float]) -> Iterable[Step]:
+        """The steps to run, each asked for once the one before is measured."""
+        ...
 
-    def phases(self, step: Step) -> list[Phase]: ...
+    def phases(self, step: Step) -> list[Phase]:
+        """A step's estimated phases (the destroy apart)."""
+        ...
 
-    def config(self, experiment: str) -> dict[str, Any]: ...
+    def config(self, experiment: str) -> dict[str, Any]:
+        """The sweep stack's settings while it serves `experiment`."""
+        ...
 
-    def measured(self, step: Step, result: dict[str, Any] | None) -> None: ...
+    def measured(self, step: Step, result: dict[str, Any] | None) -> None:
+        """What measuring a step found (None: it could not be measured)."""
+        ...
+
+    def destroyed_after(self, step: Step) -> Planned:
+        """The experiment the stack stands as when it is destroyed, for the budget check
+        before `step`: the last of a list, the step itself for a search."""
+        ...
+
+    def settings_of(self, experiment: str) -> dict[str, Any] | None:
+        """Settings recorded with a result beside the experiment's name (a configuration
+        of a space has no preset to name it by); None for a preset."""
+        ...
+
+    def run_experiments(self, ran: list[Step]) -> list[str]:
+        """The experiments a run is recorded as covering."""
+        ...
+
+
+@dataclass
+class ListedSteps:
+    """A list of experiments, in the design's (cheapest) order."""
+
+    design: SweepDesign
+
+    def steps(self, spent: Callable[[], float]) -> Iterable[Step]:
+        return self.design.steps
+
+    def phases(self, step: Step) -> list[Phase]:
+        return self.design.estimate.of(step.experiment.name)
+
+    def config(self, experiment: str) -> dict[str, Any]:
+        return self.design.config(experiment)
+
+    def measured(self, step: Step, result: dict[str, Any] | None) -> None:
+        return None
+
+    def destroyed_after(self, step: Step) -> Planned:
+        return self.design.steps[-1].experiment
+
+    def settings_of(self, experiment: str) -> dict[str, Any] | None:
+        return None
+
+    def run_experiments(self, ran: list[Step]) -> list[str]:
+        return [s.experiment.name for s in self.design.steps]
 
 
 class OverBudgetError(Exception):
@@ -192,7 +244,7 @@ class SweepRun:
     max_usd: float
     exists: Exists  # does a cut-off create's resource exist in GCP (teardown)
     keep: bool = False
-    chooser: Chooser | None = None  # None: the design's steps, in order
+    chooser: Chooser | None = None  # None: the design's steps, in order (ListedSteps)
     say: Say = print
     clock: Callable[[], float] = time.monotonic
     interrupts: Interrupts = field(default_factory=Interrupts)
@@ -200,6 +252,9 @@ class SweepRun:
     still_up: list[str] = field(default_factory=list)
     started_at: str = field(default_factory=now_text)
     ran: list[Step] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.steps_from: Chooser = self.chooser or ListedSteps(self.design)
 
     def run(self) -> int:
         """Run every step, then tear down (unless --keep). Exit status: 0 all measured; 1
@@ -237,19 +292,11 @@ class SweepRun:
             return 1
         return 0
 
-    def _upcoming(self, meter: Meter) -> Iterable[Step]:
-        if self.chooser is None:
-            return self.design.steps
-        return self.chooser.steps(lambda: meter.spent)
-
     def _destroy_usd(self, step: Step) -> float:
-        last = step if self.chooser is not None else self.design.steps[-1]
-        return destroy_phase(last.experiment, self.design.durations).usd
+        return destroy_phase(self.steps_from.destroyed_after(step), self.design.durations).usd
 
     def _phases(self, step: Step) -> list[Phase]:
-        if self.chooser is not None:
-            return self.chooser.phases(step)
-        return self.design.estimate.of(step.experiment.name)
+        return self.steps_from.phases(step)
 
     @property
     def _billing_usd_per_hour(self) -> float:
@@ -259,7 +306,7 @@ class SweepRun:
 
     def _steps(self, meter: Meter) -> None:
         start_rates: dict[tuple[str, bool, str, int], float] = {}
-        for step in self._upcoming(meter):
+        for step in self.steps_from.steps(lambda: meter.spent):
             if self.interrupts.received:
                 raise KeyboardInterrupt
             destroy_usd = self._destroy_usd(step)
@@ -268,8 +315,7 @@ class SweepRun:
             experiment = step.experiment
             rate = start_rates.get(experiment.pool_shape, self.design.search.start_rate)
             result = self._measure(step, outputs, rate, meter, destroy_usd)
-            if self.chooser is not None:
-                self.chooser.measured(step, result)
+            self.steps_from.measured(step, result)
             if result is not None:
                 # The highest rate that passed with confidence, closed range or not.
                 capacity = ((result.get("capacity") or {}).get("range") or {}).get("low")
@@ -294,9 +340,9 @@ class SweepRun:
         self.say(f"== {experiment.name}: pulumi up ({step.pool.kind} node pool; {step.pool.why})")
         meter.bill(max(experiment.usd_per_hour, previous.usd_per_hour if previous else 0.0))
         self.ran.append(step)
-        if self.chooser is not None and experiment.name not in self.manifest.order:
+        if experiment.name not in self.manifest.order:
             self.manifest.order.append(experiment.name)  # a search's trials, as chosen
-        config = (self.chooser or self.design).config(experiment.name)
+        config = self.steps_from.config(experiment.name)
         plain, paths = self.config_values(config)
         self.stack.set_all_config(plain)
         if paths:
@@ -345,11 +391,7 @@ class SweepRun:
         finally:
             meter.generator_idle(self.design.durations.load_generator_idle)
             self._record_phase(step, CAPACITY_SEARCH, started)
-        settings = None
-        if self.chooser is not None:  # a configuration of a space: its own settings
-            config = self.chooser.config(experiment.name)
-            settings = {k: v for k, v in config.items() if k not in SWEEP_SETTINGS}
-            settings["experiment"] = config["experiment"]
+        settings = self.steps_from.settings_of(experiment.name)
         self.manifest.record_result(experiment.name, result, experiment, settings)
         self.manifest.spent_usd = meter.spent
         self.manifest.save()
@@ -415,10 +457,7 @@ class SweepRun:
             {
                 "started_at": self.started_at,
                 "ended_at": now_text(),
-                "experiments": [
-                    s.experiment.name
-                    for s in (self.design.steps if self.chooser is None else self.ran)
-                ],
+                "experiments": self.steps_from.run_experiments(self.ran),
                 "stopped": self.stopped or "done",
                 "spent_usd": round(meter.spent - meter.spent_before, 4),
                 # The commands that finish a teardown that failed (empty: torn down).
