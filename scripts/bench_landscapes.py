@@ -7,7 +7,7 @@ The space is tests/data/search/landscape.yaml (1,440 deployments over six famili
 each landscape and table seed, every configuration's true capacity comes from the model,
 and the range a sweep would report from the sweep's own capacity search against a verdict
 that is certain away from the truth and noisy within 4% of it. The table is written in the
-documented replay format and replayed by the real search (infra.search.replay) over the
+documented replay format and replayed by the real search (infra.sweep.search.replay) over the
 search seeds, for each sampler and each goal: requests per dollar, and the cost of serving
 a target load (five times the median configuration's capacity per node).
 
@@ -43,11 +43,11 @@ sys.path.insert(0, str(ROOT))
 # Small matrices, several processes: one BLAS thread each.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from infra.search.objective import Goal  # noqa: E402
-from infra.search.replay import RESULTS_SCHEMA, Results, read_results, replay  # noqa: E402
-from infra.search.space import SearchSpace, read_space  # noqa: E402
-from infra.search.strategy import SAMPLERS  # noqa: E402
 from infra.sweep.durations import DEFAULT_SEARCH  # noqa: E402
+from infra.sweep.search.objective import Goal  # noqa: E402
+from infra.sweep.search.replay import RESULTS_SCHEMA, Results, read_results, replay  # noqa: E402
+from infra.sweep.search.space import SearchSpace, read_space  # noqa: E402
+from infra.sweep.search.strategy import SAMPLERS  # noqa: E402
 from tests import landscapes  # noqa: E402
 
 SPACE = ROOT / "tests/data/search/landscape.yaml"

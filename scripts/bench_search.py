@@ -11,7 +11,7 @@ range is found by the sweep's own capacity search (infra.bench.capacity.find_cap
 the sweep's defaults) against a verdict that is certain away from the true capacity and
 noisy within 4% of it, so the ranges are as wide and as wrong as a measurement makes them.
 The table of ranges, with every step, is written to tests/data/search/e2-cpu-results.json
-(the documented replay format) and replayed by the real search (infra.search.replay) over
+(the documented replay format) and replayed by the real search (infra.sweep.search.replay) over
 20 seeds.
 
 Printed: for each goal (requests per dollar; the cost of serving 2000 req/s), the median
@@ -37,11 +37,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from infra.search.objective import Goal  # noqa: E402
-from infra.search.replay import RESULTS_SCHEMA, read_results, replay  # noqa: E402
-from infra.search.space import Candidate, read_space  # noqa: E402
-from infra.search.strategy import SAMPLERS  # noqa: E402
 from infra.sweep.durations import DEFAULT_SEARCH  # noqa: E402
+from infra.sweep.search.objective import Goal  # noqa: E402
+from infra.sweep.search.replay import RESULTS_SCHEMA, read_results, replay  # noqa: E402
+from infra.sweep.search.space import Candidate, read_space  # noqa: E402
+from infra.sweep.search.strategy import SAMPLERS  # noqa: E402
 from tests import landscapes  # noqa: E402
 from tests.landscapes import measured  # noqa: E402
 

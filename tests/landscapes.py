@@ -35,8 +35,8 @@ from typing import Any
 
 from infra.bench.capacity import Objective, find_capacity
 from infra.bench.confidence import FAIL, PASS, UNDECIDED
-from infra.search.space import Candidate, SearchSpace
 from infra.sweep.durations import DEFAULT_SEARCH
+from infra.sweep.search.space import Candidate, SearchSpace
 from tests import queues
 
 KINDS = ("additive", "interactions", "queueing")

@@ -22,14 +22,14 @@ from infra.bench.session import capacity_search
 from infra.design.settings import load_declarations
 from infra.inputs.errors import ConfigError, InputError
 from infra.loadgen.spec import WorkerSpec
-from infra.search.objective import Goal, Price
-from infra.search.replay import Step, read_results, replay, running_range
-from infra.search.run import candidate_settings
-from infra.search.space import read_space
 from infra.sweep import cli as sweep_cli
 from infra.sweep.design import SweepDesign, design_sweep
 from infra.sweep.durations import DEFAULT_SEARCH
 from infra.sweep.experiment import Planned
+from infra.sweep.search.objective import Goal, Price
+from infra.sweep.search.replay import Step, read_results, replay, running_range
+from infra.sweep.search.run import candidate_settings
+from infra.sweep.search.space import read_space
 from tests.conftest import ROOT
 from tests.test_sweep import (
     CAPACITIES,

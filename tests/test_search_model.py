@@ -1,4 +1,4 @@
-"""The search's model of capacity (infra/search/model.py): it learns effects that depend
+"""The search's model of capacity (infra/sweep/search/model.py): it learns effects that depend
 on two settings at once, reads a stopped-early trial as a bound rather than a measurement,
 and counts the threads a pod runs beyond its cores."""
 
@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from infra.search.model import CapacityModel, log_interval, oversubscribed
-from infra.search.objective import Goal
-from infra.search.space import Candidate, read_space
+from infra.sweep.search.model import CapacityModel, log_interval, oversubscribed
+from infra.sweep.search.objective import Goal
+from infra.sweep.search.space import Candidate, read_space
 from tests.conftest import ROOT
 
 SPACE = ROOT / "experiments" / "spaces" / "e2-cpu.yaml"
@@ -124,7 +124,7 @@ def test_the_first_choice_needs_no_trial(space: Any) -> None:
 def test_no_value_is_written_off_before_it_was_measured_in_a_good_context(space: Any) -> None:
     """A landscape where one machine type looks bad in most contexts but is the best in
     one: the search measures every value in a context the model rates well, and finds it."""
-    from infra.search.strategy import Outcome, Search  # noqa: PLC0415
+    from infra.sweep.search.strategy import Outcome, Search  # noqa: PLC0415
 
     def truth(c: Candidate) -> float:
         capacity = interacting(c)

@@ -36,19 +36,6 @@ from infra.inputs.values import (
 from infra.loadgen.spec import ARRIVALS
 from infra.model.source import ModelRequest, resolve_model
 from infra.plan.run import StackPlan, config_string
-from infra.search.cli import (
-    SearchPlan,
-    check_options,
-    describe_space,
-    earlier_outcomes,
-    load_space,
-    run_space,
-    search_summary,
-    trials_allowed,
-)
-from infra.search.objective import Goal
-from infra.search.space import Candidate
-from infra.search.strategy import SAMPLERS, Search
 from infra.sweep.design import (
     DEFAULT_STACK,
     SEARCH_SIGNATURE,
@@ -76,6 +63,19 @@ from infra.sweep.quota import (
 )
 from infra.sweep.report import markdown, write_report
 from infra.sweep.run import ROLLOUT_SETTLE_S, ConfigValues, Measure, MeasureError, SweepRun
+from infra.sweep.search.cli import (
+    SearchPlan,
+    check_options,
+    describe_space,
+    earlier_outcomes,
+    load_space,
+    run_space,
+    search_summary,
+    trials_allowed,
+)
+from infra.sweep.search.objective import Goal
+from infra.sweep.search.space import Candidate
+from infra.sweep.search.strategy import SAMPLERS, Search
 from infra.teardown.cli import gcp_exists
 
 PROJECT_ENVS = ("GOOGLE_CLOUD_PROJECT", "CLOUDSDK_CORE_PROJECT")
@@ -607,7 +607,7 @@ def cluster_measure(
 
 def run_search(args: argparse.Namespace, search: SearchSettings, extra: dict[str, Any]) -> int:
     """`sweep --space FILE` for real: the trials a search chooses, on one sweep stack."""
-    from infra.search.run import SearchSteps, candidate_settings, resumed  # noqa: PLC0415
+    from infra.sweep.search.run import SearchSteps, candidate_settings, resumed  # noqa: PLC0415
 
     if args.p99_ms is None or args.max_usd is None:
         raise ConfigError(

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from infra.bench.report import Ranking, Row, chart, meets, named_rows, rank
-from infra.search.objective import Goal, Price
 from infra.sweep.manifest import SweepManifest
+from infra.sweep.search.objective import Goal, Price
 
 # The reference system (ml-deployment-k8s-tfserving) found 2 nodes of 8 vCPU / 16 GB with
 # inter_op 4 best (shared/facts/seed-system.md); our preset of that experiment:

@@ -67,7 +67,7 @@ ConfigValues = Callable[[dict[str, Any]], tuple[Any, Any]]
 class Chooser(Protocol):
     """Where a campaign's steps come from. A list of experiments is one whose steps are all
     known before it starts, in the cheapest order (`ListedSteps`); a search's are chosen one
-    at a time from what the ones before measured (infra/search/run.py `SearchSteps`). The
+    at a time from what the ones before measured (infra/sweep/search/run.py `SearchSteps`). The
     run loop below is the same for both."""
 
     def steps(self, spent: Callable[[], float]) -> Iterable[Step]:

@@ -1,4 +1,4 @@
-"""The `model` strategy: a Bayesian model of capacity (infra/search/model.py) and Thompson
+"""The `model` strategy: a Bayesian model of capacity (infra/sweep/search/model.py) and Thompson
 sampling over it, with exploration on purpose when the budget allows.
 
 Cost is known before a trial runs (the price catalogue); only capacity is not, and it has
@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from infra.search.model import CapacityModel
-from infra.search.space import Candidate, SearchSpace
-from infra.search.strategies.geometry import choice, distance
+from infra.sweep.search.model import CapacityModel
+from infra.sweep.search.space import Candidate, SearchSpace
+from infra.sweep.search.strategies.geometry import choice, distance
 
 if TYPE_CHECKING:
-    from infra.search.strategy import Outcome, Search
+    from infra.sweep.search.strategy import Outcome, Search
 
 # With a trial budget, the model's last trials go where its mean prices cheapest.
 EXPLOIT_LAST = 2

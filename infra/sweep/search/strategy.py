@@ -1,7 +1,7 @@
 """Which configuration to measure next: the search's state (what was measured, the best so
 far) and the strategy it asks. Pure (the strategies are seeded).
 
-Three strategies (`sweep --sampler`), each in its own file of infra/search/strategies/:
+Three strategies (`sweep --sampler`), each in its own file of infra/sweep/search/strategies/:
 - `model` (the default, `bayesian.py`): a Bayesian model of capacity and Thompson sampling
   over it, exploring on purpose when the budget allows;
 - `tpe` (`optuna_samplers.py`): Optuna's TPE sampler proposes the dimensions' values and
@@ -13,7 +13,7 @@ the figures).
 Two things make any of them cheaper than measuring every configuration in full:
 - A measurement stops as soon as the configuration's capacity range shows it cannot win
   (the best it could be is no better than what the best so far is sure of): the rest of
-  its capacity search would only tell how much it loses by (infra/search/objective.py).
+  its capacity search would only tell how much it loses by (infra/sweep/search/objective.py).
 - Results measured earlier (an earlier sweep's report.json or a results table) seed the
   strategy and count as measured.
 """
@@ -24,11 +24,11 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from infra.search.objective import Goal
-from infra.search.space import Candidate, SearchSpace
-from infra.search.strategies import SAMPLERS, Strategy
-from infra.search.strategies.bayesian import ModelStrategy
-from infra.search.strategies.optuna_samplers import OptunaStrategy
+from infra.sweep.search.objective import Goal
+from infra.sweep.search.space import Candidate, SearchSpace
+from infra.sweep.search.strategies import SAMPLERS, Strategy
+from infra.sweep.search.strategies.bayesian import ModelStrategy
+from infra.sweep.search.strategies.optuna_samplers import OptunaStrategy
 
 __all__ = ["SAMPLERS", "STARTUP_TRIALS", "Outcome", "Search"]
 

@@ -43,8 +43,8 @@ from statistics import NormalDist
 
 import numpy as np
 
-from infra.search.objective import Goal
-from infra.search.space import Candidate, SearchSpace
+from infra.sweep.search.objective import Goal
+from infra.sweep.search.space import Candidate, SearchSpace
 
 # Prior standard deviations (log capacity): the level is unknown (a requests/s per core
 # anywhere from 0.1 to 1000), the per-core exponent is near 1 (0.5 to 1.5 plausible), a

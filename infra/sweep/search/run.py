@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from infra.design.settings import NO_PRESET, load_declarations
-from infra.search.objective import Goal
-from infra.search.space import Candidate, SearchSpace
-from infra.search.strategy import Outcome, Search
 from infra.sweep.changes import Step, plan_steps
 from infra.sweep.design import SWEEP_SETTINGS, SweepDesign, sweep_settings
 from infra.sweep.estimate import Phase, destroy_phase, sweep_estimate
 from infra.sweep.experiment import Planned
+from infra.sweep.search.objective import Goal
+from infra.sweep.search.space import Candidate, SearchSpace
+from infra.sweep.search.strategy import Outcome, Search
 
 Say = Callable[[str], None]
 

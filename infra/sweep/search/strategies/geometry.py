@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from infra.search.space import Candidate, SearchSpace
+from infra.sweep.search.space import Candidate, SearchSpace
 
 
 def choice(value: Any) -> Any:

@@ -29,10 +29,10 @@ from infra.data import DATA_DIR
 from infra.design.settings import coerce_setting, load_declarations
 from infra.inputs.errors import ConfigError, InputError, did_you_mean
 from infra.inputs.files import read_json
-from infra.search.objective import Goal
-from infra.search.space import Candidate, SearchSpace
-from infra.search.strategy import Outcome, Search
 from infra.sweep.durations import Durations, SearchSettings
+from infra.sweep.search.objective import Goal
+from infra.sweep.search.space import Candidate, SearchSpace
+from infra.sweep.search.strategy import Outcome, Search
 
 RESULTS_SCHEMA = "tfserving-gke/search-results/v1"
 REPORT_SCHEMA = "tfserving-gke/sweep-report/v1"

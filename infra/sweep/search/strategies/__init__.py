@@ -1,6 +1,6 @@
 """The search's strategies, each behind one interface (`Strategy`): propose the next
 configuration from those not yet measured, and learn from what measuring one found. The
-search itself (infra/search/strategy.py) keeps the outcomes and the best so far; a
+search itself (infra/sweep/search/strategy.py) keeps the outcomes and the best so far; a
 strategy only chooses. One file each: `bayesian` (the `model` sampler: a model of
 capacity), `optuna_samplers` (`tpe` and `random`), and the distances between
 configurations they share (`geometry`)."""
@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from infra.search.space import Candidate
-    from infra.search.strategy import Outcome, Search
+    from infra.sweep.search.space import Candidate
+    from infra.sweep.search.strategy import Outcome, Search
 
 SAMPLERS = ("model", "tpe", "random")
 

@@ -4,7 +4,7 @@
 `--replay RESULTS` runs the search offline against results measured earlier and prints
 what it would have measured, in which order, what it would have spent and what it would
 have picked. A real search (neither) measures on the sweep stack, trial after trial
-(infra/search/run.py).
+(infra/sweep/search/run.py).
 """
 
 from __future__ import annotations
@@ -19,17 +19,17 @@ from typing import Any
 from infra.design.machine import machine_family
 from infra.design.pricing import catalogue
 from infra.inputs.errors import ConfigError
-from infra.search.objective import Goal
-from infra.search.replay import (
+from infra.sweep.durations import Durations, SearchSettings
+from infra.sweep.search.objective import Goal
+from infra.sweep.search.replay import (
     Replay,
     Results,
     read_results,
     replay,
     worst_case,
 )
-from infra.search.space import Candidate, SearchSpace, read_space
-from infra.search.strategy import Outcome, Search
-from infra.sweep.durations import Durations, SearchSettings
+from infra.sweep.search.space import Candidate, SearchSpace, read_space
+from infra.sweep.search.strategy import Outcome, Search
 
 SCHEMA = "tfserving-gke/search-replay/v1"
 PLAN_SCHEMA = "tfserving-gke/search-plan/v1"

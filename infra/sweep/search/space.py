@@ -42,8 +42,8 @@ from infra.design.settings import (
 from infra.inputs.errors import ConfigError, InputError, ModelSourceError, did_you_mean
 from infra.inputs.files import yaml_mapping
 from infra.plan.run import design_stack
-from infra.search.objective import Price
 from infra.sweep.design import reference_experiments
+from infra.sweep.search.objective import Price
 
 # Settings the sweep sets on its stack itself, and settings a measured configuration must
 # not change (autoscaling moves the pod count the capacity is measured on).

@@ -17,11 +17,11 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.trial import TrialState, create_trial
 
-from infra.search.space import Candidate, SearchSpace
-from infra.search.strategies.geometry import choice, distance
+from infra.sweep.search.space import Candidate, SearchSpace
+from infra.sweep.search.strategies.geometry import choice, distance
 
 if TYPE_CHECKING:
-    from infra.search.strategy import Outcome, Search
+    from infra.sweep.search.strategy import Outcome, Search
 
 # Scores are finite for the sampler: a configuration nothing passed on ranks last.
 WORST_SCORE = 1e12
