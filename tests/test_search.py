@@ -537,3 +537,13 @@ def test_a_replay_stopped_before_its_first_trial_says_so(
     out = capsys.readouterr().out
     assert "would pass --max-usd 0.01" in out
     assert "Picked: nothing; the search stopped before its first trial." in out
+
+
+def test_the_space_dry_run_names_the_model_it_would_serve(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    source = "github:acme/resnet-serving@v2#saved_model.tar.gz"
+    argv = ["sweep", "--space", str(SPACE), "--set", f"modelSource={source}", "--dry-run"]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert f"Model: resnet-serving (/v1/models/resnet-serving) from {source}" in out

@@ -172,6 +172,7 @@ def describe_space(plan: SearchPlan) -> str:
         f"Search space {space.source}: {_plural(len(space.candidates), 'configuration')}"
         + (f" over {dimensions}" if dimensions else "")
         + ".",
+        *(f"Model: {name} (/v1/models/{name}) from {source}" for name, source in space.models),
     ]
     if space.refused:
         lines.append(

@@ -79,6 +79,7 @@ class SearchSpace:
     dimensions: Mapping[str, tuple[Any, ...]]  # the values each varying setting takes
     candidates: tuple[Candidate, ...]
     refused: tuple[tuple[str, str], ...]  # (configuration, why the program refuses it)
+    models: tuple[tuple[str, str], ...] = ()  # (name, source) of the models it serves
 
     def by_name(self) -> dict[str, Candidate]:
         return {c.name: c for c in self.candidates}
@@ -182,6 +183,7 @@ def build_space(
     stack; keep those the program accepts, one per distinct deployment."""
     candidates: dict[str, Candidate] = {}
     refused: list[tuple[str, str]] = []
+    models: set[tuple[str, str]] = set()
     keys = sorted({key for _, config in configurations for key in config})
     if not keys:  # presets: whatever settings differ between them
         keys = [k for k in load_declarations() if k not in (*SECRET_SETTINGS, *NOT_SEARCHABLE)]
@@ -201,6 +203,7 @@ def build_space(
         if name in candidates or any(c.features == effective for c in candidates.values()):
             continue
         deploy, measure = _prices(design, deploy_spot)
+        models.add((design.settings.model_name, design.settings.model_source))
         candidates[name] = Candidate(
             name=name,
             preset=preset,
@@ -238,7 +241,9 @@ def build_space(
         )
         for c in candidates.values()
     )
-    return SearchSpace(source, dict(settings), dimensions, kept, tuple(refused))
+    return SearchSpace(
+        source, dict(settings), dimensions, kept, tuple(refused), tuple(sorted(models))
+    )
 
 
 def _presets(value: Any, source: str) -> list[str]:
