@@ -74,6 +74,7 @@ from infra.sweep.search.cli import (
     trials_allowed,
 )
 from infra.sweep.search.objective import Goal
+from infra.sweep.search.run import SearchSteps, candidate_settings, resumed
 from infra.sweep.search.space import Candidate
 from infra.sweep.search.strategy import SAMPLERS, Search
 from infra.teardown.cli import gcp_exists
@@ -338,11 +339,7 @@ def run_sweep(args: argparse.Namespace) -> int:
         done = len(names) - len(pending)
         print(f"{manifest.path}: {done} of {len(names)} experiments already measured.")
     if not pending:
-        print("Every experiment asked for is measured; the report:")
-        _save_before_run(manifest)  # what the report ranks by, as it now does
-        report, _ = write_report(manifest)
-        print(markdown(report), end="")
-        return 0
+        return _report_only(manifest, "Every experiment asked for is measured; the report:")
     if not args.dry_run:
         _needs_first(args)
     design = design_sweep(
@@ -358,23 +355,53 @@ def run_sweep(args: argparse.Namespace) -> int:
             args.json.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
             print(f"\nWrote {args.json}")
         return 2 if args.max_usd is not None and design.estimate.usd > args.max_usd else 0
-    resolved, pins = resolve_models(design)
-    manifest.pin_models(resolved)
-    design = replace(design, model_pins=pins)
+    design = _pinned(design, manifest)
     manifest.order = list(dict.fromkeys([*manifest.order, *(e.name for e in design.experiments)]))
     _save_before_run(manifest)
-    stack = _automation_stack(args.stack)
-    status = SweepRun(
+    run = _campaign_run(args, design, manifest, None)
+    return _finish(manifest, run.run())
+
+
+def _report_only(manifest: SweepManifest, why: str) -> int:
+    """Nothing left to measure: the report of what was, and exit 0."""
+    print(why)
+    _save_before_run(manifest)  # what the report ranks by, as it now does
+    report, _ = write_report(manifest)
+    print(markdown(report), end="")
+    return 0
+
+
+def _pinned(design: SweepDesign, manifest: SweepManifest) -> SweepDesign:
+    """The design with every model pinned to the artifact the campaign measures (recorded
+    in the manifest, so a resumed campaign measures the same one)."""
+    resolved, pins = resolve_models(design)
+    manifest.pin_models(resolved)
+    return replace(design, model_pins=pins)
+
+
+def _campaign_run(
+    args: argparse.Namespace,
+    design: SweepDesign,
+    manifest: SweepManifest,
+    chooser: SearchSteps | None,
+) -> SweepRun:
+    """The one run loop of a list (chooser None: its design's steps) or a search, on the
+    sweep stack through the Automation API, torn down at the end."""
+    return SweepRun(
         design=design,
         manifest=manifest,
-        stack=stack,
+        stack=_automation_stack(args.stack),
         config_values=_config_values(design),
-        measure=cluster_measure(design, seed=args.seed),
+        measure=(
+            cluster_measure(design, seed=args.seed)
+            if chooser is None
+            else cluster_measure(design, stop_when=chooser.stop_reason, seed=args.seed)
+        ),
         max_usd=args.max_usd,
         exists=gcp_exists(print),
         keep=args.keep,
-    ).run()
-    return _finish(manifest, status)
+        chooser=chooser,
+    )
 
 
 def _ranking_line(args: argparse.Namespace) -> str:
@@ -607,8 +634,6 @@ def cluster_measure(
 
 def run_search(args: argparse.Namespace, search: SearchSettings, extra: dict[str, Any]) -> int:
     """`sweep --space FILE` for real: the trials a search chooses, on one sweep stack."""
-    from infra.sweep.search.run import SearchSteps, candidate_settings, resumed  # noqa: PLC0415
-
     if args.p99_ms is None or args.max_usd is None:
         raise ConfigError(
             "sweep", "a real search needs --p99-ms (the objective) and --max-usd (the budget)"
@@ -624,11 +649,7 @@ def run_search(args: argparse.Namespace, search: SearchSettings, extra: dict[str
         print(f"{manifest.path}: {len(done)} configurations of the space already measured.")
     first = searcher.next() if len(done) < trials else None
     if first is None:
-        print("The search has measured what it may; the report:")
-        _save_before_run(manifest)  # what the report ranks by, as it now does
-        report, _ = write_report(manifest)
-        print(markdown(report), end="")
-        return 0
+        return _report_only(manifest, "The search has measured what it may; the report:")
     _needs_first(args)
     d = Durations.from_data()
     ttl = ttl_hours(search, d)
@@ -653,9 +674,7 @@ def run_search(args: argparse.Namespace, search: SearchSettings, extra: dict[str
         end="",
     )
     _ready_to_run(args, design, manifest)
-    resolved, pins = resolve_models(design)
-    manifest.pin_models(resolved)
-    design = replace(design, model_pins=pins)
+    design = _pinned(design, manifest)
     _save_before_run(manifest)
     chooser = SearchSteps(
         search=searcher,
@@ -666,17 +685,7 @@ def run_search(args: argparse.Namespace, search: SearchSettings, extra: dict[str
         max_usd=args.max_usd,
         trials=len(done),
     )
-    run = SweepRun(
-        design=design,
-        manifest=manifest,
-        stack=_automation_stack(args.stack),
-        config_values=_config_values(design),
-        measure=cluster_measure(design, stop_when=chooser.stop_reason, seed=args.seed),
-        max_usd=args.max_usd,
-        exists=gcp_exists(print),
-        keep=args.keep,
-        chooser=chooser,
-    )
+    run = _campaign_run(args, design, manifest, chooser)
     status = run.run()
     print(f"Search: {run.stopped or chooser.stopped}. {search_summary(searcher)}")
     return _finish(manifest, status)
