@@ -60,3 +60,17 @@ def test_a_cycle_would_be_seen(tmp_path: Path) -> None:
         (tmp_path / name / "__init__.py").write_text(f"from infra.{other}.x import y\n")
     edges = package_imports(tmp_path)
     assert edges == {"a": {"b"}, "b": {"a"}}
+
+
+def test_the_sweep_command_line_only_reads_options() -> None:
+    """`sweep` reads its options into a campaign request; it neither plans, measures, saves
+    nor reports (infra/sweep/campaign.py does, whatever the campaign)."""
+    tree = ast.parse((INFRA / "sweep" / "cli.py").read_text(encoding="utf-8"))
+    imported = {str(node.module) for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    running = {
+        "infra.sweep.run", "infra.sweep.live", "infra.sweep.manifest", "infra.sweep.report",
+        "infra.sweep.quota", "infra.sweep.search.run", "infra.sweep.search.replay",
+        "infra.sweep.search.space", "infra.plan.run", "infra.model.source",
+    }  # fmt: skip
+    assert not imported & running, imported & running
+    assert "infra.sweep" in imported  # the campaign, which it hands the request

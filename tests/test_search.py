@@ -22,7 +22,7 @@ from infra.bench.session import capacity_search
 from infra.design.settings import load_declarations
 from infra.inputs.errors import ConfigError, InputError
 from infra.loadgen.spec import WorkerSpec
-from infra.sweep import cli as sweep_cli
+from infra.sweep import live as sweep_live
 from infra.sweep.design import SweepDesign, design_sweep
 from infra.sweep.durations import DEFAULT_SEARCH
 from infra.sweep.experiment import Planned
@@ -433,9 +433,9 @@ def live(
         measure.seeds.append(seed)
         return measure
 
-    monkeypatch.setattr(sweep_cli, "_automation_stack", new_stack)
-    monkeypatch.setattr(sweep_cli, "cluster_measure", measuring)
-    monkeypatch.setattr(sweep_cli, "resolve_models", lambda design: released(design, RELEASES[0]))
+    monkeypatch.setattr(sweep_live, "automation_stack", new_stack)
+    monkeypatch.setattr(sweep_live, "cluster_measure", measuring)
+    monkeypatch.setattr(sweep_live, "resolve_models", lambda design: released(design, RELEASES[0]))
     monkeypatch.setattr(shutil, "which", lambda name: f"/usr/local/bin/{name}")
     space = write(tmp_path / "space.yaml", f"presets: [{', '.join(SMALL)}]\n")
     return stacks, measure, tmp_path / "sweep", space

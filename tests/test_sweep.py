@@ -29,8 +29,8 @@ from infra.design.machine import Resources
 from infra.inputs.errors import ConfigError
 from infra.loadgen.spec import WorkerSpec
 from infra.loadgen.stats import Sample, worker_result
+from infra.sweep import campaign, live, quota
 from infra.sweep import cli as sweep_cli
-from infra.sweep import quota
 from infra.sweep.changes import NODE_POOL, ResourceChange, pool_change, resource_changes
 from infra.sweep.design import SweepDesign, design_sweep, dry_run_json, reference_experiments
 from infra.sweep.durations import Durations, SearchSettings
@@ -350,7 +350,7 @@ def test_sweep_all_in_a_new_project_is_refused_for_its_addresses(
     monkeypatch.setattr(quota, "COMPUTE_API", api.url)
     monkeypatch.setattr(quota, "access_token", lambda otherwise: "tok3n")
     monkeypatch.setattr(shutil, "which", lambda name: f"/usr/local/bin/{name}")
-    monkeypatch.setattr(sweep_cli, "_automation_stack", created.append)
+    monkeypatch.setattr(live, "automation_stack", created.append)
     argv = ["sweep", "--all", "--p99-ms", "300", "--max-usd", "25", "--gcp-project",
             "new-project", "--dir", str(tmp_path / "sweep")]  # fmt: skip
     assert cli.main(argv) == 2
@@ -554,7 +554,7 @@ class Harness:
             design=self.design,
             manifest=self.manifest,
             stack=self.stack,
-            config_values=sweep_cli._config_values(self.design),
+            config_values=live.config_values(self.design),
             measure=self.measure,
             max_usd=max_usd,
             exists=self.exists,
@@ -839,9 +839,9 @@ def command(
         stacks.append(FakeStack(outputs_by_experiment(small), clock, name=name, calls=calls))
         return stacks[-1]
 
-    monkeypatch.setattr(sweep_cli, "_automation_stack", new_stack)
-    monkeypatch.setattr(sweep_cli, "cluster_measure", lambda design, seed=0: measure)
-    monkeypatch.setattr(sweep_cli, "resolve_models", lambda design: released(design, RELEASES[0]))
+    monkeypatch.setattr(live, "automation_stack", new_stack)
+    monkeypatch.setattr(live, "cluster_measure", lambda design, seed=0: measure)
+    monkeypatch.setattr(live, "resolve_models", lambda design: released(design, RELEASES[0]))
     monkeypatch.setattr(shutil, "which", lambda name: f"/usr/local/bin/{name}")
     return stacks, measure, tmp_path / "sweep"
 
@@ -925,7 +925,7 @@ def test_a_resume_after_a_new_release_is_refused_naming_both_models(
     recorded = json.loads((directory / "sweep.json").read_text())["models"]
     assert {m["sha256"] for m in recorded.values()} == {RELEASES[0][1]}
     capsys.readouterr()
-    monkeypatch.setattr(sweep_cli, "resolve_models", lambda design: released(design, RELEASES[1]))
+    monkeypatch.setattr(live, "resolve_models", lambda design: released(design, RELEASES[1]))
     assert cli.main(sweep_command(directory)) == 2
     err = capsys.readouterr().err
     assert f"release v1.0 (sha256 {RELEASES[0][1]})" in err
@@ -965,7 +965,7 @@ def test_a_real_run_needs_an_objective_a_budget_and_a_project(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     stacks, _, directory = command
-    for name in sweep_cli.PROJECT_ENVS:
+    for name in campaign.PROJECT_ENVS:
         monkeypatch.delenv(name, raising=False)
     assert cli.main(["sweep", *SMALL, "--dir", str(directory), "--skip-quota-check"]) == 2
     assert "needs --p99-ms" in capsys.readouterr().err

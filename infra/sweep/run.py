@@ -29,6 +29,7 @@ from infra.sweep.changes import Step
 from infra.sweep.design import SweepDesign
 from infra.sweep.estimate import CAPACITY_SEARCH, Phase, destroy_phase
 from infra.sweep.experiment import Planned
+from infra.sweep.listed import ListedSteps
 from infra.sweep.manifest import SweepManifest, now_text
 from infra.teardown.run import Exists, Teardown, recovery_commands
 
@@ -66,9 +67,9 @@ ConfigValues = Callable[[dict[str, Any]], tuple[Any, Any]]
 
 class Chooser(Protocol):
     """Where a campaign's steps come from. A list of experiments is one whose steps are all
-    known before it starts, in the cheapest order (`ListedSteps`); a search's are chosen one
-    at a time from what the ones before measured (infra/sweep/search/run.py `SearchSteps`). The
-    run loop below is the same for both."""
+    known before it starts, in the cheapest order (infra/sweep/listed.py `ListedSteps`); a
+    search's are chosen one at a time from what the ones before measured
+    (infra/sweep/search/run.py `SearchSteps`). The run loop below is the same for both."""
 
     def steps(self, spent: Callable[[], float]) -> Iterable[Step]:
         """The steps to run, each asked for once the one before is measured."""
@@ -99,34 +100,6 @@ class Chooser(Protocol):
     def run_experiments(self, ran: list[Step]) -> list[str]:
         """The experiments a run is recorded as covering."""
         ...
-
-
-@dataclass
-class ListedSteps:
-    """A list of experiments, in the design's (cheapest) order."""
-
-    design: SweepDesign
-
-    def steps(self, spent: Callable[[], float]) -> Iterable[Step]:
-        return self.design.steps
-
-    def phases(self, step: Step) -> list[Phase]:
-        return self.design.estimate.of(step.experiment.name)
-
-    def config(self, experiment: str) -> dict[str, Any]:
-        return self.design.config(experiment)
-
-    def measured(self, step: Step, result: dict[str, Any] | None) -> None:
-        return None
-
-    def destroyed_after(self, step: Step) -> Planned:
-        return self.design.steps[-1].experiment
-
-    def settings_of(self, experiment: str) -> dict[str, Any] | None:
-        return None
-
-    def run_experiments(self, ran: list[Step]) -> list[str]:
-        return [s.experiment.name for s in self.design.steps]
 
 
 class OverBudgetError(Exception):

@@ -6,15 +6,12 @@ from __future__ import annotations
 
 import argparse
 import shutil
-from collections.abc import Callable
 from typing import Any
 
 from infra.design.settings import PROJECT_DIR
-from infra.gcp.credentials import GcloudError, access_token
 from infra.inputs.errors import ConfigError
 from infra.inputs.values import positive, project_id, stack_name
-from infra.teardown.cloud import exists
-from infra.teardown.pending import CloudResource
+from infra.teardown.cloud import gcp_exists
 from infra.teardown.run import (
     STALE_LOCK_HOURS,
     UNLOCK_MODES,
@@ -58,24 +55,6 @@ def add_parser(commands: Any) -> None:
         "--gcp-project", type=project_id, help="GCP project (default: the stack's gcp:project)"
     )
     teardown.set_defaults(run=run_teardown)
-
-
-def gcp_exists(say: Say) -> Callable[[CloudResource], bool | str]:
-    """Look resources up with the gcloud account's token, read once when first needed."""
-    token: list[str] = []
-
-    def check(resource: CloudResource) -> bool | str:
-        if not token:
-            try:
-                token.append(access_token("check by hand with the commands below"))
-            except GcloudError as error:
-                return str(error)
-        answer = exists(resource, token[0])
-        found = answer if isinstance(answer, str) else ("exists" if answer else "does not exist")
-        say(f"   {resource.kind} {resource.name}: {found}")
-        return answer
-
-    return check
 
 
 def report(stack: str, result: TeardownResult, teardown: Teardown, say: Say) -> int:

@@ -4,10 +4,11 @@ else is an answer we cannot act on, said as such."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import requests
 
+from infra.gcp.credentials import GcloudError, access_token
 from infra.teardown.pending import CloudResource
 
 API_URLS = {
@@ -41,3 +42,21 @@ def exists(
     return (
         f"{resource.api}.googleapis.com answered HTTP {response.status_code}: {response.text[:200]}"
     )
+
+
+def gcp_exists(say: Callable[[str], None]) -> Callable[[CloudResource], bool | str]:
+    """Look resources up with the gcloud account's token, read once when first needed."""
+    token: list[str] = []
+
+    def check(resource: CloudResource) -> bool | str:
+        if not token:
+            try:
+                token.append(access_token("check by hand with the commands below"))
+            except GcloudError as error:
+                return str(error)
+        answer = exists(resource, token[0])
+        found = answer if isinstance(answer, str) else ("exists" if answer else "does not exist")
+        say(f"   {resource.kind} {resource.name}: {found}")
+        return answer
+
+    return check

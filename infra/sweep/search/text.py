@@ -1,123 +1,29 @@
-"""`python -m infra sweep --space FILE`: a search instead of a list of experiments.
-
-`--dry-run` designs the space and prints what a search of it would cost at most;
-`--replay RESULTS` runs the search offline against results measured earlier and prints
-what it would have measured, in which order, what it would have spent and what it would
-have picked. A real search (neither) measures on the sweep stack, trial after trial
-(infra/sweep/search/run.py).
+"""What a search prints and writes: the dry run of a space (what it ranks by, what a
+search of it costs at most), the replay of a search against earlier results (what it would
+have measured, spent and picked) and a real search's pick. Text and JSON only; the
+campaign (infra/sweep/campaign.py) decides what runs.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 from infra.design.machine import machine_family
 from infra.design.pricing import catalogue
-from infra.inputs.errors import ConfigError
 from infra.sweep.durations import Durations, SearchSettings
 from infra.sweep.search.objective import Goal
-from infra.sweep.search.replay import (
-    Replay,
-    Results,
-    read_results,
-    replay,
-    worst_case,
-)
-from infra.sweep.search.space import Candidate, SearchSpace, read_space
-from infra.sweep.search.strategy import Outcome, Search
+from infra.sweep.search.replay import Replay, Results, worst_case
+from infra.sweep.search.space import Candidate, SearchSpace
+from infra.sweep.search.strategy import Search
 
 SCHEMA = "tfserving-gke/search-replay/v1"
 PLAN_SCHEMA = "tfserving-gke/search-plan/v1"
-# Without --max-trials or --max-usd, a search measures a tenth of the space (at least 4, and
-# at least one trial per machine type it spans).
-DEFAULT_TRIALS_FRACTION = 0.1
-MIN_DEFAULT_TRIALS = 4
 
 
 def _plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
-
-
-def check_options(args: argparse.Namespace) -> None:
-    """What a search refuses, before it reads anything."""
-    if args.space is None:
-        for option, value in (
-            ("--replay", args.replay),
-            ("--from", args.from_results),
-            ("--max-trials", args.max_trials),
-            ("--sampler", args.sampler if args.sampler != "model" else None),
-            ("--seed", args.seed or None),
-        ):
-            if value is not None:
-                raise ConfigError(
-                    option, "chooses how a search runs: it needs --space FILE (a search space)"
-                )
-        return
-    if args.experiments or args.all:
-        raise ConfigError(
-            "--space",
-            "searches the space's configurations; name experiments or --all without it, or "
-            "list them in the space file as `presets: [...]`",
-        )
-    if args.replay is not None and args.dry_run:
-        raise ConfigError("--replay", "is already offline; leave out --dry-run")
-
-
-def trials_allowed(args: argparse.Namespace, space: SearchSpace) -> int:
-    """--max-trials, or a tenth of the space when only --max-usd (or nothing) bounds it,
-    and never fewer than the machine types it spans: each gets a trial."""
-    if args.max_trials is not None:
-        return min(int(args.max_trials), len(space.candidates))
-    if args.max_usd is not None:
-        return len(space.candidates)
-    machines = len(space.dimensions.get("machineType", ()))
-    return min(
-        len(space.candidates),
-        max(
-            MIN_DEFAULT_TRIALS,
-            machines,
-            math.ceil(len(space.candidates) * DEFAULT_TRIALS_FRACTION),
-        ),
-    )
-
-
-def load_space(args: argparse.Namespace, extra: dict[str, Any]) -> SearchSpace:
-    path = Path(args.space)
-    return read_space(path, stack=args.stack, extra=extra, deploy_spot=args.deploy_spot)
-
-
-def earlier_outcomes(args: argparse.Namespace, space: SearchSpace) -> tuple[Outcome, ...]:
-    """--from RESULTS: what an earlier sweep measured, for the search to start from."""
-    if args.from_results is None:
-        return ()
-    results = read_results(Path(args.from_results), space)
-    check_objective(results, args, "--from")
-    return tuple(
-        Outcome(name, recorded.low, recorded.high, earlier=True)
-        for name, recorded in results.by_candidate.items()
-    )
-
-
-def check_objective(results: Results, args: argparse.Namespace, option: str) -> None:
-    """Results measured at another objective do not compare with this search's."""
-    measured = results.objective
-    if not measured:
-        return
-    asked = {"p99_ms": args.p99_ms, "max_error_rate": args.max_error_rate}
-    for key, value in asked.items():
-        if value is not None and key in measured and float(measured[key]) != float(value):
-            flag = "--p99-ms" if key == "p99_ms" else "--max-error-rate"
-            raise ConfigError(
-                option,
-                f"{results.source} was measured at {key} {measured[key]:g}, this search asks "
-                f"for {flag} {value:g}: capacities at another objective do not compare. Pass "
-                f"{flag} {measured[key]:g}, or measure again",
-            )
 
 
 def _score_text(goal: Goal, score: float) -> str:
@@ -342,14 +248,16 @@ def describe_replay(result: Replay, space: SearchSpace, results: Results, trials
     return "\n".join(lines) + "\n"
 
 
-def replay_json(result: Replay, space: SearchSpace, results: Results, args: Any) -> dict[str, Any]:
+def replay_json(
+    result: Replay, space: SearchSpace, results: Results, sampler: str, seed: int
+) -> dict[str, Any]:
     return {
         "schema": SCHEMA,
         "space": space.source,
         "results": results.source,
         "goal": {"target_rps": result.goal.target_rps, "unit": result.goal.unit},
-        "sampler": args.sampler,
-        "seed": args.seed,
+        "sampler": sampler,
+        "seed": seed,
         "trials": [
             {
                 "configuration": t.candidate,
@@ -376,47 +284,3 @@ def replay_json(result: Replay, space: SearchSpace, results: Results, args: Any)
         "configurations_without_results": result.missing,
         "unmatched_results": list(results.unmatched),
     }
-
-
-def run_space(
-    args: argparse.Namespace, search: SearchSettings, extra: dict[str, Any]
-) -> int | None:
-    """The dry run or the replay of a search; None when a real search is to run."""
-    goal = Goal(args.target_rps)
-    space = load_space(args, extra)
-    trials = trials_allowed(args, space)
-    d = Durations.from_data()
-    if args.dry_run:
-        plan = SearchPlan(space, goal, trials, search, d, args.max_usd, args.sampler)
-        print(describe_space(plan), end="")
-        if args.json:
-            document = plan_json(plan)
-            args.json.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-            print(f"\nWrote {args.json}")
-        return 0
-    if args.replay is None:
-        return None
-    results = read_results(Path(args.replay), space)
-    check_objective(results, args, "--replay")
-    if results.objective and args.p99_ms is None:
-        search = replace(search, p99_ms=float(results.objective["p99_ms"]))
-    outcome = replay(
-        space,
-        results,
-        goal,
-        search,
-        max_trials=trials,
-        max_usd=args.max_usd,
-        seed=args.seed,
-        sampler=args.sampler,
-        durations=d,
-        earlier=earlier_outcomes(args, space),
-    )
-    print(describe_replay(outcome, space, results, trials), end="")
-    if args.json:
-        document = replay_json(outcome, space, results, args)
-        args.json.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-        print(f"\nWrote {args.json}")
-    if outcome.picked is None:
-        return 1
-    return 0
