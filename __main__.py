@@ -60,6 +60,7 @@ cluster = GkeCluster(
         metrics=settings.metrics,
         gvnic=design.gvnic,
         boot_disk_performance=design.boot_disk_performance,
+        gpu=design.gpu,
     ),
 )
 image = ServingImage(

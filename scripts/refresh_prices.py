@@ -31,6 +31,7 @@ from infra.billing.catalog import (  # noqa: E402
     COMPUTE_ENGINE_SERVICE,
     e2_rates,
     family_rates,
+    gpu_prices,
     render_prices,
     service_regions,
     spot_fractions,
@@ -48,6 +49,11 @@ PRICES = ROOT / "infra" / "data" / "prices.yaml"
 def sku_names() -> dict[str, str]:
     """family -> how the Billing Catalog names its SKUs (infra/data/families.yaml)."""
     return {family: str(f["sku"]) for family, f in load("families")["families"].items()}
+
+
+def gpu_sku_names() -> dict[str, str]:
+    """accelerator -> how the Billing Catalog names its SKUs (infra/data/gpus.yaml)."""
+    return {gpu: str(g["sku"]) for gpu, g in load("gpus")["accelerators"].items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         rates = e2_rates(skus)
         families = family_rates(skus, sku_names())
         spot = spot_fractions(skus, sku_names(), rates, families)
+        gpus = gpu_prices(skus, gpu_sku_names())
         updated = with_new_catalogue(
             prices,
             rates,
@@ -83,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
             service_regions(skus),
             families=families,
             spot=spot,
+            gpus=gpus,
         )
     except (CatalogError, GcloudError, InputError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -102,6 +110,11 @@ def main(argv: list[str] | None = None) -> int:
             f"{len({r for t in spot.values() for r in t})} regions from the spot SKUs."
             if spot
             else "spot fractions carried over (no spot SKUs)."
+        )
+        + (
+            f" GPU prices of {', '.join(sorted(gpus))} read."
+            if gpus
+            else " GPU prices carried over (no GPU SKUs)."
         )
     )
     return 0

@@ -28,16 +28,22 @@ FAMILIES = load("families")["families"]
 
 
 def test_the_supported_families_are_the_x86_general_purpose_and_compute_ones() -> None:
-    assert supported_families() == ["e2", "n2", "n2d", "t2d", "n4", "c3", "c3d", "c4", "c4d"]
+    assert supported_families() == [
+        "e2", "n2", "n2d", "t2d", "n4", "c3", "c3d", "c4", "c4d", "g2", "n1",
+    ]  # fmt: skip
     for family in supported_families():
         facts = family_facts(family)
         # TF Serving's release build needs AVX (tensorflow/serving .bazelrc: -mavx
         # -msse4.2); every family listed has AVX2, a superset.
         assert "avx2" in facts["instructions"], family
         assert facts["disks"] and set(facts["disks"]) <= set(DISK_TYPES), family
-        # E2 counts against the regional CPUS quota (with N1), the others their own.
-        assert facts["quota_metric"] == ("CPUS" if family == "e2" else f"{family.upper()}_CPUS")
+        # E2 counts against the regional CPUS quota with N1 and G2 (the GPU hosts, whose
+        # GPUs have metrics of their own); the others against their own.
+        shared = ("e2", "g2", "n1")
+        assert facts["quota_metric"] == ("CPUS" if family in shared else f"{family.upper()}_CPUS")
         assert facts["sku"].startswith(family.upper())
+        # The GPU hosts, and only they, name their GPU.
+        assert bool(facts.get("gpu")) == (family in ("g2", "n1"))
 
 
 @pytest.mark.parametrize(
@@ -84,7 +90,7 @@ def test_each_family_shape_has_its_documented_size(
         ("n4-custom-6-8192", "12 to 48 GB"),
         ("c2-standard-8", "C2 is not supported"),
         ("t2a-standard-4", "Arm series"),
-        ("n1-standard-4", "Supported families: E2, N2, N2D, T2D, N4, C3, C3D, C4, C4D"),
+        ("a2-highgpu-1g", "Supported families: E2, N2, N2D, T2D, N4, C3, C3D, C4, C4D, G2, N1"),
         ("x9-standard-4", "Other supported families: N2, N2D"),
     ],
 )

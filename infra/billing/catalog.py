@@ -57,6 +57,10 @@ PRICES_HEADER = """\
 #     read from the Billing Catalog (the plan warns until a refresh replaces them).
 #   custom_multipliers: what a family's custom shapes cost over its predefined ones.
 #   spot_sources: where the spot fractions come from.
+#   gpus: {accelerator: {region: {hour, spot_hour}}}: one GPU's on-demand and Spot price
+#     an hour (infra/data/gpus.yaml), billed beside its host machine's vCPUs and memory;
+#     a region without its own is priced at the fallback region's (the plan warns).
+#   gpu_sources: where the GPU prices come from.
 """
 
 
@@ -157,6 +161,41 @@ def fraction_of(
     return round(price(spot) / price(rates), 4)
 
 
+def gpu_prices(
+    skus: Iterable[Mapping[str, Any]], sku_names: Mapping[str, str]
+) -> dict[str, dict[str, dict[str, float]]]:
+    """{accelerator: {region: {"hour": ..., "spot_hour": ...}}} from each GPU's "<name>
+    running in" SKUs, on demand and "Spot Preemptible" (`sku_names`: accelerator -> name,
+    e.g. "Nvidia L4 GPU"), in every region that has both; GPUs without any left out."""
+    listed = list(skus)
+    found: dict[str, dict[str, dict[str, float]]] = {}
+    for gpu, name in sku_names.items():
+        prices: dict[str, dict[str, float]] = {}
+        for key, prefix, usage in (
+            ("hour", "", ON_DEMAND),
+            ("spot_hour", "Spot Preemptible ", PREEMPTIBLE),
+        ):
+            pattern = re.compile(rf"^{prefix}{re.escape(name)} running in ")
+            span: dict[str, int] = {}
+            for sku in listed:
+                if not pattern.match(str(sku.get("description", ""))):
+                    continue
+                if sku.get("category", {}).get("usageType") != usage:
+                    continue
+                regions = list(sku.get("serviceRegions") or [])
+                price = _unit_price(sku, "h")
+                for region in regions:
+                    if region not in span or len(regions) < span[region]:
+                        span[region] = len(regions)
+                        prices.setdefault(region, {})[key] = price
+        complete = {r: p for r, p in sorted(prices.items()) if len(p) == 2}
+        if complete:
+            found[gpu] = {
+                r: {"hour": p["hour"], "spot_hour": p["spot_hour"]} for r, p in complete.items()
+            }
+    return found
+
+
 _REGION = re.compile(r"^[a-z]+-[a-z]+\d+$")
 
 
@@ -181,6 +220,7 @@ def with_new_catalogue(
     *,
     families: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None,
     spot: Mapping[str, Mapping[str, float]] | None = None,
+    gpus: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None,
 ) -> dict[str, Any]:
     """The price file's data with a catalogue named for `as_of`'s month holding `rates`
     (and `regions`, when the SKUs named any; the families' rates and the spot fractions
@@ -190,7 +230,7 @@ def with_new_catalogue(
         raise ValueError("the catalogue lists no E2 vCPU and RAM SKUs; nothing to write")
     base = prices["catalogues"][prices["current"]]
     name = as_of.strftime("%Y-%m")
-    catalogue = {
+    catalogue: dict[str, Any] = {
         "source": (
             "Cloud Billing Catalog API (services/"
             f"{COMPUTE_ENGINE_SERVICE}/skus, on-demand 'E2 Instance Core/Ram' SKUs) for the "
@@ -224,6 +264,19 @@ def with_new_catalogue(
             f"{', '.join(f.upper() for f in sorted(spot))}; the rest carried over"
         )
         catalogue["source"] += " spot_fractions from the 'Spot Preemptible' SKUs."
+    if gpus:
+        known: Mapping[str, Mapping[str, Any]] = base.get("gpus") or {}
+        gpu_table: dict[str, dict[str, dict[str, float]]] = {
+            g: {r: dict(p) for r, p in t.items()} for g, t in known.items()
+        }
+        for gpu, fresh in gpus.items():
+            carried = gpu_table.get(gpu, {})
+            gpu_table[gpu] = {**carried, **{r: dict(p) for r, p in sorted(fresh.items())}}
+        catalogue["gpus"] = gpu_table
+        catalogue["gpu_sources"] = (
+            f"on-demand and 'Spot Preemptible' GPU SKUs, read {as_of.isoformat()}, for "
+            f"{', '.join(sorted(gpus))}; the rest carried over"
+        )
     if catalogue["fallback_region"] not in catalogue["e2"]:
         catalogue["fallback_region"] = next(iter(catalogue["e2"]))
     updated = dict(prices)

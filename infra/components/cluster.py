@@ -10,6 +10,7 @@ import pulumi
 import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 
+from infra.design.gpu import GpuDesign
 from infra.design.load_generator import POOL_NAME, ROLE, ROLE_LABEL, TAINT_KEY, LoadGeneratorDesign
 from infra.design.naming import NODE_POOL_NAME
 from infra.design.scaling.design import AutoscalingDesign
@@ -53,6 +54,8 @@ class ClusterArgs:
     # with it), and their boot disk's provisioned (IOPS, MiB/s) where its type takes them.
     gvnic: bool = False
     boot_disk_performance: tuple[int, int] | None = None
+    # The serving nodes' GPUs (None: a CPU pool).
+    gpu: GpuDesign | None = None
 
 
 def _kubeconfig(name: str, endpoint: str, ca_certificate: str) -> str:
@@ -97,6 +100,8 @@ def _serving_node_extras(args: ClusterArgs) -> dict[str, Any]:
     extras: dict[str, Any] = {}
     if args.gvnic:
         extras["gvnic"] = {"enabled": True}
+    if args.gpu is not None:
+        extras.update(gpu_node_config(args.gpu))
     if args.boot_disk_performance is not None:
         iops, throughput = args.boot_disk_performance
         # The same type and size as disk_type and disk_size_gb, which must match them.
@@ -107,6 +112,27 @@ def _serving_node_extras(args: ClusterArgs) -> dict[str, Any]:
             "provisioned_throughput": throughput,
         }
     return extras
+
+
+def gpu_node_config(gpu: GpuDesign) -> dict[str, Any]:
+    """A GPU pool's node config: the accelerators with the driver GKE installs, time-sharing
+    when more pods than GPUs share a node, and the taint that keeps pods without a GPU off
+    it (GKE adds the same taint itself; declared, it is what the plan shows)."""
+    accelerator: dict[str, Any] = {
+        "type": gpu.gpu_type,
+        "count": gpu.per_node,
+        "gpu_driver_installation_config": {"gpu_driver_version": gpu.driver_version},
+    }
+    if gpu.shared_clients:
+        accelerator["gpu_sharing_config"] = {
+            "gpu_sharing_strategy": gpu.sharing_strategy,
+            "max_shared_clients_per_gpu": gpu.shared_clients,
+        }
+    taint = gpu.taint
+    return {
+        "guest_accelerators": [accelerator],
+        "taints": [{"key": taint["key"], "value": taint["value"], "effect": taint["effect"]}],
+    }
 
 
 def _serving_pool_size(args: ClusterArgs) -> tuple[dict[str, Any], pulumi.ResourceOptions]:

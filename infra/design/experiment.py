@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from infra.data import load
+from infra.design.gpu import GpuDesign, design_gpu, with_gpus
 from infra.design.load_generator import POOL_NAME, LoadGeneratorDesign, design_load_generator
 from infra.design.machine import (
     MachineShape,
@@ -73,6 +74,8 @@ class ExperimentDesign:
     boot_disk_performance: tuple[int, int] | None = None
     # Whether TensorFlow's oneDNN kernels run on this family, in words (oneDnn).
     onednn: str = ""
+    # The serving pool's GPUs (None: a CPU pool).
+    gpu: GpuDesign | None = None
 
 
 # A pod guaranteed less than this share of a core per intra-op thread is warned about.
@@ -123,8 +126,15 @@ def _check_threads(s: Settings, shape: MachineShape) -> None:
 def design_experiment(settings: Settings) -> ExperimentDesign:
     """Resolve machine shape, pod sizing, threads, batching and cost; reject what can't fit."""
     s = settings
-    shape = resolve_machine(s.machine_type, s.node_vcpus, s.node_memory_gb)
+    shape = with_gpus(s, resolve_machine(s.machine_type, s.node_vcpus, s.node_memory_gb))
+    gpu = design_gpu(s, shape, s.pods_per_node)
     warnings = list(s.warnings)
+    if gpu and not s.enable_batching:
+        warnings.append(
+            f"enableBatching is false on {gpu.name} nodes: a GPU runs one request at a time "
+            "far below what it runs batched (TF Serving's batching guide: batching unlocks "
+            "the throughput of accelerators). Set enableBatching true, and measure both."
+        )
     s = _boot_disk(s, shape, warnings)
     pod_requests = serving_pod_requests(shape, s.pods_per_node)
     cores = pod_cpu_cores(shape, s.pods_per_node)
@@ -152,6 +162,7 @@ def design_experiment(settings: Settings) -> ExperimentDesign:
         grpc_max_threads=grpc_threads,
         batching=batching,
         onednn_env=onednn_env,
+        gpu_memory_fraction=gpu.memory_fraction if gpu else 0.0,
     )
     # Threads beyond what the pod is guaranteed run on what the node's other pods leave.
     threads_m = 1000 * server.intra_op_parallelism
@@ -218,6 +229,7 @@ def design_experiment(settings: Settings) -> ExperimentDesign:
         onednn=onednn_effect,
         gvnic=needs_gvnic(shape.family),
         boot_disk_performance=boot_disk_performance(s.disk_type),
+        gpu=gpu,
     )
 
 

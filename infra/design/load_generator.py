@@ -12,6 +12,7 @@ from infra.design.machine import (
     MachineShape,
     Resources,
     family_facts,
+    is_gpu_host,
     node_allocatable,
     parse_machine_type,
 )
@@ -58,6 +59,13 @@ def design_load_generator(s: Settings) -> LoadGeneratorDesign | None:
             f"{shape.machine_type} is shared-core: a load generator on time-sliced CPU sends "
             "late and its lag would read as the server's latency. Use a dedicated-core type "
             "such as e2-highcpu-4.",
+        )
+    if is_gpu_host(shape.family):
+        raise ConfigError(
+            "loadGeneratorMachineType",
+            f"{shape.machine_type} is a GPU host ({shape.family.upper()}): the load generator "
+            "sends from CPUs and would pay for a GPU it never uses. Use a CPU type such as "
+            "e2-highcpu-4.",
         )
     disk = str(load("loadgen")["node_disk"]["type"])
     if disk not in family_facts(shape.family)["disks"]:

@@ -28,6 +28,10 @@ class MachineShape:
     shared_core: bool
     billed_vcpus: float
     family: str = "e2"
+    # The GPUs each machine carries (infra/data/gpus.yaml): a G2 type's own, or those a
+    # stack attaches to N1 (infra.design.gpu).
+    gpu_type: str = ""
+    gpus: int = 0
 
     @property
     def memory_gib(self) -> float:
@@ -169,7 +173,11 @@ def _other_family(machine_type: str, family: str, setting: str) -> MachineShape:
                 machine_type, vcpus * float(spec["gib_per_vcpu"])
             )
             memory_mib = round(float(memory_gib) * MIB_PER_GIB)
-            return MachineShape(machine_type, vcpus, memory_mib, False, False, float(vcpus), family)
+            gpu_type, gpus = _attached_gpus(machine_type, facts)
+            return MachineShape(
+                machine_type, vcpus, memory_mib, False, False, float(vcpus), family,
+                gpu_type, gpus,
+            )  # fmt: skip
     shapes = ", ".join(
         f"{kind}-{{{','.join(map(str, spec['vcpus']))}}}"
         for kind, spec in facts["predefined"].items()
@@ -180,6 +188,20 @@ def _other_family(machine_type: str, family: str, setting: str) -> MachineShape:
         f"{machine_type!r} is not a {family.upper()} machine type this project knows. Use "
         f"one of {shapes}{custom_text}.",
     )
+
+
+def _attached_gpus(machine_type: str, facts: dict[str, Any]) -> tuple[str, int]:
+    """The GPUs a machine type carries of itself (a G2 type's L4s); ("", 0) for others."""
+    gpu_type = str(facts.get("gpu") or "")
+    attached = load("gpus")["accelerators"][gpu_type].get("attached") if gpu_type else None
+    if not attached or machine_type not in attached:
+        return "", 0
+    return gpu_type, int(attached[machine_type])
+
+
+def is_gpu_host(family: str) -> bool:
+    """Whether the family's machines carry GPUs (G2) or take them (N1)."""
+    return family != "e2" and bool(family_facts(family).get("gpu"))
 
 
 def parse_machine_type(machine_type: str, setting: str = "machineType") -> MachineShape:

@@ -11,6 +11,7 @@ from typing import Any
 
 from infra.design.cluster_names import BARRIER_PORT, LOAD_GENERATOR
 from infra.design.experiment import ExperimentDesign
+from infra.design.gpu import GpuDesign
 from infra.design.monitoring.podmonitoring import collector_ingress, pod_monitoring
 from infra.design.naming import NODE_POOL_NAME, label_value
 from infra.design.scaling.manifests import horizontal_pod_autoscaler
@@ -351,6 +352,27 @@ def _load_generator_policy(design: ExperimentDesign) -> dict[str, Any]:
     }
 
 
+# The node pool API's taint effects, as Kubernetes spells them.
+TAINT_EFFECTS = {"NO_SCHEDULE": "NoSchedule", "PREFER_NO_SCHEDULE": "PreferNoSchedule",
+                 "NO_EXECUTE": "NoExecute"}  # fmt: skip
+
+
+def _on_gpus(spec: dict[str, Any], gpu: GpuDesign) -> None:
+    """A serving pod on GPU nodes: one nvidia.com/gpu (a whole GPU, or a time-shared one),
+    and the toleration of the GPU nodes' taint."""
+    container = spec["containers"][0]
+    container["resources"]["limits"][gpu.resource] = "1"
+    taint = gpu.taint
+    spec["tolerations"] = [
+        {
+            "key": taint["key"],
+            "operator": "Equal",
+            "value": taint["value"],
+            "effect": TAINT_EFFECTS[taint["effect"]],
+        }
+    ]
+
+
 def _pod_spec(design: ExperimentDesign, image: Any, configmap_name: str) -> dict[str, Any]:
     s = design.settings
     status = {"path": model_status_path(s.model_name), "port": "http"}
@@ -417,6 +439,8 @@ def _pod_spec(design: ExperimentDesign, image: Any, configmap_name: str) -> dict
             {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}},
         ],
     }
+    if design.gpu is not None:
+        _on_gpus(spec, design.gpu)
     if s.pods_per_node == 1:
         spec["affinity"] = {
             "podAntiAffinity": {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,6 +94,13 @@ def unpriced_region_warning(region: str, catalogue_name: str | None = None) -> s
     )
 
 
+def _priced_region(table: Mapping[str, Any], region: str, prices: Mapping[str, Any]) -> str:
+    """The region of `table` that prices `region`: itself, else the catalogue's fallback
+    region, else the table's first."""
+    fallback = str(prices["fallback_region"])
+    return region if region in table else fallback if fallback in table else next(iter(table))
+
+
 def family_rates(
     family: str, region: str, catalogue_name: str | None = None
 ) -> tuple[dict[str, float], str]:
@@ -108,8 +116,7 @@ def family_rates(
             "planned: run `venv/bin/python scripts/refresh_prices.py` (it reads the "
             f"'{sku} Core/Ram' SKUs), or pick another family.",
         )
-    fallback = str(prices["fallback_region"])
-    at = region if region in table else fallback if fallback in table else next(iter(table))
+    at = _priced_region(table, region, prices)
     return dict(table[at]), at
 
 
@@ -153,7 +160,52 @@ def node_usd_per_hour(
         per_hour *= multiplier
     if spot:
         per_hour *= spot_fraction(shape.family, region, catalogue_name)[0]
-    return float(per_hour)
+    return float(per_hour) + gpus_usd_per_hour(shape, region, spot, catalogue_name)
+
+
+def gpu_rates(
+    gpu_type: str, region: str, catalogue_name: str | None = None
+) -> tuple[dict[str, float], str]:
+    """One GPU's {hour, spot_hour} in `region` (else the fallback region's) and the region
+    they are of; ConfigError when the catalogue has none for the GPU."""
+    name, prices = catalogue(catalogue_name)
+    table = (prices.get("gpus") or {}).get(gpu_type)
+    if not table:
+        sku = load("gpus")["accelerators"][gpu_type]["sku"]
+        raise ConfigError(
+            "gpuType" if gpu_type != "nvidia-l4" else "machineType",
+            f"price catalogue {name} has no {gpu_type} prices, so its cost cannot be planned: "
+            f"run `venv/bin/python scripts/refresh_prices.py` (it reads the '{sku}' SKUs).",
+        )
+    at = _priced_region(table, region, prices)
+    return {k: float(v) for k, v in table[at].items()}, at
+
+
+def gpus_usd_per_hour(
+    shape: MachineShape, region: str, spot: bool, catalogue_name: str | None = None
+) -> float:
+    """What the GPUs of one node of this shape cost an hour (0 for a CPU machine)."""
+    if not shape.gpus:
+        return 0.0
+    rates, _ = gpu_rates(shape.gpu_type, region, catalogue_name)
+    return shape.gpus * rates["spot_hour" if spot else "hour"]
+
+
+def gpu_price_warnings(
+    shape: MachineShape, region: str, catalogue_name: str | None = None
+) -> list[str]:
+    """What the plan says when a GPU's price is of another region than the nodes'."""
+    if not shape.gpus:
+        return []
+    name, _ = catalogue(catalogue_name)
+    _, at = gpu_rates(shape.gpu_type, region, catalogue_name)
+    if at == region:
+        return []
+    return [
+        f"no {shape.gpu_type} price for region {region!r} in price catalogue {name}: its GPUs "
+        f"are priced at {at}'s. Refresh the catalogue with "
+        "`venv/bin/python scripts/refresh_prices.py`."
+    ]
 
 
 def spot_fraction(family: str, region: str, catalogue_name: str | None = None) -> tuple[float, str]:
@@ -170,8 +222,7 @@ def spot_fraction(family: str, region: str, catalogue_name: str | None = None) -
             "it cannot be priced: run `venv/bin/python scripts/refresh_prices.py` (it reads "
             "the 'Spot Preemptible' SKUs), or set spot false.",
         )
-    fallback = str(prices["fallback_region"])
-    at = region if region in table else fallback if fallback in table else next(iter(table))
+    at = _priced_region(table, region, prices)
     return float(table[at]), at
 
 
@@ -206,14 +257,27 @@ class NodeGroup:
 def node_group_lines(group: NodeGroup, region: str, catalogue_name: str) -> list[CostLine]:
     """What a group of nodes bills an hour: the machines and their boot disks."""
     _, prices = catalogue(catalogue_name)
-    node_rate = node_usd_per_hour(group.shape, region, group.spot, catalogue_name)
+    gpu_rate = gpus_usd_per_hour(group.shape, region, group.spot, catalogue_name)
+    node_rate = node_usd_per_hour(group.shape, region, group.spot, catalogue_name) - gpu_rate
     disk_rate = prices["disk_gb_month"][group.disk_type] / hours_per_month()
     kind = "spot " if group.spot else ""
     role = f"{group.role} " if group.role else ""
+    gpus = (
+        [
+            CostLine(
+                f"{kind}{group.shape.gpu_type} GPUs, {group.shape.gpus} per node",
+                group.count * group.shape.gpus,
+                group.count * gpu_rate,
+            )
+        ]
+        if group.shape.gpus
+        else []
+    )
     return [
         CostLine(
             f"{kind}{group.shape.machine_type} {role}nodes", group.count, group.count * node_rate
         ),
+        *gpus,
         CostLine(
             f"{group.disk_type} boot disks, {group.disk_size_gb} GB each",
             group.count,
@@ -252,6 +316,7 @@ def estimate_cost(
         (() if priced_at == region else (unpriced_region_warning(region, name),))
         + tuple(family_price_warnings(shape.family, region, name))
         + tuple(spot_price_warnings(shape.family, region, name) if spot else ())
+        + tuple(gpu_price_warnings(shape, region, name))
     )
     benchmarking = tuple(node_group_lines(benchmark_nodes, region, name)) if benchmark_nodes else ()
     return CostEstimate(

@@ -118,6 +118,10 @@ class Settings:
     github_api_url: str
     tf_serving_version: str
     tf_serving_variant: str
+    gpu_type: str
+    gpu_count: int
+    gpu_driver_version: str
+    gpu_memory_percent: int
     one_dnn: str
     tensorflow_intra_op_parallelism: int
     tensorflow_inter_op_parallelism: int
@@ -447,6 +451,12 @@ def validate(settings: Settings) -> list[str]:
     _one_of("exposure", s.exposure, EXPOSURES)
     _one_of("oneDnn", s.one_dnn, ONE_DNN)
     _one_of("tfServingVariant", s.tf_serving_variant, VARIANTS)
+    gpus = load("gpus")
+    if s.gpu_type:
+        _one_of("gpuType", s.gpu_type, tuple(gpus["accelerators"]))
+    _one_of("gpuDriverVersion", s.gpu_driver_version, tuple(gpus["driver_versions"]))
+    _at_least("gpuCount", s.gpu_count, 0, 8)
+    _at_least("gpuMemoryPercent", s.gpu_memory_percent, 0, 100)
     _at_least("modelMaxDownloadMb", s.model_max_download_mb, 1, 1024 * 1024)
     if s.model_sha256 and not _SHA256.match(s.model_sha256.lower().removeprefix("sha256:")):
         raise ConfigError(
@@ -570,10 +580,12 @@ def validate(settings: Settings) -> list[str]:
             "regional is true: nodeCount nodes run in each zone of the region (about 3x the "
             "node cost) and the GKE free-tier credit does not apply."
         )
-    if s.tf_serving_variant == "gpu":
+    host = load("families")["families"].get(s.machine_type.split("-", 1)[0], {})
+    if s.tf_serving_variant == "gpu" and not s.gpu_type and not host.get("gpu"):
         warnings.append(
-            "tfServingVariant is gpu, but E2 nodes have no GPU: the larger -gpu image will "
-            "serve on the CPU. GPU node pools are not supported yet."
+            f"tfServingVariant is gpu, but {s.machine_type or 'these E2 nodes'} have no GPU: "
+            "the larger -gpu image will serve on the CPU. For a GPU pool, use a G2 "
+            "machineType (g2-standard-4: one NVIDIA L4) or N1 with gpuType nvidia-tesla-t4."
         )
     if s.spot:
         warnings.append(

@@ -51,6 +51,8 @@ class ServerOptions:
     batching: BatchingParameters | None
     # TF_ENABLE_ONEDNN_OPTS: "1" or "0", or "" to leave TensorFlow's default.
     onednn_env: str = ""
+    # --per_process_gpu_memory_fraction on a GPU pool; 0.0: not passed (TensorFlow's own).
+    gpu_memory_fraction: float = 0.0
 
 
 # TensorFlow turns its oneDNN ops on by default only where the CPU has one of these
@@ -134,6 +136,8 @@ def server_args(options: ServerOptions) -> list[str]:
         f"--grpc_max_threads={options.grpc_max_threads}",
         f"--monitoring_config_file={CONFIG_DIR}/{MONITORING_FILE}",
     ]
+    if options.gpu_memory_fraction:
+        args.append(f"--per_process_gpu_memory_fraction={options.gpu_memory_fraction:g}")
     if options.batching:
         args += [
             "--enable_batching=true",

@@ -75,6 +75,18 @@ def summary(design: ExperimentDesign) -> dict[str, Any]:
         "rest_api_num_threads": server.rest_api_num_threads,
         "grpc_max_threads": server.grpc_max_threads,
         "onednn": {"setting": s.one_dnn, "effect": design.onednn},
+        "gpu": None
+        if design.gpu is None
+        else {
+            "type": design.gpu.gpu_type,
+            "name": design.gpu.name,
+            "per_node": design.gpu.per_node,
+            "memory_gib": design.gpu.memory_gib,
+            "shared_clients_per_gpu": design.gpu.shared_clients,
+            "memory_fraction": design.gpu.memory_fraction,
+            "driver_version": design.gpu.driver_version,
+            "zones": list(design.gpu.zones),
+        },
         "batching": None
         if server.batching is None
         else {
@@ -380,6 +392,11 @@ def describe(plan: StackPlan) -> str:
         f"  threads           intra-op {d.server.intra_op_parallelism}, inter-op "
         f"{d.server.inter_op_parallelism}, REST {d.server.rest_api_num_threads}, "
         f"gRPC {d.server.grpc_max_threads}",
+        *(
+            [f"  GPUs              {d.gpu.describe()}, driver {d.gpu.driver_version}"]
+            if d.gpu
+            else []
+        ),
         f"  oneDNN            {d.onednn}",
         "  batching          "
         + (

@@ -208,6 +208,9 @@ def planned(plan: StackPlan) -> Planned:
         external_addresses=1 if s.exposure == "external" else 0,
         on_demand_nodes_usd_per_hour=on_demand_usd,
         on_demand_load_generator_node_usd_per_hour=generator_on_demand_usd,
+        gpus=design.nodes_total * design.gpu.per_node if design.gpu else 0,
+        gpu_quota_metric=design.gpu.quota_metric if design.gpu else "",
+        gpu_preemptible_metric=design.gpu.preemptible_quota_metric if design.gpu else "",
     )
 
 

@@ -37,6 +37,10 @@ class Planned:
     # The serving nodes at on-demand prices (what a spot-measured experiment deploys at).
     on_demand_nodes_usd_per_hour: float | None = None
     on_demand_load_generator_node_usd_per_hour: float | None = None
+    # The serving pool's GPUs (all nodes) and the quota metrics they count against.
+    gpus: int = 0
+    gpu_quota_metric: str = ""
+    gpu_preemptible_metric: str = ""
 
     @property
     def usd_per_hour(self) -> float:

@@ -23,6 +23,7 @@ from infra.sweep.quota import (
     fetch_region,
     gcloud_access_token,
     needs,
+    preemptible_gpu_quota,
     preemptible_quota,
 )
 from infra.sweep.run import ROLLOUT_SETTLE_S, ConfigValues, Measure, MeasureError
@@ -69,8 +70,14 @@ def check_quota(design: SweepDesign) -> str:
         raise ConfigError("quota", f"{error} (or pass --skip-quota-check)") from None
     need = design.need
     on_spot = any(e.spot or e.load_generator_spot for e in design.experiments)
-    if on_spot and preemptible_quota(region):
-        need = needs(design.steps, design.durations, preemptible=True)
+    spot_gpus = preemptible_gpu_quota(region) if on_spot else frozenset()
+    if on_spot and (preemptible_quota(region) or spot_gpus):
+        need = needs(
+            design.steps,
+            design.durations,
+            preemptible=preemptible_quota(region),
+            preemptible_gpus=spot_gpus,
+        )
     problems = check(region, project, need, design.gcp_project)
     if problems:
         raise ConfigError("quota", " ".join(problems))

@@ -12,6 +12,10 @@ quota metric:
   against the standard quotas, as Compute Engine's Spot VM page says);
 - IN_USE_ADDRESSES (regional): one external IPv4 address per node, since the nodes are not
   private (and one per external load balancer);
+- NVIDIA_L4_GPUS, NVIDIA_T4_GPUS (regional): the serving pool's GPUs (infra/data/gpus.yaml
+  names each GPU's metric), or PREEMPTIBLE_NVIDIA_<MODEL>_GPUS for Spot VMs' once the
+  project has that quota in the region; GPUS_ALL_REGIONS (the project's): every GPU, whose
+  limit is 0 on a new project until raised;
 then the largest of each over the sweep. A new project often has 24 CPUS in a region, 32
 CPUS_ALL_REGIONS and 8 IN_USE_ADDRESSES: the 2-vCPU presets run 8 serving nodes, up to 4
 load-generator nodes and a surge node at once.
@@ -44,8 +48,10 @@ METRICS = {
     "CPUS": REGIONAL,
     "IN_USE_ADDRESSES": REGIONAL,
     "CPUS_ALL_REGIONS": PROJECT,
+    "GPUS_ALL_REGIONS": PROJECT,
 }
 PREEMPTIBLE = "PREEMPTIBLE_CPUS"
+GPUS_ALL_REGIONS = "GPUS_ALL_REGIONS"
 # Without these a check means nothing; the others are checked where the project has them.
 REQUIRED = ("CPUS",)
 # GKE's default pool, one e2-medium node, exists while a cluster is created.
@@ -120,8 +126,12 @@ class _Phase:
     experiment: Planned | None  # its load-generator pool at its most and its load balancer
     extra_e2_vcpus: int = 0
     extra_nodes: int = 0
+    # (quota metric, its preemptible twin, GPUs, on Spot VMs): the serving pools' GPUs.
+    gpus: tuple[tuple[str, str, int, bool], ...] = ()
 
-    def amounts(self, preemptible: bool) -> dict[str, int]:
+    def amounts(
+        self, preemptible: bool, preemptible_gpus: frozenset[str] = frozenset()
+    ) -> dict[str, int]:
         """metric -> vCPUs or addresses held; with `preemptible`, Spot VMs' vCPUs count
         against PREEMPTIBLE_CPUS instead of their standard metric."""
         experiment = self.experiment
@@ -147,6 +157,11 @@ class _Phase:
         for metric, vcpus, spot in groups:
             counted = PREEMPTIBLE if spot and preemptible else metric
             amounts[counted] = amounts.get(counted, 0) + vcpus
+        if self.gpus:
+            amounts[GPUS_ALL_REGIONS] = sum(count for _, _, count, _ in self.gpus)
+        for metric, twin, count, spot in self.gpus:
+            counted = twin if spot and twin in preemptible_gpus else metric
+            amounts[counted] = amounts.get(counted, 0) + count
         return amounts
 
 
@@ -162,6 +177,7 @@ def _phases(steps: Sequence[Step], durations: Durations) -> list[_Phase]:
                 ((metric, experiment.serving_vcpus, experiment.spot),),
                 experiment.nodes,
                 experiment,
+                gpus=_gpus(experiment),
             )
         )
         previous = step.previous
@@ -189,6 +205,8 @@ def _phases(steps: Sequence[Step], durations: Durations) -> list[_Phase]:
                 change,
                 step.pool.peak_nodes,
                 experiment,
+                # At most both pools' GPUs at once.
+                gpus=_gpus(experiment) + (_gpus(previous) if previous else ()),
             )
         )
         if previous is None:
@@ -205,13 +223,33 @@ def _phases(steps: Sequence[Step], durations: Durations) -> list[_Phase]:
     return phases
 
 
-def needs(steps: Sequence[Step], durations: Durations, *, preemptible: bool = False) -> Need:
+def _gpus(experiment: Planned) -> tuple[tuple[str, str, int, bool], ...]:
+    if not experiment.gpus:
+        return ()
+    return (
+        (
+            experiment.gpu_quota_metric,
+            experiment.gpu_preemptible_metric,
+            experiment.gpus,
+            experiment.spot,
+        ),
+    )
+
+
+def needs(
+    steps: Sequence[Step],
+    durations: Durations,
+    *,
+    preemptible: bool = False,
+    preemptible_gpus: frozenset[str] = frozenset(),
+) -> Need:
     """The most the sweep holds at once of each quota metric, and where; with
     `preemptible` (the project has preemptible quota in the region), Spot VMs' vCPUs on
-    PREEMPTIBLE_CPUS."""
+    PREEMPTIBLE_CPUS, and their GPUs on the PREEMPTIBLE_NVIDIA_..._GPUS metrics of
+    `preemptible_gpus` (those the project has quota of)."""
     best: dict[str, Demand] = {}
     for phase in _phases(steps, durations):
-        for metric, amount in phase.amounts(preemptible).items():
+        for metric, amount in phase.amounts(preemptible, preemptible_gpus).items():
             if metric not in best or amount > best[metric].amount:
                 best[metric] = Demand(metric, amount, phase.where)
     families = sorted(
@@ -219,7 +257,26 @@ def needs(steps: Sequence[Step], durations: Durations, *, preemptible: bool = Fa
         key=lambda m: (m == PREEMPTIBLE, m),
     )
     order = [m for m in ("CPUS",) if best[m].amount] + families
-    return Need(tuple(best[metric] for metric in [*order, "IN_USE_ADDRESSES", "CPUS_ALL_REGIONS"]))
+    tail = ["IN_USE_ADDRESSES", "CPUS_ALL_REGIONS"]
+    if GPUS_ALL_REGIONS in best:
+        tail.append(GPUS_ALL_REGIONS)
+    return Need(tuple(best[metric] for metric in [*order, *tail]))
+
+
+def gpu_metrics(need: Need) -> list[str]:
+    """The regional GPU metrics a sweep needs (NVIDIA_L4_GPUS...): a region that lists none
+    of one does not offer that GPU to the project."""
+    return [d.metric for d in need.demands if d.metric.endswith("_GPUS") and d.scope == REGIONAL]
+
+
+def preemptible_gpu_quota(region: dict[str, Any]) -> frozenset[str]:
+    """The PREEMPTIBLE_NVIDIA_..._GPUS metrics the project has quota of in the region (a
+    limit above 0): Spot VMs' GPUs count there instead of against the standard metric."""
+    return frozenset(
+        metric
+        for metric, quota in _quotas(region).items()
+        if str(metric).startswith("PREEMPTIBLE_NVIDIA_") and float(quota.get("limit", 0)) > 0
+    )
 
 
 def preemptible_quota(region: dict[str, Any]) -> bool:
@@ -247,6 +304,14 @@ def check(
                 problems.append(
                     f"the Compute Engine API listed no {demand.metric} quota for {name}"
                 )
+            elif demand.metric.endswith("_GPUS"):
+                problems.append(
+                    f"{name} lists no {demand.metric} quota for the project, and the sweep "
+                    f"needs {demand.amount} ({demand.where}): the GPU is not offered to it "
+                    f"there. Request it: https://console.cloud.google.com/iam-admin/quotas?"
+                    f"project={project}&metric=compute.googleapis.com%2F"
+                    f"{demand.metric.lower()} , or sweep in a region that has it."
+                )
             continue
         limit, usage = float(quota.get("limit", 0)), float(quota.get("usage", 0))
         free = limit - usage
@@ -264,6 +329,11 @@ def check(
 
 
 def _advice(metric: str) -> str:
+    if "GPUS" in metric:
+        return (
+            "GPU quota is granted on request, often after a few days; GPUS_ALL_REGIONS is 0 "
+            "on a new project. Or sweep fewer GPU nodes at once."
+        )
     if metric == "IN_USE_ADDRESSES":
         return (
             "Each node holds an external address: sweep fewer nodes at once, or lower "

@@ -1,0 +1,349 @@
+"""GPU node pools: G2 with its NVIDIA L4s and N1 with NVIDIA T4s, planned under the SDK's
+mocks as `pulumi up` would declare them: the accelerators, GKE's driver installation, the
+taint and the pod's toleration and nvidia.com/gpu, time-sharing, the -gpu image, the zones
+each GPU exists in, the GPU's price beside its host's, and the GPU quotas a sweep checks."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import date
+from typing import Any
+
+import pulumi_gcp.container._inputs as gcp_container_inputs
+import pytest
+import yaml
+
+from infra.billing.catalog import gpu_prices, render_prices, with_new_catalogue
+from infra.data import DATA_DIR
+from infra.design.machine import parse_machine_type
+from infra.design.pricing import node_usd_per_hour
+from infra.inputs.errors import ConfigError
+from infra.plan.run import StackPlan, design_stack, plan_stack
+from infra.sweep.design import design_sweep
+from infra.sweep.durations import SearchSettings
+from infra.sweep.quota import check, needs, preemptible_gpu_quota
+from tests.conftest import ROOT, container, manifest, serving_image, serving_pool
+
+SEARCH = SearchSettings(300.0, 0.01, "rest", 20.0, 6, 5.0, 20.0)
+PROJECT = {"gcp:project": "demo-project"}
+L4_HOUR, L4_SPOT_HOUR, T4_HOUR = 0.56004, 0.2231, 0.35
+G2_VCPU, G2_GIB, N1_VCPU, N1_GIB = 0.024988, 0.002927, 0.031611, 0.004237
+
+
+def gpu_plan(stack: str = "gpu-l4", **overrides: Any) -> StackPlan:
+    return plan_stack(stack, {**PROJECT, **overrides})
+
+
+def test_the_l4_preset_declares_its_gpu_driver_and_taint() -> None:
+    plan = gpu_plan()
+    config = serving_pool(plan)["nodeConfig"]
+    assert config["machineType"] == "g2-standard-4"
+    assert config["guestAccelerators"] == [
+        {
+            "type": "nvidia-l4",
+            "count": 1,
+            "gpuDriverInstallationConfig": {"gpuDriverVersion": "LATEST"},
+        }
+    ]
+    assert config["taints"] == [
+        {"key": "nvidia.com/gpu", "value": "present", "effect": "NO_SCHEDULE"}
+    ]
+    # G2 takes no Standard Persistent Disk.
+    assert config["diskType"] == "pd-balanced"
+
+
+def test_the_serving_pod_asks_for_one_gpu_and_tolerates_the_gpu_taint() -> None:
+    plan = gpu_plan()
+    pod = manifest(plan, "Deployment")["spec"]["template"]["spec"]
+    assert container(plan)["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert pod["tolerations"] == [
+        {"key": "nvidia.com/gpu", "operator": "Equal", "value": "present", "effect": "NoSchedule"}
+    ]
+    # One pod per GPU: no memory fraction is imposed on TensorFlow.
+    assert not any("per_process_gpu_memory_fraction" in a for a in container(plan)["args"])
+
+
+def test_the_image_is_built_from_the_gpu_base() -> None:
+    plan = gpu_plan()
+    context = ROOT / str(serving_image(plan)["build"]["context"])
+    dockerfile = (context / "Dockerfile").read_text(encoding="utf-8")
+    assert re.search(r"^FROM tensorflow/serving:2\.20\.0-gpu$", dockerfile, re.MULTILINE)
+
+
+def test_a_cpu_stack_declares_no_gpu() -> None:
+    plan = plan_stack("dev", PROJECT)
+    config = serving_pool(plan)["nodeConfig"]
+    assert "guestAccelerators" not in config and "taints" not in config
+    pod = manifest(plan, "Deployment")["spec"]["template"]["spec"]
+    assert "tolerations" not in pod
+    assert "nvidia.com/gpu" not in container(plan)["resources"]["limits"]
+    assert plan.design.gpu is None
+
+
+def test_t4s_go_on_n1_in_the_count_asked_for() -> None:
+    plan = gpu_plan("gpu-t4", machineType="n1-standard-8", gpuCount=2)
+    (accelerator,) = serving_pool(plan)["nodeConfig"]["guestAccelerators"]
+    assert (accelerator["type"], accelerator["count"]) == ("nvidia-tesla-t4", 2)
+    lines = {line.item: line for line in plan.design.cost.lines}
+    gpus = lines["nvidia-tesla-t4 GPUs, 2 per node"]
+    assert gpus.quantity == 2 and gpus.usd_per_hour == pytest.approx(2 * T4_HOUR)
+    # The host is billed at N1's rates: 8 vCPUs and 30 GiB.
+    host = lines["n1-standard-8 nodes"].usd_per_hour
+    assert host == pytest.approx(8 * N1_VCPU + 30 * N1_GIB)
+
+
+def test_a_g2_node_costs_its_vcpus_memory_and_l4() -> None:
+    plan = gpu_plan()
+    lines = {line.item: line.usd_per_hour for line in plan.design.cost.lines}
+    assert lines["g2-standard-4 nodes"] == pytest.approx(4 * G2_VCPU + 16 * G2_GIB)
+    assert lines["nvidia-l4 GPUs, 1 per node"] == pytest.approx(L4_HOUR)
+    # The catalogue's g2-standard-4 with its L4: 0.70683/h on demand (its rows add up).
+    shape = parse_machine_type("g2-standard-4")
+    assert node_usd_per_hour(shape, "us-central1", False) == pytest.approx(0.70683, abs=2e-5)
+    # On Spot VMs: the host at G2's spot fraction, the L4 at its own spot price.
+    spot = node_usd_per_hour(shape, "us-central1", True)
+    assert spot == pytest.approx((4 * G2_VCPU + 16 * G2_GIB) * 0.4002 + L4_SPOT_HOUR)
+    # Roughly the 3.9 x an n4-standard-4 the issue quotes.
+    n4 = node_usd_per_hour(parse_machine_type("n4-standard-4"), "us-central1", False)
+    assert 3.7 < node_usd_per_hour(shape, "us-central1", False) / n4 < 4.1
+
+
+def test_a_gpu_in_another_region_is_priced_at_that_regions_rate() -> None:
+    plan = gpu_plan(zone="europe-west4-a")
+    lines = {line.item: line.usd_per_hour for line in plan.design.cost.lines}
+    assert lines["nvidia-l4 GPUs, 1 per node"] == pytest.approx(0.58804)
+    assert not any("nvidia-l4 price" in w for w in plan.design.warnings)
+
+
+def test_more_pods_than_gpus_time_share_them_and_split_their_memory() -> None:
+    plan = gpu_plan(podsPerNode=2)
+    (accelerator,) = serving_pool(plan)["nodeConfig"]["guestAccelerators"]
+    assert accelerator["gpuSharingConfig"] == {
+        "gpuSharingStrategy": "TIME_SHARING",
+        "maxSharedClientsPerGpu": 2,
+    }
+    # Each pod is held to its share less the driver's headroom: (1 - 0.05) / 2, rounded down.
+    assert "--per_process_gpu_memory_fraction=0.47" in container(plan)["args"]
+    assert container(plan)["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert "time-shared by 2 pods" in plan.design.gpu.describe()  # type: ignore[union-attr]
+
+
+def test_a_memory_share_given_is_passed_to_tf_serving() -> None:
+    plan = gpu_plan(podsPerNode=2, gpuMemoryPercent=40)
+    assert "--per_process_gpu_memory_fraction=0.4" in container(plan)["args"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key", "says"),
+    [
+        ({"tfServingVariant": "cpu"}, "tfServingVariant", "Set tfServingVariant gpu"),
+        ({"zone": "us-central1-f"}, "zone", "us-central1-a, us-central1-b, us-central1-c"),
+        ({"zone": "europe-north1-a"}, "zone", "europe-north1 has none; regions with it:"),
+        ({"regional": True}, "regional", "A GPU pool here is zonal"),
+        ({"gpuCount": 2}, "gpuCount", "g2-standard-24 carry 2"),
+        ({"gpuType": "nvidia-tesla-t4"}, "gpuType", "G2 machines carry nvidia-l4"),
+        ({"gpuType": "nvidia-a100"}, "gpuType", "nvidia-l4, nvidia-tesla-t4"),
+        ({"gpuDriverVersion": "NEWEST"}, "gpuDriverVersion", "DEFAULT, LATEST"),
+        ({"podsPerNode": 2, "gpuMemoryPercent": 60}, "gpuMemoryPercent", "at most 50% each"),
+        ({"machineType": "n1-standard-4", "gpuType": ""}, "machineType", "gpuType nvidia-tesla-t4"),
+        (
+            {"machineType": "n1-standard-64", "gpuType": "nvidia-tesla-t4", "gpuCount": 1},
+            "gpuCount",
+            "at most 48 vCPUs",
+        ),
+        (
+            {"machineType": "n1-standard-4", "gpuType": "nvidia-tesla-t4", "gpuCount": 3},
+            "gpuCount",
+            "1, 2, 4 do",
+        ),
+        ({"machineType": "e2-standard-4", "gpuType": "nvidia-l4"}, "gpuType", "G2 machine types"),
+        (
+            {"loadGenerator": True, "loadGeneratorMachineType": "g2-standard-4"},
+            "loadGeneratorMachineType",
+            "GPU host",
+        ),
+    ],
+)
+def test_a_gpu_setting_the_pool_cannot_take_is_refused_before_any_resource(
+    overrides: dict[str, Any], key: str, says: str
+) -> None:
+    with pytest.raises(ConfigError) as error:
+        design_stack("gpu-l4", overrides)
+    assert error.value.setting == key
+    assert says in str(error.value)
+
+
+def test_a_gpu_image_on_cpu_nodes_is_said_to_serve_on_the_cpu() -> None:
+    design = design_stack("dev", {"tfServingVariant": "gpu"})[3]
+    assert any("have no GPU" in w and "g2-standard-4" in w for w in design.warnings)
+
+
+def test_a_gpu_without_batching_is_warned_about() -> None:
+    design = design_stack("gpu-l4", {"enableBatching": False})[3]
+    assert any(w.startswith("enableBatching is false on NVIDIA L4 nodes") for w in design.warnings)
+
+
+def test_the_plan_json_says_what_gpus_each_node_has() -> None:
+    plan = gpu_plan(podsPerNode=2)
+    from infra.plan.render import summary  # noqa: PLC0415
+
+    gpu = summary(plan.design)["gpu"]
+    assert gpu == {
+        "type": "nvidia-l4",
+        "name": "NVIDIA L4",
+        "per_node": 1,
+        "memory_gib": 24,
+        "shared_clients_per_gpu": 2,
+        "memory_fraction": 0.47,
+        "driver_version": "LATEST",
+        "zones": ["us-central1-a", "us-central1-b", "us-central1-c"],
+    }
+
+
+def _args_class(path: list[str]) -> type | None:
+    """pulumi_gcp's input class of a node pool field (NodePoolNodeConfigGuestAcceleratorArgs
+    for nodeConfig.guestAccelerators); None for a plain map (labels)."""
+    name = "NodePool" + "".join(p[0].upper() + p[1:] for p in path)
+    for candidate in (f"{name}Args", f"{name.removesuffix('s')}Args"):
+        if hasattr(gcp_container_inputs, candidate):
+            return getattr(gcp_container_inputs, candidate)  # type: ignore[no-any-return]
+    return None
+
+
+def _unknown_fields(value: Any, path: list[str]) -> list[str]:
+    """Fields of the declared node config that the provider's schema does not have."""
+    if isinstance(value, list):
+        return [u for item in value for u in _unknown_fields(item, path)]
+    cls = _args_class(path)
+    if not isinstance(value, dict) or cls is None:
+        return []
+    fields = {n for n in dir(cls) if isinstance(getattr(cls, n, None), property)}
+    unknown = []
+    for key, item in value.items():
+        snake = re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower()
+        if snake not in fields:
+            unknown.append(".".join([*path, key]))
+        else:
+            unknown += _unknown_fields(item, [*path, key[0].upper() + key[1:]])
+    return unknown
+
+
+@pytest.mark.parametrize("overrides", [{}, {"podsPerNode": 2}])
+def test_the_gpu_node_config_has_only_fields_the_provider_knows(overrides: dict[str, Any]) -> None:
+    config = serving_pool(gpu_plan(**overrides))["nodeConfig"]
+    assert _unknown_fields(config, ["NodeConfig"]) == []
+    # The check can fail: a misspelt field is caught.
+    assert _unknown_fields({"guestAccelerators": [{"typo": 1}]}, ["NodeConfig"]) == [
+        "NodeConfig.GuestAccelerators.typo"
+    ]
+
+
+def _region(quotas: Mapping[str, float]) -> dict[str, Any]:
+    return {
+        "name": "us-central1",
+        "quotas": [{"metric": m, "limit": v, "usage": 0.0} for m, v in quotas.items()],
+    }
+
+
+def test_a_gpu_sweep_needs_the_gpus_regional_and_all_regions_quota() -> None:
+    design = design_sweep(["gpu-l4", "gpu-t4"], SEARCH)
+    need = needs(design.steps, design.durations)
+    metrics = [d.metric for d in need.demands]
+    assert {"NVIDIA_L4_GPUS", "NVIDIA_T4_GPUS", "GPUS_ALL_REGIONS"} <= set(metrics)
+    assert need.of("GPUS_ALL_REGIONS").scope == "project"
+    # While one pool replaces the other, both pools' GPUs at most.
+    assert need.of("GPUS_ALL_REGIONS").amount == 2
+    ample = {"CPUS": 100, "IN_USE_ADDRESSES": 100, "NVIDIA_L4_GPUS": 4, "NVIDIA_T4_GPUS": 4}
+    project = {"quotas": [{"metric": "CPUS_ALL_REGIONS", "limit": 100, "usage": 0}]}
+    # A new project: GPUS_ALL_REGIONS 0.
+    project_without = {"quotas": [*project["quotas"], {"metric": "GPUS_ALL_REGIONS", "limit": 0}]}
+    problems = check(_region(ample), project_without, need, "demo-project")
+    assert len(problems) == 1 and problems[0].startswith("GPUS_ALL_REGIONS quota in the project")
+    assert "GPU quota is granted on request" in problems[0]
+    # A region that does not offer the T4 to the project lists no quota of it.
+    no_t4 = {k: v for k, v in ample.items() if k != "NVIDIA_T4_GPUS"}
+    problems = check(_region(no_t4), project, need, "demo-project")
+    assert len(problems) == 1 and "lists no NVIDIA_T4_GPUS quota" in problems[0]
+    assert check(_region(ample), project, need, "demo-project") == []
+
+
+def test_spot_gpus_count_against_their_preemptible_quota_once_the_project_has_it() -> None:
+    design = design_sweep(["gpu-l4"], SEARCH, extra={"spot": True})
+    region = _region(
+        {"CPUS": 100, "PREEMPTIBLE_NVIDIA_L4_GPUS": 2, "PREEMPTIBLE_NVIDIA_T4_GPUS": 0}
+    )
+    spot = preemptible_gpu_quota(region)
+    assert spot == frozenset({"PREEMPTIBLE_NVIDIA_L4_GPUS"})
+    need = needs(design.steps, design.durations, preemptible_gpus=spot)
+    metrics = [d.metric for d in need.demands]
+    assert "PREEMPTIBLE_NVIDIA_L4_GPUS" in metrics and "NVIDIA_L4_GPUS" not in metrics
+    # Without it, Spot VMs' GPUs count against the standard metric.
+    plain = [d.metric for d in needs(design.steps, design.durations).demands]
+    assert "NVIDIA_L4_GPUS" in plain
+
+
+def _gpu_sku(description: str, usage: str, regions: list[str], nanos: int) -> dict[str, Any]:
+    return {
+        "skuId": description[:14],
+        "description": description,
+        "category": {"resourceFamily": "Compute", "resourceGroup": "GPU", "usageType": usage},
+        "serviceRegions": regions,
+        "pricingInfo": [
+            {
+                "pricingExpression": {
+                    "usageUnit": "h",
+                    "tieredRates": [
+                        {"startUsageAmount": 0, "unitPrice": {"units": "0", "nanos": nanos}}
+                    ],
+                }
+            }
+        ],
+    }
+
+
+def test_the_refresh_reads_gpu_prices_on_demand_and_spot() -> None:
+    americas, central = "running in Americas", ["us-central1"]
+    skus = [
+        _gpu_sku(f"Nvidia L4 GPU {americas}", "OnDemand", [*central, "us-east1"], 560040000),
+        _gpu_sku(f"Spot Preemptible Nvidia L4 GPU {americas}", "Preemptible", central, 223100000),
+        _gpu_sku("Nvidia L4 GPU running in Netherlands", "OnDemand", ["europe-west4"], 588040000),
+        _gpu_sku(f"Commitment v1: Nvidia L4 GPU {americas}", "Commit1Yr", central, 1),
+        _gpu_sku(f"Nvidia Tesla T4 GPU {americas}", "OnDemand", central, 350000000),
+    ]
+    names = {"nvidia-l4": "Nvidia L4 GPU", "nvidia-tesla-t4": "Nvidia Tesla T4 GPU"}
+    read = gpu_prices(skus, names)
+    # Only regions with both prices; the T4 has no spot SKU here, so none of its.
+    assert read == {"nvidia-l4": {"us-central1": {"hour": 0.56004, "spot_hour": 0.2231}}}
+    prices = yaml.safe_load((DATA_DIR / "prices.yaml").read_text(encoding="utf-8"))
+    updated = with_new_catalogue(
+        prices, prices["catalogues"]["2026-12"]["e2"], date(2027, 1, 5), gpus=read
+    )
+    new = updated["catalogues"]["2027-01"]
+    assert new["gpus"]["nvidia-l4"]["us-central1"] == {"hour": 0.56004, "spot_hour": 0.2231}
+    # What was not read is carried over.
+    assert (
+        new["gpus"]["nvidia-tesla-t4"] == prices["catalogues"]["2026-12"]["gpus"]["nvidia-tesla-t4"]
+    )
+    assert "GPU SKUs, read 2027-01-05, for nvidia-l4" in new["gpu_sources"]
+    assert yaml.safe_load(render_prices(updated)) == updated
+
+
+@pytest.mark.parametrize(
+    ("machine_type", "vcpus", "memory_gib", "gpus"),
+    [
+        ("g2-standard-4", 4, 16, 1),
+        ("g2-standard-32", 32, 128, 1),
+        ("g2-standard-24", 24, 96, 2),
+        ("g2-standard-96", 96, 384, 8),
+        # N1 takes its T4s from gpuType: the shape alone carries none.
+        ("n1-standard-4", 4, 15, 0),
+        ("n1-highcpu-8", 8, 7.2, 0),
+    ],
+)
+def test_gpu_hosts_have_their_documented_shapes(
+    machine_type: str, vcpus: int, memory_gib: float, gpus: int
+) -> None:
+    shape = parse_machine_type(machine_type)
+    assert (shape.vcpus, round(shape.memory_gib, 1), shape.gpus) == (vcpus, memory_gib, gpus)
+    assert shape.gpu_type == ("nvidia-l4" if gpus else "")
