@@ -31,7 +31,7 @@ try:
     settings, fetch = settings_from_pulumi()
     design = design_experiment(settings)
     settings = design.settings  # as designed: a family's boot disk, when diskType was left
-    serving = serving_context(settings, fetch, PROJECT_DIR)
+    serving = serving_context(settings, fetch, PROJECT_DIR, design.warmup_batch_sizes)
     model, warmup, context = serving.model, serving.warmup, serving.context
     load_generator = write_load_generator_context() if design.load_generator else None
 except (ConfigError, ModelSourceError) as error:

@@ -347,3 +347,31 @@ def test_gpu_hosts_have_their_documented_shapes(
     shape = parse_machine_type(machine_type)
     assert (shape.vcpus, round(shape.memory_gib, 1), shape.gpus) == (vcpus, memory_gib, gpus)
     assert shape.gpu_type == ("nvidia-l4" if gpus else "")
+
+
+def _warmup_rows(plan: StackPlan) -> list[int]:
+    """The rows of each generated warmup request in the serving image's context."""
+    from infra.model.apis import PredictionLog  # noqa: PLC0415
+    from infra.model.warmup.tfrecord import decode  # noqa: PLC0415
+
+    context = ROOT / str(serving_image(plan)["build"]["context"])
+    (path,) = context.glob("models/*/*/assets.extra/tf_serving_warmup_requests")
+    rows = []
+    for record in decode(path.read_bytes()):
+        log = PredictionLog()
+        log.ParseFromString(record)
+        tensor = next(iter(log.predict_log.request.inputs.values()))
+        rows.append(tensor.tensor_shape.dim[0].size)
+    return rows
+
+
+def test_a_gpu_server_is_warmed_at_every_batch_size_it_runs() -> None:
+    assert _warmup_rows(gpu_plan()) == [1, 2, 4, 8, 16, 32, 64, 128, 256]
+    allowed = gpu_plan(maxBatchSize=64, allowedBatchSizes=[8, 32, 64])
+    assert _warmup_rows(allowed) == [8, 32, 64]
+    # Without batching it runs what it is sent: one row, as on a CPU.
+    unbatched = {"machineType": "g2-standard-4", "tfServingVariant": "gpu"}
+    assert _warmup_rows(plan_stack("dev", {**PROJECT, **unbatched})) == [1]
+    assert _warmup_rows(plan_stack("dev", PROJECT)) == [1]
+    # A CPU stack keeps its one record, batching or not (as before GPUs).
+    assert _warmup_rows(plan_stack("dev", {**PROJECT, "enableBatching": True})) == [1]

@@ -77,6 +77,20 @@ class ExperimentDesign:
     # The serving pool's GPUs (None: a CPU pool).
     gpu: GpuDesign | None = None
 
+    @property
+    def warmup_batch_sizes(self) -> tuple[int, ...]:
+        """The batch sizes generated warmup requests carry: on a GPU with batching, every
+        size it will execute (the allowed sizes, or powers of two up to the largest
+        batch), since each new shape pays for its kernels on first run; else one row."""
+        batching = self.server.batching
+        if self.gpu is None or batching is None:
+            return (1,)
+        if batching.allowed_batch_sizes:
+            return tuple(batching.allowed_batch_sizes)
+        largest = batching.execution_batch_size
+        sizes = [2**k for k in range(largest.bit_length()) if 2**k < largest]
+        return (*sizes, largest)
+
 
 # A pod guaranteed less than this share of a core per intra-op thread is warned about.
 SMALL_CPU_SHARE = 0.25

@@ -152,11 +152,15 @@ class ServingContext:
 
 
 def serving_context(
-    settings: Settings, fetch: FetchEnvironment, project_dir: Path
+    settings: Settings,
+    fetch: FetchEnvironment,
+    project_dir: Path,
+    warmup_batch_sizes: tuple[int, ...] = (1,),
 ) -> ServingContext:
     """The stack's model resolved (fetched and verified; left unresolved by an offline
-    fetch of a remote source), its warmup records, and the serving image's build context:
-    what `pulumi up` builds, and what a rehearsal runs."""
+    fetch of a remote source), its warmup records (at the batch sizes the server runs, on
+    a GPU), and the serving image's build context: what `pulumi up` builds, and what a
+    rehearsal runs."""
     request = ModelRequest(
         source=settings.model_source,
         name=settings.model_name,
@@ -164,7 +168,7 @@ def serving_context(
         pinned_sha256=settings.model_sha256,
     )
     model = resolve_model(request, fetch)
-    warmup = plan_warmup(settings.model_name, model, settings.warmup)
+    warmup = plan_warmup(settings.model_name, model, settings.warmup, warmup_batch_sizes)
     context = write_build_context(
         settings.model_name,
         model,

@@ -90,7 +90,7 @@ def prepare(stack: str, ports: Ports) -> tuple[Rehearsal, ExperimentDesign, list
     fetch = replace(
         fetch_environment(settings.github_api_url, settings.model_max_download_mb), offline=False
     )
-    serving = serving_context(settings, fetch, PROJECT_DIR)
+    serving = serving_context(settings, fetch, PROJECT_DIR, design.warmup_batch_sizes)
     context = serving.context
     config_dir = write_config_files(PROJECT_DIR / REHEARSAL_ROOT / stack, design)
     plan = rehearsal(

@@ -4,6 +4,11 @@ the resolved model).
 
 A generated record is a PredictionLog holding one Predict request for one signature, with
 every input a zero-filled tensor of the declared dtype and shape (unknown dimensions 1).
+On a GPU a new input shape pays on its first run for what a CPU does not (kernel choice
+and autotuning per shape, memory allocation for it), so a GPU server is warmed at every
+batch size it will run (`batch_sizes`: the allowed batch sizes, or powers of two up to the
+largest batch), each a request of that many rows where the signature's first dimension is
+the batch (unknown); a fixed first dimension is warmed at its own size only.
 TF Serving runs each record before serving and fails the model's load if one fails
 (saved_model_warmup.cc returns the request's error), so only what is surely valid is
 generated: Predict signatures whose inputs are numeric or boolean with a known rank.
@@ -47,7 +52,13 @@ class Warmup:
         )
 
 
-def _request_record(model_name: str, signature: Signature) -> bytes:
+def _batched(signature: Signature) -> bool:
+    """Whether every input's first dimension is the batch (unknown): then the rows of a
+    request are free to choose."""
+    return all(spec.shape and spec.shape[0] < 0 for spec in signature.inputs)
+
+
+def _request_record(model_name: str, signature: Signature, rows: int = 1) -> bytes:
     log = PredictionLog()
     request = log.predict_log.request
     request.model_spec.name = model_name
@@ -55,6 +66,8 @@ def _request_record(model_name: str, signature: Signature) -> bytes:
     for spec in signature.inputs:
         assert spec.shape is not None
         shape = [1 if size < 0 else size for size in spec.shape]
+        if shape and spec.shape[0] < 0:
+            shape[0] = rows
         tensor = request.inputs[spec.name]
         tensor.dtype = _DTYPE_ENUM[spec.dtype]
         for size in shape:
@@ -82,20 +95,27 @@ def _why_not(signature: Signature) -> str:
     return ""
 
 
-def generate(model_name: str, signatures: tuple[Signature, ...]) -> tuple[list[bytes], list[str]]:
-    """One record per signature that can be warmed safely, and why the others cannot."""
+def generate(
+    model_name: str, signatures: tuple[Signature, ...], batch_sizes: tuple[int, ...] = (1,)
+) -> tuple[list[bytes], list[str]]:
+    """One record per signature that can be warmed safely, at each of `batch_sizes` where
+    its first dimension is the batch, and why the others cannot be warmed."""
     records: list[bytes] = []
     skipped: list[str] = []
     for signature in signatures:
         reason = _why_not(signature)
         if reason:
             skipped.append(reason)
-        elif len(records) < MAX_RECORDS:
-            records.append(_request_record(model_name, signature))
+            continue
+        for rows in batch_sizes if _batched(signature) else (1,):
+            if len(records) < MAX_RECORDS:
+                records.append(_request_record(model_name, signature, rows))
     return records, skipped
 
 
-def plan_warmup(model_name: str, model: ResolvedModel, enabled: bool) -> Warmup:
+def plan_warmup(
+    model_name: str, model: ResolvedModel, enabled: bool, batch_sizes: tuple[int, ...] = (1,)
+) -> Warmup:
     if not model.resolved or model.artifact is None:
         return Warmup("unresolved", "decided once the model is fetched (pulumi up)")
     newest = max(model.artifact.versions)
@@ -105,7 +125,7 @@ def plan_warmup(model_name: str, model: ResolvedModel, enabled: bool) -> Warmup:
         return Warmup("off", "none (warmup false): the first requests after each rollout are slow")
     if model.signatures is None:
         return Warmup("none", "none: the model's signatures could not be read")
-    records, skipped = generate(model_name, model.signatures)
+    records, skipped = generate(model_name, model.signatures, batch_sizes)
     why = f" ({'; '.join(skipped)})" if skipped else ""
     if not records:
         return Warmup(
@@ -114,10 +134,11 @@ def plan_warmup(model_name: str, model: ResolvedModel, enabled: bool) -> Warmup:
             f"{newest}/{WARMUP_FILE} to the model",
         )
     warmed = [s.key for s in model.signatures if not _why_not(s)]
+    sizes = f" at batch sizes {', '.join(map(str, batch_sizes))}" if batch_sizes != (1,) else ""
     return Warmup(
         "generated",
-        f"generated: {len(records)} Predict request(s), {', '.join(warmed)}, zero-filled "
-        f"inputs{'; skipped' + why if skipped else ''}",
+        f"generated: {len(records)} Predict request(s), {', '.join(warmed)}{sizes}, "
+        f"zero-filled inputs{'; skipped' + why if skipped else ''}",
         encode(records),
         f"{newest}/{WARMUP_FILE}",
         tuple(skipped),
