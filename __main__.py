@@ -95,6 +95,7 @@ board = (
             cluster_name(settings.stack),
             settings.namespace,
             settings.model_name,
+            gpu=design.gpu is not None,
         ),
         required_services=cluster.project_services,
     )

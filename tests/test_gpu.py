@@ -5,6 +5,7 @@ each GPU exists in, the GPU's price beside its host's, and the GPU quotas a swee
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from datetime import date
@@ -13,17 +14,22 @@ from typing import Any
 import pulumi_gcp.container._inputs as gcp_container_inputs
 import pytest
 import yaml
+from google.cloud.monitoring_dashboard_v1.types import Dashboard
 
 from infra.billing.catalog import gpu_prices, render_prices, with_new_catalogue
 from infra.data import DATA_DIR
 from infra.design.machine import parse_machine_type
+from infra.design.naming import cluster_name
 from infra.design.pricing import node_usd_per_hour
 from infra.inputs.errors import ConfigError
+from infra.model.apis import PredictionLog
+from infra.model.warmup.tfrecord import decode
+from infra.plan.render import summary
 from infra.plan.run import StackPlan, design_stack, plan_stack
 from infra.sweep.design import design_sweep
 from infra.sweep.durations import SearchSettings
 from infra.sweep.quota import check, needs, preemptible_gpu_quota
-from tests.conftest import ROOT, container, manifest, serving_image, serving_pool
+from tests.conftest import ROOT, container, declared, manifest, serving_image, serving_pool
 
 SEARCH = SearchSettings(300.0, 0.01, "rest", 20.0, 6, 5.0, 20.0)
 PROJECT = {"gcp:project": "demo-project"}
@@ -186,8 +192,6 @@ def test_a_gpu_without_batching_is_warned_about() -> None:
 
 def test_the_plan_json_says_what_gpus_each_node_has() -> None:
     plan = gpu_plan(podsPerNode=2)
-    from infra.plan.render import summary  # noqa: PLC0415
-
     gpu = summary(plan.design)["gpu"]
     assert gpu == {
         "type": "nvidia-l4",
@@ -351,9 +355,6 @@ def test_gpu_hosts_have_their_documented_shapes(
 
 def _warmup_rows(plan: StackPlan) -> list[int]:
     """The rows of each generated warmup request in the serving image's context."""
-    from infra.model.apis import PredictionLog  # noqa: PLC0415
-    from infra.model.warmup.tfrecord import decode  # noqa: PLC0415
-
     context = ROOT / str(serving_image(plan)["build"]["context"])
     (path,) = context.glob("models/*/*/assets.extra/tf_serving_warmup_requests")
     rows = []
@@ -375,3 +376,35 @@ def test_a_gpu_server_is_warmed_at_every_batch_size_it_runs() -> None:
     assert _warmup_rows(plan_stack("dev", PROJECT)) == [1]
     # A CPU stack keeps its one record, batching or not (as before GPUs).
     assert _warmup_rows(plan_stack("dev", {**PROJECT, "enableBatching": True})) == [1]
+
+
+def test_a_gpu_stack_with_metrics_collects_gkes_dcgm_metrics_and_charts_them() -> None:
+    plan = gpu_plan(metrics=True)
+    cluster = declared(plan, "gcp:container/cluster:Cluster", "cluster")
+    assert cluster["monitoringConfig"] == {
+        "enableComponents": ["SYSTEM_COMPONENTS", "DCGM"],
+        "managedPrometheus": {"enabled": True},
+    }
+    board = declared(plan, "gcp:monitoring/dashboard:Dashboard", "dashboard")
+    parsed = Dashboard.from_json(board["dashboardJson"], ignore_unknown_fields=False)
+    titles = [tile.widget.title for tile in parsed.mosaic_layout.tiles]
+    assert len(titles) == 9
+    assert {"GPU utilisation (%)", "GPU memory (MiB)"} <= set(titles)
+    queries = [
+        data_set.time_series_query.prometheus_query
+        for tile in parsed.mosaic_layout.tiles
+        for data_set in tile.widget.xy_chart.data_sets
+    ]
+    gpu_queries = [q for q in queries if "DCGM_FI_" in q]
+    assert len(gpu_queries) == 5
+    assert all(f'cluster="{cluster_name("gpu-l4")}"' in q for q in gpu_queries)
+    # No tile overlaps another.
+    spots = {(t.x_pos, t.y_pos) for t in parsed.mosaic_layout.tiles}
+    assert len(spots) == len(titles)
+    assert json.loads(board["dashboardJson"])["mosaicLayout"]["columns"] == 48
+    # A CPU stack with metrics keeps GKE's default components and its six tiles.
+    cpu = plan_stack("dev", {**PROJECT, "metrics": True})
+    cpu_cluster = declared(cpu, "gcp:container/cluster:Cluster", "cluster")
+    assert cpu_cluster["monitoringConfig"] == {"managedPrometheus": {"enabled": True}}
+    cpu_board = declared(cpu, "gcp:monitoring/dashboard:Dashboard", "dashboard")
+    assert "DCGM_FI_" not in cpu_board["dashboardJson"]

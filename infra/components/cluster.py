@@ -28,6 +28,8 @@ REQUIRED_APIS = (
 )
 # The dashboard and the managed metrics live in Cloud Monitoring.
 METRICS_APIS = ("monitoring.googleapis.com",)
+# What a GPU cluster's monitoring collects: GKE's system metrics and its managed DCGM ones.
+DCGM_COMPONENTS = ("SYSTEM_COMPONENTS", "DCGM")
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 
 
@@ -112,6 +114,17 @@ def _serving_node_extras(args: ClusterArgs) -> dict[str, Any]:
             "provisioned_throughput": throughput,
         }
     return extras
+
+
+def monitoring_config(args: ClusterArgs) -> dict[str, Any]:
+    """Managed Service for Prometheus; on a GPU pool also GKE's managed DCGM metrics (GPU
+    utilisation, memory, tensor-core activity), which GKE collects itself from its own
+    DCGM exporter where it installed the driver (1.30.1-gke.1204000 and later). GKE
+    needs its system components collected beside them."""
+    config: dict[str, Any] = {"managed_prometheus": {"enabled": True}}
+    if args.gpu is not None:
+        config["enable_components"] = list(DCGM_COMPONENTS)
+    return config
 
 
 def gpu_node_config(gpu: GpuDesign) -> dict[str, Any]:
@@ -235,11 +248,7 @@ class GkeCluster(pulumi.ComponentResource):
             enable_shielded_nodes=True,
             cost_management_config={"enabled": True},
             resource_labels=args.labels,
-            **(
-                {"monitoring_config": {"managed_prometheus": {"enabled": True}}}
-                if args.metrics
-                else {}
-            ),
+            **({"monitoring_config": monitoring_config(args)} if args.metrics else {}),
             opts=pulumi.ResourceOptions.merge(
                 after_apis, pulumi.ResourceOptions(ignore_changes=["nodeConfig"])
             ),

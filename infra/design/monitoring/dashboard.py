@@ -7,7 +7,10 @@ What it charts, for this stack's cluster, namespace and model:
 - p50, p90 and p99 latency from TF Serving's own histogram
   (:tensorflow:serving:request_latency, microseconds, 33 exponential buckets);
 - CPU and memory per serving pod, and the number of serving pods (GKE's system metrics,
-  kubernetes.io/container/*, which Cloud Monitoring's PromQL names kubernetes_io:...).
+  kubernetes.io/container/*, which Cloud Monitoring's PromQL names kubernetes_io:...);
+- on a GPU pool, GKE's managed DCGM metrics of the cluster's GPUs (the serving pool's are
+  its only ones): utilisation (mean and busiest GPU), the share of time the tensor cores
+  were busy (how well batches fill the GPU), and frame-buffer memory used and free.
 TF Serving's metric names start with a colon, so they are selected by __name__.
 """
 
@@ -110,10 +113,40 @@ def widgets(cluster: str, namespace: str, model: str) -> list[dict[str, Any]]:
     ]
 
 
-def dashboard(stack: str, cluster: str, namespace: str, model: str) -> dict[str, Any]:
+def gpu_widgets(cluster: str) -> list[dict[str, Any]]:
+    """GPU tiles from GKE's managed DCGM metrics (DCGM_FI_*, gauges per GPU)."""
+
+    def dcgm(field: str) -> str:
+        return f'{field}{{cluster="{cluster}"}}'
+
+    return [
+        _chart(
+            "GPU utilisation (%)",
+            "%",
+            (f"avg({dcgm('DCGM_FI_DEV_GPU_UTIL')})", "mean"),
+            (f"max({dcgm('DCGM_FI_DEV_GPU_UTIL')})", "busiest GPU"),
+        ),
+        _chart(
+            "Tensor cores active (share of time)",
+            "1",
+            (f"avg({dcgm('DCGM_FI_PROF_PIPE_TENSOR_ACTIVE')})", "mean"),
+        ),
+        _chart(
+            "GPU memory (MiB)",
+            "MiBy",
+            (f"sum({dcgm('DCGM_FI_DEV_FB_USED')})", "used"),
+            (f"sum({dcgm('DCGM_FI_DEV_FB_FREE')})", "free"),
+        ),
+    ]
+
+
+def dashboard(
+    stack: str, cluster: str, namespace: str, model: str, gpu: bool = False
+) -> dict[str, Any]:
     """The Dashboard resource's JSON (without name and etag, which the API assigns)."""
     tiles = []
-    for index, widget in enumerate(widgets(cluster, namespace, model)):
+    charts = widgets(cluster, namespace, model) + (gpu_widgets(cluster) if gpu else [])
+    for index, widget in enumerate(charts):
         tiles.append(
             {
                 "xPos": (index % 2) * TILE_WIDTH,
