@@ -3,8 +3,10 @@ best configuration, at a tenth of the trials, on three performance models of dif
 structure (tests/landscapes.py: additive, with interactions, a queueing model) and
 several draws of each.
 
-The space is tests/data/search/landscape.yaml (1,440 deployments over six families). For
-each landscape and table seed, every configuration's true capacity comes from the model,
+The space is tests/data/search/landscape.yaml (1,440 deployments over six families), and for
+the `gpu` landscape tests/data/search/gpu-landscape.yaml (504 deployments, 224 of them on
+GPUs: G2 with an L4, N1 with a T4, against five CPU families). For each landscape and
+table seed, every configuration's true capacity comes from the model,
 and the range a sweep would report from the sweep's own capacity search against a verdict
 that is certain away from the truth and noisy within 4% of it. The table is written in the
 documented replay format and replayed by the real search (infra.sweep.search.replay) over the
@@ -51,6 +53,8 @@ from infra.sweep.search.strategy import SAMPLERS  # noqa: E402
 from tests import landscapes  # noqa: E402
 
 SPACE = ROOT / "tests/data/search/landscape.yaml"
+# Landscapes benchmarked on a space of their own.
+SPACES = {"gpu": ROOT / "tests/data/search/gpu-landscape.yaml"}
 TRIALS_FRACTION = 0.1
 TARGET_NODES = 5  # the target load: this many of the median configuration's nodes
 
@@ -62,6 +66,7 @@ class Landscape:
     truth: dict[str, float]
     results_file: Path
     target_rps: float
+    space_file: Path = SPACE
 
 
 def build(space: SearchSpace, kind: str, seed: int, folder: Path) -> Landscape:
@@ -92,7 +97,8 @@ def build(space: SearchSpace, kind: str, seed: int, folder: Path) -> Landscape:
         encoding="utf-8",
     )
     per_node = statistics.median(truth[c.name] / c.price.nodes for c in space.candidates)
-    return Landscape(kind, seed, truth, path, round(TARGET_NODES * per_node, -1))
+    target = round(TARGET_NODES * per_node, -1)
+    return Landscape(kind, seed, truth, path, target, SPACES.get(kind, SPACE))
 
 
 @dataclass(frozen=True)
@@ -109,7 +115,7 @@ class Pick:
 def one(args: tuple[Landscape, str, float | None, int]) -> Pick:
     """One search replayed on one landscape."""
     land, sampler, target, seed = args
-    space = _space()
+    space = _space(land.space_file)
     results = _results(land.results_file, space)
     goal = Goal(target)
     trials = max(1, int(len(space.candidates) * TRIALS_FRACTION))
@@ -141,10 +147,11 @@ def one(args: tuple[Landscape, str, float | None, int]) -> Pick:
 _CACHE: dict[str, Any] = {}
 
 
-def _space() -> SearchSpace:
-    if "space" not in _CACHE:
-        _CACHE["space"] = read_space(SPACE, stack="sweep")
-    space: SearchSpace = _CACHE["space"]
+def _space(path: Path = SPACE) -> SearchSpace:
+    key = f"space {path}"
+    if key not in _CACHE:
+        _CACHE[key] = read_space(path, stack="sweep")
+    space: SearchSpace = _CACHE[key]
     return space
 
 
@@ -173,19 +180,21 @@ def main() -> int:
             parser.error(f"{option}: {', '.join(wrong)} unknown; choose from {', '.join(known)}")
     if min(args.tables, args.seeds, args.jobs) < 1:
         parser.error("--tables, --seeds and --jobs take whole numbers from 1")
-    space = _space()
     folder = Path(tempfile.mkdtemp(prefix="landscapes-"))
     kinds = args.landscapes.split(",")
     samplers = args.samplers.split(",")
-    print(
-        f"space: {len(space.candidates)} configurations; {args.tables} tables per landscape, "
-        f"{args.seeds} search seeds, {int(len(space.candidates) * TRIALS_FRACTION)} trials "
-        f"({TRIALS_FRACTION:.0%}) each",
-        flush=True,
-    )
+    for path in dict.fromkeys(SPACES.get(kind, SPACE) for kind in kinds):
+        space = _space(path)
+        print(
+            f"space {path.name}: {len(space.candidates)} configurations; {args.tables} tables "
+            f"per landscape, {args.seeds} search seeds, "
+            f"{int(len(space.candidates) * TRIALS_FRACTION)} trials ({TRIALS_FRACTION:.0%}) each",
+            flush=True,
+        )
     missed = False
     with ProcessPoolExecutor(args.jobs) as pool:
         for kind in kinds:
+            space = _space(SPACES.get(kind, SPACE))
             lands = [build(space, kind, 1000 + t, folder) for t in range(args.tables)]
             for goal_kind in ("requests per dollar", "target load"):
                 best_median: dict[str, float] = {}

@@ -20,6 +20,16 @@ a space a different structure, so a search that only fits one of them shows it.
   within its timeout, which it then adds to the latency. The capacity is the highest rate
   whose p99 (Erlang C, plus the batch wait) meets the objective.
 
+- `gpu`: CPU machine types as in `queueing`, GPU hosts by a model of a GPU server: every
+  executed batch costs a launch (kernels, copies) plus a little per row, on an L4 or a T4
+  (a fraction of an L4's speed); one GPU runs one batch at a time (an M/M/1 queue of
+  batches, filled within their timeout as above), so without batching every request pays
+  the launch; each request also costs the host's CPUs a little (decoding, copying), which
+  caps a pod at its cores; pods time-sharing a GPU each get their share less the switches
+  between them, and each holds the model in the GPU's memory, which it may not fit
+  (nothing then passes); a pod with two GPUs uses one (TensorFlow places the model on its
+  first). GPUs pay only batched: at batch 1 they serve little more than a few CPU cores.
+
 `table(space, kind, seed)` gives the true capacities; `measured(capacity, rng)` the range
 the sweep's capacity search finds against a verdict that is certain away from the true
 capacity and a coin toss (or undecided) within 4% of it.
@@ -39,7 +49,7 @@ from infra.sweep.durations import DEFAULT_SEARCH
 from infra.sweep.search.space import Candidate, SearchSpace
 from tests import queues
 
-KINDS = ("additive", "interactions", "queueing")
+KINDS = ("additive", "interactions", "queueing", "gpu")
 OBJECTIVE = Objective(300.0, 0.01)
 NOISE_BAND = 0.04  # verdicts within 4% of the true capacity are a coin toss or undecided
 IDIOSYNCRASY = 0.02  # what a model does not explain: 2% (sd) per configuration
@@ -197,10 +207,69 @@ def _p99(rate: float, servers: int, service_s: float) -> float:
     return high
 
 
+GPU_MEMORY_GIB = {"nvidia-l4": 24.0, "nvidia-tesla-t4": 16.0}
+# TF Serving's share of a time-shared GPU's memory (infra/data/gpus.yaml's headroom).
+SHARED_MEMORY = 0.95
+
+
+def gpu(space: SearchSpace, seed: int) -> Callable[[Candidate], float]:
+    cpu = queueing(space, seed)
+    rng = random.Random(seed + 101)
+    launch_s = rng.uniform(1.0, 4.0) / 1000  # per executed batch on an L4
+    row_s = rng.uniform(0.1, 0.8) / 1000  # per row of a batch on an L4
+    speed = {"nvidia-l4": 1.0, "nvidia-tesla-t4": rng.uniform(0.3, 0.5)}
+    host_s = rng.uniform(0.4, 1.5) / 1000  # a request's CPU side on a reference core
+    model_gib = rng.uniform(2.0, 9.0)
+    switch = rng.uniform(0.05, 0.2)  # time-sharing's cost of switching between pods
+    objective_s = OBJECTIVE.p99_ms / 1000
+
+    def capacity(c: Candidate) -> float:
+        if not c.gpus_per_pod:
+            return cpu(c)
+        f = c.features
+        sharing = max(1, round(1 / c.gpus_per_pod)) if c.gpus_per_pod < 1 else 1
+        if sharing * model_gib > GPU_MEMORY_GIB[c.gpu_type] * (SHARED_MEMORY if sharing > 1 else 1):
+            return 0.0  # the model does not fit each pod's share of the GPU's memory
+        slow = sharing * (1 + switch) if sharing > 1 else 1.0
+        batching = bool(f.get("enableBatching"))
+        size = int(f.get("maxBatchSize") or 1) if batching else 1
+        timeout_s = int(f.get("batchTimeoutMicros") or 0) / 1e6 if batching else 0.0
+        gpu_bound = _gpu_solved(
+            (batching, size, timeout_s),
+            launch_s * slow / speed[c.gpu_type],
+            row_s * slow / speed[c.gpu_type],
+            objective_s,
+        )
+        host_bound = 0.8 * c.pod_cores * FAMILY_SPEED.get(family(c), 1.0) / host_s
+        return min(gpu_bound, host_bound) * c.pods
+
+    return capacity
+
+
+@functools.cache
+def _gpu_solved(
+    batch: tuple[bool, int, float], launch_s: float, row_s: float, objective_s: float
+) -> float:
+    """The highest Poisson rate one GPU pod serves with p99 within the objective."""
+    batching, size, timeout_s = batch
+
+    def p99_s(rate: float) -> float:
+        rows = max(1.0, min(size, rate * timeout_s)) if batching else 1.0
+        wait = 0.0 if not batching else timeout_s if rows < size else size / rate
+        return wait + _p99(rate / rows, 1, launch_s + rows * row_s)
+
+    low, high = 0.0, size / (launch_s + size * row_s) + 1.0
+    for _ in range(60):
+        middle = (low + high) / 2
+        low, high = (middle, high) if p99_s(middle) <= objective_s else (low, middle)
+    return low
+
+
 GENERATORS: dict[str, Callable[[SearchSpace, int], Callable[[Candidate], float]]] = {
     "additive": additive,
     "interactions": interactions,
     "queueing": queueing,
+    "gpu": gpu,
 }
 
 

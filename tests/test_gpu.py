@@ -6,9 +6,11 @@ each GPU exists in, the GPU's price beside its host's, and the GPU quotas a swee
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pulumi_gcp.container._inputs as gcp_container_inputs
@@ -29,6 +31,12 @@ from infra.plan.run import StackPlan, design_stack, plan_stack
 from infra.sweep.design import design_sweep
 from infra.sweep.durations import SearchSettings
 from infra.sweep.quota import check, needs, preemptible_gpu_quota
+from infra.sweep.report import cpu_or_gpu, markdown
+from infra.sweep.search.model import Features
+from infra.sweep.search.objective import Goal
+from infra.sweep.search.space import SearchSpace, read_space
+from infra.sweep.search.strategy import Outcome, Search
+from tests import landscapes
 from tests.conftest import ROOT, container, declared, manifest, serving_image, serving_pool
 
 SEARCH = SearchSettings(300.0, 0.01, "rest", 20.0, 6, 5.0, 20.0)
@@ -408,3 +416,156 @@ def test_a_gpu_stack_with_metrics_collects_gkes_dcgm_metrics_and_charts_them() -
     assert cpu_cluster["monitoringConfig"] == {"managedPrometheus": {"enabled": True}}
     cpu_board = declared(cpu, "gcp:monitoring/dashboard:Dashboard", "dashboard")
     assert "DCGM_FI_" not in cpu_board["dashboardJson"]
+
+
+def _entry(
+    name: str, machine: str, per_usd: tuple[float, float | None], **more: Any
+) -> dict[str, Any]:
+    return {
+        "experiment": name,
+        "machine_type": machine,
+        "nodes": 2,
+        "usd_per_hour": 1.0,
+        "not_ranked": [],
+        "requests_per_usd_range": list(per_usd),
+        "nodes_for_target": more.get("nodes"),
+        "target_usd_per_hour": more.get("target"),
+        "target_usd_per_hour_range": [more.get("could"), more.get("target")],
+    }
+
+
+def test_the_report_puts_the_best_cpu_and_gpu_side_by_side() -> None:
+    entries = [
+        _entry("cpu-a", "n2-highcpu-8", (1_000_000, 1_100_000)),
+        _entry("cpu-b", "c3-highcpu-8", (900_000, 950_000)),
+        _entry("gpu-a", "g2-standard-4", (2_000_000, 2_300_000)),
+        _entry("t4", "n1-standard-4", (800_000, 850_000)),
+    ]
+    hardware = cpu_or_gpu(entries, None)
+    assert hardware is not None
+    assert (hardware["cpu"]["experiment"], hardware["gpu"]["experiment"]) == ("cpu-a", "gpu-a")
+    # A million requests: 1e6 / requests per USD, from the range's low end (and high end).
+    assert hardware["cpu"]["usd_per_million_requests"] == 1.0
+    assert hardware["gpu"]["usd_per_million_requests_range"] == [0.4348, 0.5]
+    assert hardware["winner"] == "gpu" and hardware["saving"] == 0.5
+    report: dict[str, Any] = {
+        "stack": "sweep", "objective": {"p99_ms": 300, "max_error_rate": 0.01},
+        "protocol": "rest", "goal": {}, "experiments": [], "winner": None,
+        "tied_with_winner": [], "reference": {"verdict": "not tested"}, "not_measured": {},
+        "spent_usd": 1.0, "cpu_or_gpu": hardware,
+    }  # fmt: skip
+    text = markdown(report)
+    assert "### CPU or GPU" in text
+    assert "| GPU | gpu-a (2 x g2-standard-4) |" in text
+    assert "GPUs serve a million requests for 50% less than the best CPU" in text
+    # Ranges that overlap are a tie, not a winner.
+    close = [entries[0], _entry("gpu-b", "g2-standard-4", (1_050_000, 1_200_000))]
+    assert cpu_or_gpu(close, None)["winner"] == "tie"  # type: ignore[index]
+    # One kind only: nothing to compare.
+    assert cpu_or_gpu(entries[:2], None) is None
+
+
+def test_at_a_target_the_report_compares_the_cost_of_serving_it() -> None:
+    entries = [
+        _entry("cpu", "n2-highcpu-8", (1e6, 1.1e6), nodes=6, target=2.1, could=1.7),
+        _entry("gpu", "g2-standard-4", (2e6, 2.2e6), nodes=2, target=1.8, could=1.8),
+    ]
+    hardware = cpu_or_gpu(entries, 500.0)
+    assert hardware is not None
+    assert hardware["gpu"]["nodes_for_target"] == 2
+    # The CPU's best case (1.70) is no dearer than what the GPU is sure of (1.80): a tie.
+    assert hardware["winner"] == "tie"
+    entries[0]["target_usd_per_hour_range"] = [2.0, 2.1]
+    assert cpu_or_gpu(entries, 500.0)["winner"] == "gpu"  # type: ignore[index]
+
+
+GPU_SPACE = ROOT / "tests" / "data" / "search" / "gpu-landscape.yaml"
+
+
+@pytest.fixture(scope="module")
+def mixed() -> SearchSpace:
+    return read_space(GPU_SPACE, stack="sweep")
+
+
+def test_a_space_of_cpus_and_gpus_serves_the_gpu_image_on_gpu_hosts(mixed: SearchSpace) -> None:
+    gpus = [c for c in mixed.candidates if c.gpus_per_pod]
+    assert (len(mixed.candidates), len(gpus), len(mixed.refused)) == (504, 224, 0)
+    l4 = next(c for c in gpus if c.machine_type == "g2-standard-4")
+    assert l4.settings["tfServingVariant"] == "gpu" and l4.gpu_type == "nvidia-l4"
+    t4 = next(c for c in gpus if c.machine_type == "n1-standard-4")
+    assert t4.settings["gpuType"] == "nvidia-tesla-t4" and t4.settings["tfServingVariant"] == "gpu"
+    cpu = next(c for c in mixed.candidates if c.machine_type == "n2-highcpu-8")
+    assert "tfServingVariant" not in cpu.settings and cpu.gpus_per_pod == 0
+    # Two pods on one GPU share it: half a GPU each, the node's price with its L4.
+    shared = next(c for c in gpus if c.features["podsPerNode"] == 2)
+    assert shared.gpus_per_pod == 0.5
+    assert shared.price.node_usd_per_hour > 0.56
+
+
+def test_gpu_settings_have_no_effect_on_a_cpu_machine(tmp_path: Path) -> None:
+    path = tmp_path / "space.yaml"
+    path.write_text(
+        "dimensions:\n  machineType: [n2-highcpu-8, n1-standard-8]\n  gpuCount: [1, 2]\n",
+        encoding="utf-8",
+    )
+    space = read_space(path, stack="sweep")
+    names = sorted(c.name for c in space.candidates)
+    # The CPU machine once (gpuCount dropped), N1 with one and with two T4s.
+    assert names == [
+        "gpuCount=1,machineType=n1-standard-8",
+        "gpuCount=2,machineType=n1-standard-8",
+        "machineType=n2-highcpu-8",
+    ]
+
+
+def test_the_model_does_not_scale_a_gpu_servers_capacity_with_its_cores(
+    mixed: SearchSpace,
+) -> None:
+    columns = Features(mixed)
+    assert columns.gpu_columns is not None
+    level, share = columns.gpu_columns
+    small = next(c for c in mixed.candidates if c.machine_type == "g2-standard-4")
+    row = columns.row(small)
+    assert row[1] == 0.0  # no cores term on a GPU
+    assert row[level] == 1.0 and row[share] == math.log(small.gpus_per_pod)
+    cpu = next(c for c in mixed.candidates if not c.gpus_per_pod)
+    cpu_row = columns.row(cpu)
+    assert cpu_row[1] == math.log(cpu.pod_cores) and cpu_row[level] == 0.0
+    # A value acts on a GPU through its own column as well as the one it shares with CPUs.
+    batching = columns.gpu_index[("enableBatching", True)]
+    on = next(c for c in mixed.candidates if c.gpus_per_pod and c.features["enableBatching"])
+    assert columns.row(on)[batching] == 1.0
+    assert all(columns.row(c)[batching] == 0.0 for c in mixed.candidates if not c.gpus_per_pod)
+
+
+def test_a_gpu_landscape_pays_for_gpus_only_batched(mixed: SearchSpace) -> None:
+    truth = landscapes.table(mixed, "gpu", 1001)
+    by = {c.name: c for c in mixed.candidates}
+
+    def best(where: Any) -> float:
+        return max(truth[n] / by[n].price.usd_per_hour for n in truth if where(by[n]))
+
+    batched_gpu = best(lambda c: c.gpus_per_pod and c.features["enableBatching"])
+    single_gpu = best(lambda c: c.gpus_per_pod and not c.features["enableBatching"])
+    cpu = best(lambda c: not c.gpus_per_pod)
+    assert batched_gpu > cpu > single_gpu
+
+
+def test_the_search_finds_the_gpu_that_wins_at_a_tenth_of_the_trials(
+    mixed: SearchSpace, tmp_path: Path
+) -> None:
+    truth = landscapes.table(mixed, "gpu", 1001)
+    best = max(mixed.candidates, key=lambda c: truth[c.name] / c.price.usd_per_hour)
+    assert best.gpus_per_pod  # on this table a GPU wins
+    search = Search(mixed, Goal(None), seed=0, max_trials=50)
+    for _ in range(50):
+        chosen = search.next()
+        assert chosen is not None
+        capacity = truth[chosen.name]
+        search.record(Outcome(chosen.name, capacity * 0.98 or None, capacity * 1.02 or 1.0))
+    picked = search.incumbent()
+    assert picked is not None and picked[0].gpus_per_pod
+    gap = picked[1].score(Goal(None), picked[0]) / Goal(None).score(
+        best.price, truth[best.name] * 0.98
+    )
+    assert gap < 1.03

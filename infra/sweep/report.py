@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from infra.bench.report import Ranking, Row, chart, meets, named_rows, rank
+from infra.design.machine import is_gpu_host, machine_family, supported_families
 from infra.sweep.manifest import SweepManifest
 from infra.sweep.search.objective import Goal, Price
 
@@ -204,6 +205,7 @@ def _build(manifest: SweepManifest) -> tuple[dict[str, Any], dict[str, Row]]:
             and by_name[name]["target_usd_per_hour"] is not None
         }
         winner, tied = rank_at_target(scored)
+    hardware = cpu_or_gpu(entries, goal.target_rps)
     last_run: dict[str, Any] = manifest.runs[-1] if manifest.runs else {}
     finished = not manifest.failed and all(name in results for name in manifest.order)
     if not finished and not verdict.startswith("not tested"):
@@ -220,6 +222,8 @@ def _build(manifest: SweepManifest) -> tuple[dict[str, Any], dict[str, Row]]:
         "finished": finished,
         "winner": winner,
         "tied_with_winner": tied,
+        # With CPU machines and GPU hosts measured: the best of each, side by side.
+        "cpu_or_gpu": hardware,
         "reference": {
             "experiment": REFERENCE_WINNER,
             "verdict": verdict,
@@ -235,6 +239,110 @@ def _build(manifest: SweepManifest) -> tuple[dict[str, Any], dict[str, Row]]:
         "phases": manifest.phases,
     }
     return report, rows
+
+
+def _on_gpu(entry: dict[str, Any]) -> bool:
+    machine = str(entry.get("machine_type") or "")
+    family = machine_family(machine) if machine else "e2"
+    return family in supported_families() and is_gpu_host(family)
+
+
+def _usd_per_million(requests_per_usd: float | None) -> float | None:
+    return None if not requests_per_usd else round(1e6 / requests_per_usd, 4)
+
+
+def cpu_or_gpu(entries: list[dict[str, Any]], target_rps: float | None) -> dict[str, Any] | None:
+    """Where both CPU machines and GPU hosts met the objective: the best of each by the
+    goal, with what a million requests cost on it (at the low end of its capacity range,
+    and at the high end), what serving the target costs an hour, and which kind wins
+    (a tie when their ranges overlap). None when only one kind was measured."""
+    ranked = [e for e in entries if not e["not_ranked"] and e["requests_per_usd_range"][0]]
+    if target_rps is not None:
+        ranked = [e for e in ranked if e.get("target_usd_per_hour") is not None]
+    kinds = {kind: [e for e in ranked if _on_gpu(e) == kind] for kind in (False, True)}
+    if not all(kinds.values()):
+        return None
+
+    def sure(e: dict[str, Any]) -> float:
+        if target_rps is not None:
+            return float(e["target_usd_per_hour"])
+        return 1e6 / float(e["requests_per_usd_range"][0])
+
+    def could(e: dict[str, Any]) -> float:
+        """The best it may still turn out, from the range's high end (0: open)."""
+        if target_rps is not None:
+            best = e["target_usd_per_hour_range"][0]
+        else:
+            high = e["requests_per_usd_range"][1]
+            best = 1e6 / high if high else None
+        return 0.0 if best is None else float(best)
+
+    best = {kind: min(kinds[kind], key=sure) for kind in (False, True)}
+    side = {}
+    for kind, name in ((False, "cpu"), (True, "gpu")):
+        e = best[kind]
+        per_low, per_high = e["requests_per_usd_range"]
+        side[name] = {
+            "experiment": e["experiment"],
+            "machine_type": e["machine_type"],
+            "nodes": e["nodes"],
+            "usd_per_hour": e["usd_per_hour"],
+            # A million requests at full load: from the low end of the range, and (the
+            # cheapest it may turn out) from its high end.
+            "usd_per_million_requests": _usd_per_million(per_low),
+            "usd_per_million_requests_range": [
+                _usd_per_million(per_high),
+                _usd_per_million(per_low),
+            ],
+            "nodes_for_target": e.get("nodes_for_target"),
+            "target_usd_per_hour": e.get("target_usd_per_hour"),
+        }
+    cpu, gpu = best[False], best[True]
+    cheaper, dearer = (gpu, cpu) if sure(gpu) < sure(cpu) else (cpu, gpu)
+    # Tied when the dearer one's best case (its range's far end) is no dearer than what
+    # the cheaper one is sure of: their ranges overlap.
+    if could(dearer) <= sure(cheaper):
+        verdict = "tie"
+    else:
+        verdict = "gpu" if cheaper is gpu else "cpu"
+    return {
+        **side,
+        "winner": verdict,
+        "saving": round(1 - sure(cheaper) / sure(dearer), 4),
+    }
+
+
+def _hardware_lines(hardware: dict[str, Any], target: float | None) -> list[str]:
+    """The CPU-against-GPU section of the report."""
+    lines = ["", "### CPU or GPU", ""]
+    header = "| best on | configuration | USD/hour | USD per million requests (range) |"
+    if target:
+        header += f" nodes for {target:g} req/s | USD/hour at the target |"
+    lines += [header, "|" + "---|" * header.count(" |")]
+    for kind in ("cpu", "gpu"):
+        side = hardware[kind]
+        cheap, dear = side["usd_per_million_requests_range"]
+        line = (
+            f"| {kind.upper()} | {side['experiment']} ({_cell(side['nodes'])} x "
+            f"{side['machine_type']}) | {_cell(side['usd_per_hour'], 4)} "
+            f"| {_cell(side['usd_per_million_requests'], 4)} ({_cell(cheap, 4)} to "
+            f"{_cell(dear, 4)}) |"
+        )
+        if target:
+            line += (
+                f" {_cell(side['nodes_for_target'])} | {_cell(side['target_usd_per_hour'], 2)} |"
+            )
+        lines.append(line)
+    what = f"serving {target:g} requests/s" if target else "a million requests"
+    if hardware["winner"] == "tie":
+        lines += ["", f"CPU and GPU tie on the cost of {what}: their ranges overlap."]
+    else:
+        lines += [
+            "",
+            f"{hardware['winner'].upper()}s serve {what} for {hardware['saving']:.0%} less than "
+            f"the best {'CPU' if hardware['winner'] == 'gpu' else 'GPU'} configuration measured.",
+        ]
+    return lines
 
 
 def _target_cell(entry: dict[str, Any]) -> str:
@@ -350,6 +458,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"The reference system's conclusion (8 vCPU / 16 GB, inter-op 4): "
         f"{report['reference']['verdict']}."
     )
+    if report.get("cpu_or_gpu"):
+        lines += _hardware_lines(report["cpu_or_gpu"], target)
     if report["not_measured"]:
         lines += ["", "Not measured:"]
         lines += [f"- {name}: {why}" for name, why in report["not_measured"].items()]

@@ -4,7 +4,10 @@ What a configuration costs is known before it runs (the price catalogue); only i
 capacity is not. So the search models capacity, not cost. The logarithm of a
 configuration's capacity per serving pod (the pods are known: capacity grows with them) is
 a Bayesian linear regression on:
-- a level and a learnt exponent of each pod's cores;
+- a level and a learnt exponent of each pod's cores, for a pod on CPUs; on a GPU host
+  (where the space has any) a level of its own and an exponent of the pod's share of GPUs
+  instead (one GPU, or half of one time-shared by two pods): a GPU server's capacity
+  comes from its GPU, not from the host's cores;
 - one effect per value of each dimension (machine type, pods per node, threads,
   batching...); a value with no effect in a configuration (a batch size with batching off)
   is absent from it, so conditional dimensions count only where they act;
@@ -52,6 +55,15 @@ from infra.sweep.search.space import Candidate, SearchSpace
 # by up to a third, and each doubling of threads over the pod's cores costs about a tenth.
 LEVEL_PRIOR_SD = 3.0
 CORES_PRIOR = (0.85, 0.3)  # mean, sd of the exponent of a pod's cores
+# On a GPU: its level apart from the CPUs' (as unknown), and the exponent of a pod's share
+# of GPUs (a time-shared GPU gives each of its pods a little less than its share).
+GPU_LEVEL_PRIOR_SD = 3.0
+GPU_SHARE_PRIOR = (1.0, 0.8)
+# TF Serving's batching guide: "batching is necessary to unlock the high throughput
+# promised by hardware accelerators such as GPUs". A GPU server is expected to gain from
+# it (+50% in log terms), as the CPUs are not; what the trials show then decides.
+GPU_BATCHING_PRIOR_MEAN = 0.4
+BATCHING = ("enableBatching", True)
 EFFECT_PRIOR_SD = 0.25
 PAIR_PRIOR_SD = 0.08
 # How large effects are differs between spaces (a model whose pods thrash on one shape, a
@@ -73,6 +85,7 @@ MEAN_SWEEPS = 20  # averaged for the posterior mean (the last trials exploit it)
 START_OFFSET = 0.05
 
 INTRA, INTER = "tensorflowIntraOpParallelism", "tensorflowInterOpParallelism"
+MACHINE_TYPE = "machineType"
 _NORMAL = NormalDist()
 
 
@@ -103,12 +116,36 @@ class Features:
                     self.pairs[((first, a), (second, b))] = start + len(self.pairs)
         self.threads_column = start + len(self.pairs)
         self.width = self.threads_column + 1
+        # GPU level and share columns, where the space has GPU hosts; and each value's
+        # effect (and each pair's) on a GPU server apart from its effect on CPUs
+        # (batching, pods per node and threads act otherwise there: time-sharing, kernel
+        # launches, host CPUs).
+        self.gpu_columns: tuple[int, int] | None = None
+        self.gpu_index: dict[tuple[str, object], int] = {}
+        self.gpu_pairs: dict[tuple[tuple[str, object], tuple[str, object]], int] = {}
+        if any(c.gpus_per_pod for c in space.candidates):
+            self.gpu_columns = (self.width, self.width + 1)
+            self.width += 2
+            for pair in self.values:
+                if pair[0] != MACHINE_TYPE:  # a machine type is a GPU host or not
+                    self.gpu_index[pair] = self.width
+                    self.width += 1
+            for both in self.pairs:
+                if MACHINE_TYPE not in (both[0][0], both[1][0]):
+                    self.gpu_pairs[both] = self.width
+                    self.width += 1
         self.keys = keys
 
     def row(self, candidate: Candidate) -> np.ndarray:
         row = np.zeros(self.width)
         row[0] = 1.0
-        row[1] = math.log(max(candidate.pod_cores, 1))
+        on_gpu = bool(candidate.gpus_per_pod and self.gpu_columns)
+        if on_gpu and self.gpu_columns:
+            level, share = self.gpu_columns
+            row[level] = 1.0
+            row[share] = math.log(candidate.gpus_per_pod)
+        else:
+            row[1] = math.log(max(candidate.pod_cores, 1))
         present = [
             (key, candidate.features.get(key))
             for key in self.keys
@@ -116,8 +153,13 @@ class Features:
         ]
         for pair in present:
             row[self.index[pair]] = 1.0
+            if on_gpu and pair in self.gpu_index:
+                row[self.gpu_index[pair]] = 1.0
         for first, second in itertools.combinations(present, 2):
             column = self.pairs.get((first, second))
+            twin = self.gpu_pairs.get((first, second)) if on_gpu else None
+            if twin is not None:
+                row[twin] = 1.0
             if column is not None:
                 row[column] = 1.0
         row[self.threads_column] = oversubscribed(candidate)
@@ -131,9 +173,15 @@ class Features:
         sds = np.full(self.width, pair_sd)
         sds[0], sds[1] = LEVEL_PRIOR_SD, CORES_PRIOR[1]
         mean[1] = CORES_PRIOR[0]
-        for column in self.index.values():
+        for column in (*self.index.values(), *self.gpu_index.values()):
             sds[column] = effect_sd
         mean[self.threads_column], sds[self.threads_column] = OVERSUBSCRIBED_PRIOR
+        if self.gpu_columns:
+            level, share = self.gpu_columns
+            sds[level] = GPU_LEVEL_PRIOR_SD
+            mean[share], sds[share] = GPU_SHARE_PRIOR
+            if BATCHING in self.gpu_index:
+                mean[self.gpu_index[BATCHING]] = GPU_BATCHING_PRIOR_MEAN
         return mean, 1 / sds**2
 
 

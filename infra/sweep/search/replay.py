@@ -31,7 +31,7 @@ from infra.inputs.errors import ConfigError, InputError, did_you_mean
 from infra.inputs.files import read_json
 from infra.sweep.durations import Durations, SearchSettings
 from infra.sweep.search.objective import Goal
-from infra.sweep.search.space import Candidate, SearchSpace
+from infra.sweep.search.space import Candidate, SearchSpace, on_its_hardware
 from infra.sweep.search.strategy import Outcome, Search
 
 RESULTS_SCHEMA = "tfserving-gke/search-results/v1"
@@ -90,7 +90,9 @@ def _match(
     configuration: Mapping[str, Any], preset: str | None, space: SearchSpace
 ) -> Candidate | None:
     """The space's configuration a result measured: by preset, or by settings (what the
-    result leaves out is at its default, which the candidate then holds too)."""
+    result leaves out is at its default, which the candidate then holds too, or what its
+    machine implies: the -gpu image on a GPU host)."""
+    configuration = on_its_hardware(configuration)
     for candidate in space.candidates:
         if preset is not None or candidate.preset is not None:
             if preset is not None and candidate.preset == preset:

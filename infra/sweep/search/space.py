@@ -12,6 +12,12 @@ The file (YAML or JSON) is a mapping:
       enableBatching: [false, true]
       maxBatchSize: [32, 128]          # counts only where enableBatching is true
 
+A space may mix CPU machine types and GPU hosts (g2-standard-4: one NVIDIA L4; N1 with
+NVIDIA T4s): a configuration on a GPU host serves the -gpu image (tfServingVariant gpu) and,
+on N1, carries the host's GPU (gpuType nvidia-tesla-t4) unless the space says otherwise;
+the GPU settings (gpuCount, gpuMemoryPercent...) have no effect on a CPU machine and are
+dropped from it like batching sizes with batching off.
+
 or, instead of dimensions, `presets: [8vcpu-16gb-interop4, ...]` (or `presets: reference`,
 the 15 reference experiments): each preset is a configuration. Every key is a setting of
 Pulumi.yaml, with values of its type. Each configuration is designed as the program would
@@ -30,7 +36,14 @@ from pathlib import Path
 from typing import Any
 
 from infra.design.experiment import ExperimentDesign
-from infra.design.machine import pod_cpu_cores
+from infra.design.machine import (
+    family_facts,
+    is_gpu_host,
+    machine_family,
+    parse_machine_type,
+    pod_cpu_cores,
+    supported_families,
+)
 from infra.design.pricing import NodeGroup, node_group_lines
 from infra.design.settings import (
     BATCHING_SETTINGS,
@@ -49,6 +62,8 @@ from infra.sweep.search.objective import Price
 # not change (autoscaling moves the pod count the capacity is measured on).
 NOT_SEARCHABLE = ("experiment", "experimentLabel", "ttlHours", "loadGenerator", "autoscaling")
 BATCHING_ONLY = BATCHING_SETTINGS
+# Settings that act only on a GPU host.
+GPU_ONLY = ("gpuType", "gpuCount", "gpuMemoryPercent", "gpuDriverVersion")
 MAX_COMBINATIONS = 20_000
 SPACE_KEYS = ("settings", "dimensions", "presets")
 
@@ -70,6 +85,10 @@ class Candidate:
     pods: int = 0  # serving pods, each with pod_cores CPUs for TF Serving's threads
     pod_cores: int = 0
     pod_memory_mib: int = 0
+    # A pod's share of GPUs (1: one GPU to itself; 0.5: one time-shared by two pods); 0 on
+    # a CPU machine.
+    gpus_per_pod: float = 0.0
+    gpu_type: str = ""
 
 
 @dataclass(frozen=True)
@@ -151,9 +170,28 @@ def _effective_features(features: Mapping[str, Any], design: ExperimentDesign) -
     """The features with those that have no effect in this design set to None."""
     s = design.settings
     return {
-        key: None if key in BATCHING_ONLY and not s.enable_batching else value
+        key: None
+        if (key in BATCHING_ONLY and not s.enable_batching)
+        or (key in GPU_ONLY and design.gpu is None)
+        else value
         for key, value in features.items()
     }
+
+
+def on_its_hardware(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """A configuration's settings for the machine it names: on a GPU host the -gpu image
+    and (N1) the host's GPU, unless given; on a CPU machine no GPU setting."""
+    machine = str(overrides.get("machineType") or "")
+    family = machine_family(machine) if machine else "e2"
+    settled = dict(overrides)
+    if machine and family in supported_families() and is_gpu_host(family):
+        settled.setdefault("tfServingVariant", "gpu")
+        if not parse_machine_type(machine).gpus:
+            settled.setdefault("gpuType", str(family_facts(family)["gpu"]))
+    else:
+        for key in GPU_ONLY:
+            settled.pop(key, None)
+    return settled
 
 
 def _design(stack: str, overrides: Mapping[str, Any]) -> ExperimentDesign:
@@ -188,11 +226,19 @@ def build_space(
     if not keys:  # presets: whatever settings differ between them
         keys = [k for k in load_declarations() if k not in (*SECRET_SETTINGS, *NOT_SEARCHABLE)]
     for preset, config in configurations:
-        overrides = {**settings, **config, "experiment": preset or "none", "loadGenerator": True}
-        if spot:
-            overrides["spot"] = True
         label = preset or candidate_name(config)
         try:
+            # What running it on its machine adds (the -gpu image on a GPU host).
+            implied = {
+                k: v
+                for k, v in on_its_hardware({**settings, **config}).items()
+                if k not in settings and k not in config
+            }
+            overrides = on_its_hardware(
+                {**settings, **config, "experiment": preset or "none", "loadGenerator": True}
+            )
+            if spot:
+                overrides["spot"] = True
             design = _design(stack, overrides)
         except (ConfigError, ModelSourceError) as error:
             refused.append((label, str(error)))
@@ -207,7 +253,10 @@ def build_space(
         candidates[name] = Candidate(
             name=name,
             preset=preset,
-            settings={k: v for k, v in config.items() if effective.get(k) is not None},
+            settings={
+                **{k: v for k, v in config.items() if effective.get(k) is not None},
+                **implied,
+            },
             features=effective,
             price=deploy,
             measure_price=measure,
@@ -218,6 +267,8 @@ def build_space(
             pods=design.replicas,
             pod_cores=pod_cpu_cores(design.shape, design.settings.pods_per_node),
             pod_memory_mib=design.pod_requests.memory_mib,
+            gpus_per_pod=design.gpu.per_node / design.settings.pods_per_node if design.gpu else 0.0,
+            gpu_type=design.gpu.gpu_type if design.gpu else "",
         )
     if not candidates:
         first = refused[0] if refused else ("-", "the space is empty")

@@ -35,6 +35,7 @@ EXPLOIT_LAST = 2
 # cliff, a configuration just over it is worth measuring even when most draws put it
 # under). A budget too small to try every value twice over leaves all to Thompson sampling.
 EXPLORE_EVERY = 4
+EXPLORE_EVERY_MIXED = 3  # in a space of CPU machines and GPU hosts
 GOOD_CONTEXT = 1.25
 EXPLORE_BUDGET = 2  # trials per value of the space the budget must allow
 
@@ -47,7 +48,8 @@ class ModelStrategy:
         self._numbers = np.random.default_rng(seed)
         self._model = CapacityModel(space)
         # Each value explored: the best configuration it was tried beside, and how often.
-        self._explored: dict[tuple[str, Any], tuple[str, int]] = {}
+        self._explored: dict[tuple[str, Any, bool], tuple[str, int]] = {}
+        self._mixed = len({bool(c.gpus_per_pod) for c in space.candidates}) > 1
 
     def propose(self, search: Search, left: list[Candidate]) -> Candidate:
         taken = sum(not o.earlier for o in search.outcomes)
@@ -71,40 +73,87 @@ class ModelStrategy:
         """Whether this trial is one of the exploring ones (see EXPLORE_EVERY)."""
         values = sum(len(v) for v in self.space.dimensions.values() if len(v) > 1)
         affordable = search.max_trials is None or search.max_trials >= EXPLORE_BUDGET * values
-        return affordable and taken >= search.startup_trials and taken % EXPLORE_EVERY == 0
+        # Two kinds of hardware take turns exploring: each then gets its turn as often.
+        every = EXPLORE_EVERY_MIXED if self._mixed else EXPLORE_EVERY
+        return affordable and taken >= search.startup_trials and taken % every == 0
 
     def _starved(self, search: Search, left: Sequence[Candidate]) -> list[Candidate]:
         """For the value least often explored of those not yet measured in a good context
         (near the best so far, or with the best so far's other settings): the unmeasured
         configuration nearest to the best so far with that value swapped in, or, before any
         configuration passed, every one that holds it. Empty when no value is left. A new
-        best is a new context: what was tried beside the old one is tried again."""
-        incumbent = search.incumbent()
-        score = search.incumbent_score()
-        context = incumbent[0].name if incumbent is not None else ""
+        best is a new context: what was tried beside the old one is tried again.
+
+        Where a space mixes CPU machines and GPU hosts, each kind of hardware is explored in
+        its own context (a GPU server's best settings are not a CPU's: one pod per GPU,
+        batching): a value counts as tried in a good context for a kind when a
+        configuration of that kind near that kind's best holds it."""
         candidates = self.space.by_name()
-        good: set[tuple[str, Any]] = set()
-        for outcome in search.outcomes:
-            candidate = candidates[outcome.candidate]
-            if outcome.score(search.goal, candidate) <= score * GOOD_CONTEXT:
-                good |= {(key, choice(value)) for key, value in candidate.features.items()}
-        starved = [
-            (key, value)
-            for key, values in self.space.dimensions.items()
-            if len(values) > 1
-            for value in values
-            if (key, choice(value)) not in good
-            and self._explored.get((key, choice(value)), ("", 0))[0] != context
-        ]
-        starved.sort(key=lambda kv: self._explored.get((kv[0], choice(kv[1])), ("", 0))[1])
-        for key, value in starved:
-            done = self._explored.get((key, choice(value)), ("", 0))[1]
-            self._explored[(key, choice(value))] = (context, done + 1)
-            holding = [c for c in left if choice(c.features.get(key)) == choice(value)]
-            if holding and incumbent is not None:
-                wanted = {k: choice(v) for k, v in incumbent[0].features.items()}
+        kinds = sorted({bool(c.gpus_per_pod) for c in self.space.candidates})
+        starved: list[tuple[bool, str, Any, str]] = []
+        for kind in kinds:
+            best = self._best_of(search, kind if len(kinds) > 1 else None)
+            context = best[1].name if best else ""
+            good: set[tuple[str, Any]] = set()
+            for outcome in search.outcomes:
+                candidate = candidates[outcome.candidate]
+                if len(kinds) > 1 and bool(candidate.gpus_per_pod) != kind:
+                    continue
+                if best and outcome.score(search.goal, candidate) <= best[0] * GOOD_CONTEXT:
+                    good |= {(key, choice(value)) for key, value in candidate.features.items()}
+            for key, values in self.space.dimensions.items():
+                if len(values) < 2:
+                    continue
+                for value in values:
+                    mark = (key, choice(value), kind)
+                    tried = self._explored.get(mark, ("", 0))[0] == context
+                    if (key, choice(value)) in good or tried:
+                        continue
+                    if any(
+                        choice(c.features.get(key)) == choice(value)
+                        and bool(c.gpus_per_pod) == kind
+                        for c in left
+                    ):
+                        starved.append((kind, key, value, context))
+        # The least explored value first, and between kinds of hardware, the kind explored
+        # least so far (each gets its turn).
+        turns = {
+            kind: sum(n for (_, _, k), (_, n) in self._explored.items() if k == kind)
+            for kind in kinds
+        }
+        starved.sort(
+            key=lambda k: (self._explored.get((k[1], choice(k[2]), k[0]), ("", 0))[1], turns[k[0]])
+        )
+        for kind, key, value, context in starved:
+            mark = (key, choice(value), kind)
+            self._explored[mark] = (context, self._explored.get(mark, ("", 0))[1] + 1)
+            holding = [
+                c
+                for c in left
+                if choice(c.features.get(key)) == choice(value) and bool(c.gpus_per_pod) == kind
+            ]
+            best = self._best_of(search, kind if len(kinds) > 1 else None)
+            if best is not None:
+                wanted = {k: choice(v) for k, v in best[1].features.items()}
                 wanted[key] = choice(value)
                 return [min(holding, key=lambda c: distance(c, wanted, self.space))]
-            if holding:
-                return holding
+            return holding
         return []
+
+    def _best_of(self, search: Search, on_gpu: bool | None) -> tuple[float, Candidate] | None:
+        """The best configuration measured so far (of one kind of hardware, unless None) by
+        what it is sure of; a kind whose every trial was stopped early has its best of
+        those (the context it is known best in)."""
+        if on_gpu is None:
+            best = search.incumbent()
+            return None if best is None else (search.incumbent_score(), best[0])
+        candidates = self.space.by_name()
+        scored = sorted(
+            (outcome.pruned, outcome.score(search.goal, candidates[outcome.candidate]), name)
+            for outcome in search.outcomes
+            if outcome.low and bool(candidates[(name := outcome.candidate)].gpus_per_pod) == on_gpu
+        )
+        if not scored:
+            return None
+        _, score, name = scored[0]
+        return score, candidates[name]
