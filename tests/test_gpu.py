@@ -34,6 +34,7 @@ from infra.sweep.quota import check, needs, preemptible_gpu_quota
 from infra.sweep.report import cpu_or_gpu, markdown
 from infra.sweep.search.model import Features
 from infra.sweep.search.objective import Goal
+from infra.sweep.search.run import candidate_settings
 from infra.sweep.search.space import SearchSpace, read_space
 from infra.sweep.search.strategy import Outcome, Search
 from tests import landscapes
@@ -569,3 +570,16 @@ def test_the_search_finds_the_gpu_that_wins_at_a_tenth_of_the_trials(
         best.price, truth[best.name] * 0.98
     )
     assert gap < 1.03
+
+
+def test_a_cpu_trial_after_a_gpu_one_resets_what_the_gpu_host_implied(
+    mixed: SearchSpace,
+) -> None:
+    gpu = next(c for c in mixed.candidates if c.machine_type == "n1-standard-4")
+    cpu = next(c for c in mixed.candidates if not c.gpus_per_pod)
+    on_gpu = candidate_settings(mixed, gpu, "sweep", 24)
+    assert on_gpu["tfServingVariant"] == "gpu" and on_gpu["gpuType"] == "nvidia-tesla-t4"
+    # The sweep stack keeps what the trial before set: the CPU trial sets them back.
+    on_cpu = candidate_settings(mixed, cpu, "sweep", 24)
+    assert on_cpu["tfServingVariant"] == "cpu" and on_cpu["gpuType"] == ""
+    design_stack("sweep", {**on_gpu, **on_cpu})  # plans: no T4 left on a CPU machine

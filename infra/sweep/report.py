@@ -301,10 +301,8 @@ def cpu_or_gpu(entries: list[dict[str, Any]], target_rps: float | None) -> dict[
     cheaper, dearer = (gpu, cpu) if sure(gpu) < sure(cpu) else (cpu, gpu)
     # Tied when the dearer one's best case (its range's far end) is no dearer than what
     # the cheaper one is sure of: their ranges overlap.
-    if could(dearer) <= sure(cheaper):
-        verdict = "tie"
-    else:
-        verdict = "gpu" if cheaper is gpu else "cpu"
+    cheaper_kind = "gpu" if cheaper is gpu else "cpu"
+    verdict = "tie" if could(dearer) <= sure(cheaper) else cheaper_kind
     return {
         **side,
         "winner": verdict,

@@ -23,7 +23,7 @@ from infra.sweep.design import SWEEP_SETTINGS, SweepDesign, sweep_settings
 from infra.sweep.estimate import Phase, destroy_phase, sweep_estimate
 from infra.sweep.experiment import Planned
 from infra.sweep.search.objective import Goal
-from infra.sweep.search.space import Candidate, SearchSpace
+from infra.sweep.search.space import IMPLIED_BY_HARDWARE, Candidate, SearchSpace
 from infra.sweep.search.strategy import Outcome, Search
 
 Say = Callable[[str], None]
@@ -38,10 +38,16 @@ def candidate_settings(
     if candidate.preset is not None:  # the preset's file holds its settings
         return sweep_settings(stack, candidate.preset, ttl, dict(space.settings))
     declarations = load_declarations()
+    # What a configuration before it may have set: the dimensions, and what a GPU host
+    # implies (the -gpu image, N1's T4), which a CPU configuration after it must not keep.
+    mixed = any(c.gpus_per_pod for c in space.candidates)
+    resettable = (*space.dimensions, *(IMPLIED_BY_HARDWARE if mixed else ()))
     defaults = {
         key: declarations[key].default
-        for key in space.dimensions
-        if key not in candidate.settings and declarations[key].default is not None
+        for key in resettable
+        if key not in candidate.settings
+        and key not in space.settings
+        and declarations[key].default is not None
     }
     given = {**defaults, **space.settings, **candidate.settings}
     return sweep_settings(stack, NO_PRESET, ttl, given)

@@ -62,8 +62,10 @@ from infra.sweep.search.objective import Price
 # not change (autoscaling moves the pod count the capacity is measured on).
 NOT_SEARCHABLE = ("experiment", "experimentLabel", "ttlHours", "loadGenerator", "autoscaling")
 BATCHING_ONLY = BATCHING_SETTINGS
-# Settings that act only on a GPU host.
+# Settings that act only on a GPU host, and those a GPU host's configuration gets without
+# being told (on_its_hardware).
 GPU_ONLY = ("gpuType", "gpuCount", "gpuMemoryPercent", "gpuDriverVersion")
+IMPLIED_BY_HARDWARE = ("tfServingVariant", "gpuType")
 MAX_COMBINATIONS = 20_000
 SPACE_KEYS = ("settings", "dimensions", "presets")
 
@@ -158,8 +160,9 @@ def _generator_usd(design: ExperimentDesign) -> float:
 def _summary(design: ExperimentDesign) -> str:
     s, server = design.settings, design.server
     batching = server.batching
+    gpus = f" ({design.gpu.per_node} x {design.gpu.name})" if design.gpu else ""
     return (
-        f"{design.nodes_total} x {'spot ' if s.spot else ''}{design.shape.machine_type}, "
+        f"{design.nodes_total} x {'spot ' if s.spot else ''}{design.shape.machine_type}{gpus}, "
         f"{s.pods_per_node} pod(s)/node, intra-op {server.intra_op_parallelism}, inter-op "
         f"{server.inter_op_parallelism}, batching "
         + ("off" if batching is None else f"{batching.max_batch_size}")
