@@ -17,7 +17,7 @@ from infra.plan.render import kubernetes_manifests
 from infra.plan.run import StackPlan
 from tests.conftest import PlanFn
 
-SCANNED_STACKS = ("dev", "8vcpu-64gb-interop4-batch")
+SCANNED_STACKS = ("dev", "8vcpu-64gb-interop4-batch", "gpu-l4", "gpu-t4")
 
 
 def checkov_binary() -> Path:
