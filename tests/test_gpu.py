@@ -9,7 +9,7 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,12 @@ import pytest
 import yaml
 from google.cloud.monitoring_dashboard_v1.types import Dashboard
 
+from infra.bench.gpu_metrics import (
+    attach_gpu_figures,
+    gpu_figures,
+    prometheus_query,
+    window_figures,
+)
 from infra.billing.catalog import gpu_prices, render_prices, with_new_catalogue
 from infra.data import DATA_DIR
 from infra.design.machine import parse_machine_type
@@ -39,6 +45,7 @@ from infra.sweep.search.space import SearchSpace, read_space
 from infra.sweep.search.strategy import Outcome, Search
 from tests import landscapes
 from tests.conftest import ROOT, container, declared, manifest, serving_image, serving_pool
+from tests.json_api import JsonApi
 
 SEARCH = SearchSettings(300.0, 0.01, "rest", 20.0, 6, 5.0, 20.0)
 PROJECT = {"gcp:project": "demo-project"}
@@ -583,3 +590,100 @@ def test_a_cpu_trial_after_a_gpu_one_resets_what_the_gpu_host_implied(
     on_cpu = candidate_settings(mixed, cpu, "sweep", 24)
     assert on_cpu["tfServingVariant"] == "cpu" and on_cpu["gpuType"] == ""
     design_stack("sweep", {**on_gpu, **on_cpu})  # plans: no T4 left on a CPU machine
+
+
+def _matrix(*series: list[float]) -> dict[str, Any]:
+    """A Prometheus query_range answer, as the API documents it."""
+    return {
+        "status": "success",
+        "data": {
+            "resultType": "matrix",
+            "result": [
+                {
+                    "metric": {"__name__": "DCGM_FI_DEV_GPU_UTIL", "gpu": str(i)},
+                    "values": [[1765000000 + 10 * j, str(v)] for j, v in enumerate(values)],
+                }
+                for i, values in enumerate(series)
+            ],
+        },
+    }
+
+
+def test_gpu_figures_are_read_from_the_dcgm_samples_of_the_window() -> None:
+    figures = gpu_figures(_matrix([40, 60, 80], [50, float("nan")]), _matrix([9000, 9500]))
+    assert figures == {
+        "source": "GKE managed DCGM metrics (Managed Service for Prometheus)",
+        "gpus": 2,
+        "samples": 4,
+        "utilization_pct_mean": 57.5,
+        "utilization_pct_max": 80.0,
+        "memory_used_mib_max": 9500.0,
+    }
+    assert gpu_figures(_matrix(), _matrix())["why"] == "no DCGM samples in the window yet"
+    with pytest.raises(ValueError, match="bad query"):
+        gpu_figures({"status": "error", "error": "bad query"}, _matrix())
+
+
+def test_the_prometheus_api_is_asked_for_the_window_with_the_token() -> None:
+    api = JsonApi(lambda path, query, headers: (200, _matrix([70.0])))
+    try:
+        query = prometheus_query("demo-project", "tok3n", base_url=api.url)
+        figures = window_figures(query, "tfserving-gke-gpu", 100.0, 120.0)
+    finally:
+        api.close()
+    assert figures["utilization_pct_mean"] == 70.0
+    first = api.requests[0]
+    assert first.path == "/v1/projects/demo-project/location/global/prometheus/api/v1/query_range"
+    assert first.query["query"] == ['DCGM_FI_DEV_GPU_UTIL{cluster="tfserving-gke-gpu"}']
+    assert (first.query["start"], first.query["end"]) == (["100.000"], ["120.000"])
+    assert first.headers["Authorization"] == "Bearer tok3n"
+    assert api.requests[1].query["query"][0].startswith("DCGM_FI_DEV_FB_USED{")
+
+
+def test_an_api_error_leaves_the_figure_out_and_says_why() -> None:
+    api = JsonApi(lambda path, query, headers: (403, {"error": "denied"}))
+    try:
+        figures = window_figures(prometheus_query("p", "t", base_url=api.url), "c", 0.0, 1.0)
+    finally:
+        api.close()
+    assert figures["source"] is None and "HTTP 403" in figures["why"]
+
+
+def _run(started: str) -> dict[str, Any]:
+    return {"started_at": started, "settings": {"warmup_s": 5.0, "duration_s": 20.0}}
+
+
+def test_each_capacity_step_gets_its_gpu_figures_once_they_landed() -> None:
+    runs = [_run("2026-12-06T10:00:00+00:00"), _run("2026-12-06T10:01:00+00:00")]
+    outputs = {"gpu": {"type": "nvidia-l4"}, "metrics": True, "clusterName": "c"}
+    asked: list[tuple[str, float, float]] = []
+    slept: list[float] = []
+
+    def query(promql: str, start: float, end: float) -> dict[str, Any]:
+        asked.append((promql, start, end))
+        return _matrix([55.0])
+
+    second = datetime.fromisoformat("2026-12-06T10:01:00+00:00").timestamp()
+    last_end = second + 5.0 + 20.0
+    attach_gpu_figures(
+        runs, outputs, lambda: query, now=lambda: last_end, sleep=slept.append, say=lambda _: None
+    )
+    assert slept == [90.0]  # the last run's samples land before any is read
+    assert [r["server"]["gpu"]["utilization_pct_mean"] for r in runs] == [55.0, 55.0]
+    # The measured window: after the warmup, for the duration.
+    assert asked[0][1:] == (second - 60 + 5.0, second - 60 + 25.0)
+    # Without metrics, or without a token, the runs say why there are no figures.
+    quiet = [_run("2026-12-06T10:00:00+00:00")]
+    attach_gpu_figures(quiet, {**outputs, "metrics": False}, lambda: query, sleep=slept.append)
+    assert "metrics false" in quiet[0]["server"]["gpu"]["why"]
+
+    def no_token() -> Any:
+        raise RuntimeError("gcloud is not installed")
+
+    lost = [_run("2026-12-06T10:00:00+00:00")]
+    attach_gpu_figures(lost, outputs, no_token, now=lambda: 2e9, say=lambda _: None)
+    assert lost[0]["server"]["gpu"] == {"source": None, "why": "not read: gcloud is not installed"}
+    # A CPU stack's runs are left as they are.
+    cpu_runs = [_run("2026-12-06T10:00:00+00:00")]
+    attach_gpu_figures(cpu_runs, {"gpu": None, "metrics": True}, lambda: query)
+    assert "server" not in cpu_runs[0]

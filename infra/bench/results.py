@@ -18,7 +18,9 @@ HdrHistograms, mergeable), sent_by_endpoint {pod: requests the load generator se
 server (TF Serving's own figures over the measured window: source, servers {pod: figures,
 window_s, scraped_at}, all, balance {pods, mean, max_deviation, unbalanced, why}, and in
 the cluster pods_cpu {source, window, serving_pods {pod: {mean_m, max_m, samples}}} and
-placement {nodes {pod: node}, one_per_node_expected, shared}), and, for a capacity search,
+placement {nodes {pod: node}, one_per_node_expected, shared}, and on a GPU stack gpu {source,
+gpus, samples, utilization_pct_mean, utilization_pct_max, memory_used_mib_max} from GKE's
+DCGM metrics, or {source: null, why}: infra.bench.gpu_metrics), and, for a capacity search,
 capacity {objective, rate_per_s, range {low, high, undecided, undecided_at}, converged,
 rps, step, runs, stopped, steps [{rate_per_s, verdict, why, runs, met_on_point, confidence,
 result, pooled_with (the faster rates whose runs certified this one)}]}.

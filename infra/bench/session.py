@@ -22,10 +22,12 @@ from urllib3.exceptions import HTTPError
 from infra.bench.capacity import MAX_REPEATS, Objective, find_capacity
 from infra.bench.cluster import ClusterRunError, ClusterRunner, NodeShutdownError
 from infra.bench.fanout import run_local
+from infra.bench.gpu_metrics import attach_gpu_figures, prometheus_query
 from infra.bench.kube import api_clients
 from infra.bench.results import result_document, short_of_pods
 from infra.design.load_generator import process_requests, processes_for
 from infra.design.naming import label_value
+from infra.gcp.credentials import access_token
 from infra.loadgen.spec import WorkerError, WorkerSpec
 
 # A run the serving pods changed during (a spot node preempted) is run again, this many
@@ -250,5 +252,14 @@ def capacity_search(
         )
     else:
         say(f"No rate met {objective.describe()} with confidence: {capacity['stopped']}.")
+    # On GPUs: each step's GPU utilisation and memory, once GKE's DCGM samples landed.
+    attach_gpu_figures(
+        [step["result"] for step in steps if step.get("result")],
+        outputs,
+        lambda: prometheus_query(
+            str(outputs.get("gcpProject") or ""), access_token("set metrics false to skip")
+        ),
+        say=say,
+    )
     result: dict[str, Any] = {**chosen["result"], "capacity": capacity}
     return result

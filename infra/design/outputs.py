@@ -31,6 +31,16 @@ def experiment_outputs(
         },
         "modelName": design.settings.model_name,
         "namespace": design.settings.namespace,
+        # Where the bench reads GPU metrics from (GKE's DCGM, with metrics true).
+        "gcpProject": design.settings.gcp_project,
+        "metrics": design.settings.metrics,
+        "gpu": None
+        if design.gpu is None
+        else {
+            "type": design.gpu.gpu_type,
+            "perNode": design.gpu.per_node,
+            "sharedClientsPerGpu": design.gpu.shared_clients,
+        },
         "modelSource": model.source,
         "modelReleaseTag": model.release_tag,
         "modelSha256": model.sha256,
