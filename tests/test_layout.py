@@ -7,6 +7,8 @@ import ast
 from collections import defaultdict
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ROOT
 
 INFRA = ROOT / "infra"
@@ -62,15 +64,33 @@ def test_a_cycle_would_be_seen(tmp_path: Path) -> None:
     assert edges == {"a": {"b"}, "b": {"a"}}
 
 
-def test_the_sweep_command_line_only_reads_options() -> None:
-    """`sweep` reads its options into a campaign request; it neither plans, measures, saves
-    nor reports (infra/sweep/campaign.py does, whatever the campaign)."""
-    tree = ast.parse((INFRA / "sweep" / "cli.py").read_text(encoding="utf-8"))
-    imported = {str(node.module) for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    running = {
+def _imported(module: Path) -> dict[str, set[str]]:
+    """module -> the names a file imports from it."""
+    names: dict[str, set[str]] = defaultdict(set)
+    for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom):
+            names[str(node.module)] |= {alias.name for alias in node.names}
+    return names
+
+
+# What each command line would need to plan, run, measure or report itself.
+RUNNING = {
+    "sweep": {
         "infra.sweep.run", "infra.sweep.live", "infra.sweep.manifest", "infra.sweep.report",
         "infra.sweep.quota", "infra.sweep.search.run", "infra.sweep.search.replay",
         "infra.sweep.search.space", "infra.plan.run", "infra.model.source",
-    }  # fmt: skip
-    assert not imported & running, imported & running
-    assert "infra.sweep" in imported  # the campaign, which it hands the request
+    },
+    "bench": {"infra.loadgen.tensors", "infra.bench.report", "infra.bench.results",
+              "infra.loadgen.stats"},
+    "rehearsal": {"infra.plan.run", "infra.design.stack_config", "infra.model.build_context"},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("package", sorted(RUNNING))
+def test_a_command_line_only_reads_options(package: str) -> None:
+    """`sweep`, `bench`/`compare` and `rehearse` read their options and hand them over; they
+    neither plan, measure, save nor report (their campaign, command and run modules do)."""
+    imported = _imported(INFRA / package / "cli.py")
+    assert not set(imported) & RUNNING[package], set(imported) & RUNNING[package]
+    session = imported.get("infra.bench.session", set())
+    assert session <= {"BenchError"}, session  # its error type, to print it
