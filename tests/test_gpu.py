@@ -18,6 +18,7 @@ import pytest
 import yaml
 from google.cloud.monitoring_dashboard_v1.types import Dashboard
 
+from infra import cli
 from infra.bench.gpu_metrics import (
     attach_gpu_figures,
     gpu_figures,
@@ -687,3 +688,21 @@ def test_each_capacity_step_gets_its_gpu_figures_once_they_landed() -> None:
     cpu_runs = [_run("2026-12-06T10:00:00+00:00")]
     attach_gpu_figures(cpu_runs, {"gpu": None, "metrics": True}, lambda: query)
     assert "server" not in cpu_runs[0]
+
+
+def test_the_cpu_or_gpu_space_dry_run_prices_gpus_beside_cpus(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    out = tmp_path / "plan.json"
+    space = str(ROOT / "experiments" / "spaces" / "cpu-or-gpu.yaml")
+    assert cli.main(["sweep", "--space", space, "--dry-run", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "120 configurations" in text
+    configurations = json.loads(out.read_text(encoding="utf-8"))["configurations"]
+    l4 = [c for c in configurations if "g2-standard-4" in c["name"]]
+    cpu = [c for c in configurations if "n2-highcpu-8" in c["name"]]
+    assert l4 and cpu
+    assert all("(1 x NVIDIA L4)" in c["summary"] for c in l4)
+    # A node with its L4 costs its host and its GPU.
+    assert all(c["node_usd_per_hour"] > 0.70 for c in l4)
+    assert all(c["node_usd_per_hour"] < 0.35 for c in cpu)
