@@ -706,3 +706,12 @@ def test_the_cpu_or_gpu_space_dry_run_prices_gpus_beside_cpus(
     # A node with its L4 costs its host and its GPU.
     assert all(c["node_usd_per_hour"] > 0.70 for c in l4)
     assert all(c["node_usd_per_hour"] < 0.35 for c in cpu)
+
+
+def test_a_gpu_stacks_rehearsal_says_it_runs_without_the_gpu(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert cli.main(["rehearse", "gpu-l4", "--print"]) == 0
+    out = capsys.readouterr().out
+    assert "runs its -gpu image without one (no --gpus)" in out
+    assert "--gpus" not in out.split("Build the stack's image", 1)[1]

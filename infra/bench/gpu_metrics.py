@@ -144,10 +144,10 @@ def attach_gpu_figures(
         return
     why = ""
     client: Query | None = None
+    windows = [measured_window(result) for result in results]
     if not outputs.get("metrics"):
         why = "metrics false: GKE's DCGM metrics are not collected"
     else:
-        windows = [measured_window(result) for result in results]
         ends = [window[1] for window in windows if window]
         wait = max(ends) + SETTLE_S - now() if ends else 0.0
         if wait > 0:
@@ -158,8 +158,7 @@ def attach_gpu_figures(
         except Exception as error:
             why = f"not read: {error}"
     cluster = str(outputs.get("clusterName") or "")
-    for result in results:
-        window = measured_window(result)
+    for result, window in zip(results, windows, strict=True):
         if client is None or window is None:
             figures: dict[str, Any] = {
                 "source": None,

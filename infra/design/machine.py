@@ -204,6 +204,13 @@ def is_gpu_host(family: str) -> bool:
     return family != "e2" and bool(family_facts(family).get("gpu"))
 
 
+def is_gpu_machine(machine_type: str) -> bool:
+    """Whether a machine type names a GPU host; False for "" (an E2 shape from its size)
+    and for a series this project does not know (refused elsewhere)."""
+    family = machine_family(machine_type) if machine_type else "e2"
+    return family in supported_families() and is_gpu_host(family)
+
+
 def parse_machine_type(machine_type: str, setting: str = "machineType") -> MachineShape:
     """Shape of an explicit machine type name (E2 or another supported family);
     ConfigError (naming `setting`) for anything else."""

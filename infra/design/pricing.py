@@ -171,9 +171,11 @@ def gpu_rates(
     name, prices = catalogue(catalogue_name)
     table = (prices.get("gpus") or {}).get(gpu_type)
     if not table:
-        sku = load("gpus")["accelerators"][gpu_type]["sku"]
+        gpu = load("gpus")["accelerators"][gpu_type]
+        sku = gpu["sku"]
         raise ConfigError(
-            "gpuType" if gpu_type != "nvidia-l4" else "machineType",
+            # A GPU the machine type carries is chosen by machineType, else by gpuType.
+            "machineType" if gpu.get("attached") else "gpuType",
             f"price catalogue {name} has no {gpu_type} prices, so its cost cannot be planned: "
             f"run `venv/bin/python scripts/refresh_prices.py` (it reads the '{sku}' SKUs).",
         )

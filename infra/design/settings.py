@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from infra.data import load, read_yaml
+from infra.design.machine import is_gpu_machine
 from infra.design.naming import image_repository_name
 from infra.inputs.errors import ConfigError, InputError, did_you_mean
 from infra.inputs.values import project_problem as gcp_project_problem
@@ -580,8 +581,7 @@ def validate(settings: Settings) -> list[str]:
             "regional is true: nodeCount nodes run in each zone of the region (about 3x the "
             "node cost) and the GKE free-tier credit does not apply."
         )
-    host = load("families")["families"].get(s.machine_type.split("-", 1)[0], {})
-    if s.tf_serving_variant == "gpu" and not s.gpu_type and not host.get("gpu"):
+    if s.tf_serving_variant == "gpu" and not s.gpu_type and not is_gpu_machine(s.machine_type):
         warnings.append(
             f"tfServingVariant is gpu, but {s.machine_type or 'these E2 nodes'} have no GPU: "
             "the larger -gpu image will serve on the CPU. For a GPU pool, use a G2 "

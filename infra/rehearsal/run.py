@@ -48,7 +48,17 @@ def prepare(stack: str, ports: Ports) -> tuple[Rehearsal, ExperimentDesign, list
     plan = rehearsal(
         design, (PROJECT_DIR / context.directory).resolve(), context.image_tag, config_dir, ports
     )
-    return plan, design, [*design.warnings, *serving.model.warnings, *serving.warmup.warnings]
+    gpu = (
+        [
+            f"the stack's pods run on {design.gpu.name}s; the rehearsal runs its -gpu image "
+            "without one (no --gpus): TensorFlow serves on this machine's CPU, which checks "
+            "the image, flags, config files and model load, not the GPU's speed"
+        ]
+        if design.gpu
+        else []
+    )
+    warnings = [*design.warnings, *serving.model.warnings, *serving.warmup.warnings, *gpu]
+    return plan, design, warnings
 
 
 def write_config_files(directory: Path, design: ExperimentDesign) -> Path:

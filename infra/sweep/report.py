@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from infra.bench.report import Ranking, Row, chart, meets, named_rows, rank
-from infra.design.machine import is_gpu_host, machine_family, supported_families
+from infra.design.machine import is_gpu_machine
 from infra.sweep.manifest import SweepManifest
 from infra.sweep.search.objective import Goal, Price
 
@@ -241,12 +241,6 @@ def _build(manifest: SweepManifest) -> tuple[dict[str, Any], dict[str, Row]]:
     return report, rows
 
 
-def _on_gpu(entry: dict[str, Any]) -> bool:
-    machine = str(entry.get("machine_type") or "")
-    family = machine_family(machine) if machine else "e2"
-    return family in supported_families() and is_gpu_host(family)
-
-
 def _usd_per_million(requests_per_usd: float | None) -> float | None:
     return None if not requests_per_usd else round(1e6 / requests_per_usd, 4)
 
@@ -259,7 +253,10 @@ def cpu_or_gpu(entries: list[dict[str, Any]], target_rps: float | None) -> dict[
     ranked = [e for e in entries if not e["not_ranked"] and e["requests_per_usd_range"][0]]
     if target_rps is not None:
         ranked = [e for e in ranked if e.get("target_usd_per_hour") is not None]
-    kinds = {kind: [e for e in ranked if _on_gpu(e) == kind] for kind in (False, True)}
+    kinds = {
+        kind: [e for e in ranked if is_gpu_machine(str(e.get("machine_type") or "")) == kind]
+        for kind in (False, True)
+    }
     if not all(kinds.values()):
         return None
 

@@ -38,11 +38,10 @@ from typing import Any
 from infra.design.experiment import ExperimentDesign
 from infra.design.machine import (
     family_facts,
-    is_gpu_host,
+    is_gpu_machine,
     machine_family,
     parse_machine_type,
     pod_cpu_cores,
-    supported_families,
 )
 from infra.design.pricing import NodeGroup, node_group_lines
 from infra.design.settings import (
@@ -185,12 +184,11 @@ def on_its_hardware(overrides: Mapping[str, Any]) -> dict[str, Any]:
     """A configuration's settings for the machine it names: on a GPU host the -gpu image
     and (N1) the host's GPU, unless given; on a CPU machine no GPU setting."""
     machine = str(overrides.get("machineType") or "")
-    family = machine_family(machine) if machine else "e2"
     settled = dict(overrides)
-    if machine and family in supported_families() and is_gpu_host(family):
+    if is_gpu_machine(machine):
         settled.setdefault("tfServingVariant", "gpu")
         if not parse_machine_type(machine).gpus:
-            settled.setdefault("gpuType", str(family_facts(family)["gpu"]))
+            settled.setdefault("gpuType", str(family_facts(machine_family(machine))["gpu"]))
     else:
         for key in GPU_ONLY:
             settled.pop(key, None)
