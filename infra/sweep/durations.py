@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from infra.bench.capacity import MAX_REPEATS, MAX_STEPS
 from infra.data import load
 
 
@@ -55,7 +56,7 @@ class SearchSettings:
     max_steps: int  # runs, repeats of undecided rates included
     warmup_s: float
     duration_s: float
-    max_repeats: int = 12
+    max_repeats: int = MAX_REPEATS
     arrivals: str = "poisson"
 
     def minutes(self, durations: Durations) -> float:
@@ -69,8 +70,9 @@ class SearchSettings:
 
 # The sweep's defaults (`python -m infra sweep --help`): 20 s windows after 5 s of warm-up;
 # runs enough to ramp x2 from 20/s past a few hundred requests a second (5), locate the
-# crossing to 5% (4) and certify a rate under it with pooled runs (up to 13 at one rate,
-# a few rates): scripts/bench_capacity.py measures them against a queue of known capacity.
+# crossing to 5% (4) and certify a rate under it with pooled runs (up to 21 at one rate,
+# a few rates): the capacity search's own limits (infra.bench.capacity, which says why),
+# measured by scripts/bench_capacity.py against a queue of known capacity.
 # The next experiment on the same nodes starts near the last one's capacity, so it
 # usually needs fewer.
 DEFAULT_SEARCH = SearchSettings(
@@ -78,9 +80,9 @@ DEFAULT_SEARCH = SearchSettings(
     max_error_rate=0.01,
     protocol="rest",
     start_rate=20.0,
-    max_steps=28,
+    max_steps=MAX_STEPS,
     warmup_s=5.0,
     duration_s=20.0,
-    max_repeats=12,
+    max_repeats=MAX_REPEATS,
     arrivals="poisson",
 )
