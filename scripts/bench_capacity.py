@@ -8,7 +8,8 @@ limits, each run's arrivals seeded apart).
 
 - Loopback (default): the queue is a real HTTP server on 127.0.0.1 (tests/load_servers.py
   Capacity), loaded by the real load generator in a local process. The server as it ran
-  holds each slot a little longer than drawn and HTTP adds a fixed delay outside the
+  holds each slot a little longer than drawn (its times are recorded and their
+  distribution, not only their mean, sets the truth) and HTTP adds a fixed delay outside the
   queue; both are measured (the delay at the first, queue-free step) and give the
   capacity of the server as it really ran, the truth the claims are held to.
   `--busy N` runs N processes spinning a core each beside the load generator: each search
@@ -115,18 +116,24 @@ def _search(step: Any) -> dict[str, Any]:
 
 def as_ran(server: Capacity, block: dict[str, Any]) -> float:
     """The capacity of the loopback server as it really ran: its slots held longer than the
-    drawn times (sleep overshoot), and HTTP and the client add a fixed delay outside the
-    queue, measured at the first step (no queue): client mean less server mean."""
+    drawn times (sleep overshoot, and more so beside busy processes), and HTTP and the
+    client add a fixed delay outside the queue, measured at the first step (no queue):
+    client mean less server mean. Erlang C at the mean time a slot was held, scaled by how
+    the held times' distribution moves a simulated queue's capacity against exponential
+    times of that mean (tests/queues.py shape_factor): a server whose slots are sometimes
+    held much longer (a busy machine's scheduler) serves less under a p99 objective."""
     first = block["steps"][0]["result"]["summary"]
     count = int(first["requests"])
     served_ms = statistics.mean(server.latencies_us[:count]) / 1000
     overhead_s = max(0.0, (first["mean_ms"] - served_ms) / 1000)
     held_s = statistics.mean(server.held_s)
+    shape = queues.shape_factor(OBJECTIVE.p99_ms, server.held_s, overhead_s)
     print(
-        f"  mean service {held_s * 1000:.2f} ms, overhead {overhead_s * 1000:.2f} ms",
+        f"  mean service {held_s * 1000:.2f} ms, overhead {overhead_s * 1000:.2f} ms, "
+        f"service times as held x{shape:.3f} of an exponential's capacity",
         flush=True,
     )
-    return queues.capacity(OBJECTIVE.p99_ms, held_s, overhead_s)
+    return queues.capacity(OBJECTIVE.p99_ms, held_s, overhead_s) * shape
 
 
 def main() -> int:

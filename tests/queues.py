@@ -7,7 +7,7 @@ from __future__ import annotations
 import heapq
 import math
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from infra.loadgen.stats import Sample, merge, worker_result
@@ -82,3 +82,53 @@ def step_document(rate: float, seed: int, warmup_s: float, duration_s: float) ->
     result = worker_result(samples, warmup_s, duration_s, 1.0, warmup_s + duration_s)
     document = merge([result], duration_s)
     return {**document, "settings": {"protocol": "rest", "mode": "open", "seed": seed}}
+
+
+def simulated_capacity(
+    objective_ms: float, services_s: Sequence[float], overhead_s: float = 0.0, seed: int = 0
+) -> float:
+    """The highest Poisson rate at which a FCFS queue of WORKERS servers, serving its
+    requests in the given times one after another, answers 99% of them within the
+    objective less a fixed overhead outside the queue, by simulation. Every rate tried
+    replays the same arrival draws scaled to the rate, so the p99 grows with the rate and
+    bisection holds."""
+    draw = random.Random(seed)
+    gaps = [draw.expovariate(1.0) for _ in services_s]
+    objective_s = objective_ms / 1000 - overhead_s
+    allowed = int(0.01 * len(services_s))
+    low, high = 1e-6, WORKERS * len(services_s) / sum(services_s)
+    for _ in range(30):
+        middle = (low + high) / 2
+        free_at = [0.0] * WORKERS
+        arrival = 0.0
+        over = 0
+        for gap, service in zip(gaps, services_s, strict=True):
+            arrival += gap / middle
+            done = max(arrival, heapq.heappop(free_at)) + service
+            heapq.heappush(free_at, done)
+            over += done - arrival > objective_s
+        low, high = (middle, high) if over <= allowed else (low, middle)
+    return low
+
+
+def shape_factor(
+    objective_ms: float,
+    held_s: Sequence[float],
+    overhead_s: float = 0.0,
+    count: int = 600_000,
+    seed: int = 0,
+) -> float:
+    """How much a server's capacity under a p99 objective differs from an M/M/c queue's of
+    the same mean service because its service times are distributed as `held_s` (as a
+    server really held its slots) instead of exponentially: the ratio of the two simulated
+    capacities, each request's two service times drawn from one uniform (the same rank in
+    either distribution), so the simulations' noise cancels in the ratio."""
+    draw = random.Random(seed)
+    ordered = sorted(held_s)
+    mean = sum(ordered) / len(ordered)
+    ranks = [draw.random() for _ in range(count)]
+    held = [ordered[min(len(ordered) - 1, int(u * len(ordered)))] for u in ranks]
+    exponential = [-mean * math.log1p(-u) for u in ranks]
+    return simulated_capacity(objective_ms, held, overhead_s, seed) / simulated_capacity(
+        objective_ms, exponential, overhead_s, seed
+    )

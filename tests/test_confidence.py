@@ -147,3 +147,18 @@ def test_the_projection_of_more_runs_narrows_the_interval_as_more_samples_would(
     assert four_times is not None and four_times <= max(exponential(300, 60.0, seed=3)) + 0.1
     many = projected_high_ms(window, 20.0)
     assert many is not None and many <= four_times
+
+
+def test_the_benchmarks_queue_truth_follows_the_service_times_as_held() -> None:
+    """scripts/bench_capacity.py holds its claims to the server as it ran: a simulation of
+    the recorded service times agrees with Erlang C when they are exponential, and gives a
+    server whose slots are sometimes held three times longer less capacity."""
+    draw = random.Random(3)
+    exponential = [draw.expovariate(1 / queues.SERVICE_S) for _ in range(5_000)]
+    simulated = queues.simulated_capacity(
+        150.0, [draw.choice(exponential) for _ in range(150_000)], seed=1
+    )
+    assert simulated == pytest.approx(queues.capacity(150.0), rel=0.03)
+    assert queues.shape_factor(150.0, exponential, count=100_000) == pytest.approx(1, abs=0.005)
+    stalled = [s * 3 if draw.random() < 0.05 else s for s in exponential]
+    assert queues.shape_factor(150.0, stalled, count=100_000) < 0.995
