@@ -163,6 +163,24 @@ def test_a_search_that_certified_climbs_while_runs_remain() -> None:
     assert found["runs"] < 28 and found["stopped"] == "certified with confidence"
 
 
+def test_a_crossing_located_low_by_one_slow_run_does_not_stop_the_climb() -> None:
+    """The first run at 200/s hits a slow burst (its point p99 over the objective, its
+    interval undecided), so the crossing is located under 200 though the server meets the
+    objective up to 208/s: with runs left, the climb goes past that one run's rate."""
+    offered: list[float] = []
+
+    def run_step(rate: float) -> dict[str, Any]:
+        offered.append(rate)
+        if rate == 200 and offered.count(200) == 1:
+            return window(rate, 104.0, count=300)
+        return window(rate, 20.0 + 2000 * max(0.0, rate / 200 - 1), seed=len(offered))
+
+    found = find_capacity(run_step, OBJECTIVE, start_rate=50)
+    assert offered[:3] == [50, 100, 200]
+    assert found["stopped"] == "certified with confidence"
+    assert 200 < found["rate_per_s"] <= 208
+
+
 def test_runs_at_faster_rates_can_pass_a_rate_never_fail_it() -> None:
     """A rate too short-measured to bound alone passes with the runs just above it (a
     server is no faster under more load), and is never failed by them."""

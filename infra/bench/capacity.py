@@ -16,9 +16,10 @@ The search has two phases (docs/bench.md says why):
   under the located crossing. A rate's runs count with those just above it (POOL_ABOVE):
   a server is no faster under more load, so they can pass it (never fail it). Once a rate
   passes, the search climbs a step at a time while runs remain and the next rate is under
-  the lowest that did not pass. A rate that fails with confidence is part of the range. A
-  run during which the server failed (a pod OOM-killed or evicted) fails its rate with
-  that reason.
+  the lowest that did not pass (given up on, failed with confidence, or the bracket's
+  upper end when more than its one run missed there). A rate that fails with confidence
+  is part of the range. A run during which the server failed (a pod OOM-killed or
+  evicted) fails its rate with that reason.
 
 The range: `low` is the highest rate that passed with confidence, `high` the lowest that
 failed with confidence (null: none did, the range is open above). Rates that stayed
@@ -314,10 +315,15 @@ def _certify(
                 "",
             )
         if kind == PASS:
-            # Up to the lowest rate above that did not pass: the bracket's upper end, one
-            # given up on, or one that failed with confidence (noisy point estimates can
-            # leave the bracket's "upper" end under the rate certified: it bounds nothing).
-            ceiling = min(r for r in [above, *given_up, *search.rates(FAIL), math.inf] if r > rate)
+            # Up to the lowest rate above that did not pass: one given up on, one that
+            # failed with confidence, or the bracket's upper end once more than its one run
+            # showed it: a single run's point estimate over the objective is often a few
+            # slow bursts, and stopping there left a search that had located the crossing
+            # low with most of its runs unspent (noisy point estimates can also leave that
+            # end under the rate certified: it bounds nothing then).
+            ceiling = min(
+                r for r in [*_shown(search, above), *given_up, *search.rates(FAIL)] if r > rate
+            )
             higher = round(rate * (1 + STEP_DOWN), 2)
             if higher >= ceiling or search.max_steps - search.runs < MIN_RUNS_TO_GIVE_UP:
                 return search.passing, "certified with confidence", ""
@@ -345,6 +351,15 @@ def _certify(
                 "with confidence",
                 "",
             )
+
+
+def _shown(search: _Search, above: float) -> list[float]:
+    """The bracket's upper end as a bound on the climb, when its runs showed more than one
+    run's point estimate (infinity always bounds it)."""
+    step = search.steps.get(above)
+    if step is None or step["verdict"] == FAIL or step["runs"] > 1:
+        return [above]
+    return [math.inf]
 
 
 def _pool(search: _Search, rate: float, objective: Objective, max_repeats: int) -> str:
