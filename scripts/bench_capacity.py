@@ -7,7 +7,8 @@ experiment (infra.sweep.durations.DEFAULT_SEARCH: start rate, windows, run and r
 limits, each run's arrivals seeded apart).
 
 - Loopback (default): the queue is a real HTTP server on 127.0.0.1 (tests/load_servers.py
-  Capacity), loaded by the real load generator in a local process. The server as it ran
+  Capacity, first come first served, as Erlang C's queue is), loaded by the real load
+  generator in a local process. The server as it ran
   holds each slot a little longer than drawn (its times are recorded and their
   distribution, not only their mean, sets the truth) and HTTP adds a fixed delay outside the
   queue; both are measured (the delay at the first, queue-free step) and give the

@@ -8,6 +8,7 @@ import math
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from concurrent import futures
 from contextlib import contextmanager
@@ -49,27 +50,64 @@ METADATA = {
 }
 
 
+class _Slots:
+    """`workers` slots served first come, first served: a freed slot is handed straight to
+    the request that has waited longest. (threading.Semaphore lets a request that arrives
+    just as a slot frees take it before the woken waiter, which then waits again behind
+    everyone: its queue is not FCFS, and its p99 came out about 3% over an FCFS queue's
+    with the same arrivals and service times.)"""
+
+    def __init__(self, workers: int) -> None:
+        self._free = workers
+        self._lock = threading.Lock()
+        self._waiting: deque[tuple[threading.Event, list[float]]] = deque()
+
+    def acquire(self) -> float:
+        """Wait for a slot; the time it became this request's (perf_counter)."""
+        with self._lock:
+            if self._free and not self._waiting:
+                self._free -= 1
+                return time.perf_counter()
+            handed: list[float] = []
+            woken = threading.Event()
+            self._waiting.append((woken, handed))
+        woken.wait()
+        return handed[0]
+
+    def release(self) -> None:
+        with self._lock:
+            if self._waiting:
+                woken, handed = self._waiting.popleft()
+                handed.append(time.perf_counter())
+                woken.set()
+            else:
+                self._free += 1
+
+
 class Capacity:
-    """At most `workers` requests served at once, each taking `service_s` (or, with
-    `exponential`, a seeded exponential time of that mean: an M/M/c queue under Poisson
-    arrivals, whose capacity under a p99 objective Erlang C gives)."""
+    """At most `workers` requests served at once, first come first served, each taking
+    `service_s` (or, with `exponential`, a seeded exponential time of that mean: an M/M/c
+    queue under Poisson arrivals, whose capacity under a p99 objective Erlang C gives)."""
 
     def __init__(
         self, workers: int, service_s: float, exponential: bool = False, seed: int = 0
     ) -> None:
-        self.slots = threading.Semaphore(workers)
+        self.slots = _Slots(workers)
         self.service_s = service_s
         self._draw = random.Random(seed) if exponential else None
         self.served = 0
         self.bad_requests: list[str] = []
         self.latencies_us: list[float] = []
-        self.held_s: list[float] = []  # how long each request really held its slot
+        # How long each request really held its slot: from the moment the slot was handed
+        # to it (its thread wakes a little later, and the slot is taken meanwhile) to the
+        # end of its service, sleep overshoot included.
+        self.held_s: list[float] = []
         self._lock = threading.Lock()
 
     def serve(self) -> None:
         arrived = time.perf_counter()
-        with self.slots:
-            began = time.perf_counter()
+        began = self.slots.acquire()
+        try:
             if self._draw is None:
                 time.sleep(self.service_s)
             else:
@@ -77,6 +115,8 @@ class Capacity:
                     service_s = self._draw.expovariate(1 / self.service_s)
                 time.sleep(service_s)
             held = time.perf_counter() - began
+        finally:
+            self.slots.release()
         with self._lock:
             self.served += 1
             self.held_s.append(held)

@@ -181,6 +181,26 @@ def test_a_crossing_located_low_by_one_slow_run_does_not_stop_the_climb() -> Non
     assert 200 < found["rate_per_s"] <= 208
 
 
+def test_a_crossing_located_high_by_one_fast_run_is_certified_under_what_failed() -> None:
+    """The first run at 150/s looks fast (its queue had not built up), so the crossing is
+    located over 150 though the server meets the objective only up to 104/s: the
+    rates under it fail with confidence, and certification goes on under them instead of
+    stopping 15% under the located crossing with runs left."""
+    offered: list[float] = []
+
+    def run_step(rate: float) -> dict[str, Any]:
+        offered.append(rate)
+        if rate == 150 and offered.count(150) == 1:
+            return window(rate, 40.0, seed=1, count=300)  # too few to bound: undecided
+        return window(rate, 20.0 + 2000 * max(0.0, rate / 100 - 1), seed=len(offered))
+
+    found = find_capacity(run_step, OBJECTIVE, start_rate=75)
+    assert offered[:3] == [75, 150, 300]
+    assert found["stopped"] == "certified with confidence", found["stopped"]
+    assert 90 <= found["rate_per_s"] <= 104
+    assert found["range"]["high"] is not None and found["range"]["high"] < 150 * 0.85
+
+
 def test_runs_at_faster_rates_can_pass_a_rate_never_fail_it() -> None:
     """A rate too short-measured to bound alone passes with the runs just above it (a
     server is no faster under more load), and is never failed by them."""

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import math
 import random
+import threading
+import time
 from fractions import Fraction
 from typing import Any
 
@@ -23,6 +25,7 @@ from infra.bench.confidence import (
 )
 from infra.loadgen.stats import Sample, worker_result
 from tests import queues
+from tests.load_servers import Capacity
 
 
 def binomial_cdf(k: int, m: int, q: float) -> float:
@@ -162,3 +165,29 @@ def test_the_benchmarks_queue_truth_follows_the_service_times_as_held() -> None:
     assert queues.shape_factor(150.0, exponential, count=100_000) == pytest.approx(1, abs=0.005)
     stalled = [s * 3 if draw.random() < 0.05 else s for s in exponential]
     assert queues.shape_factor(150.0, stalled, count=100_000) < 0.995
+
+
+def test_the_benchmarks_loopback_queue_serves_first_come_first_served() -> None:
+    """The loopback server is the M/M/c queue whose truth Erlang C gives only if it serves
+    in arrival order: a slot that frees goes to the request that has waited, not to one
+    that arrives at that moment (a semaphore gives it to whichever thread runs first, and
+    the woken waiter then queues again behind everyone)."""
+    slots = Capacity(1, 0.0).slots
+    slots.acquire()
+    served: list[str] = []
+
+    def waiter() -> None:
+        slots.acquire()
+        served.append("waited")
+        time.sleep(0.05)
+        slots.release()
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    time.sleep(0.1)  # it waits for the slot
+    slots.release()
+    slots.acquire()  # arrives as the slot frees, while the waiter is still asleep
+    served.append("arrived")
+    slots.release()
+    thread.join(timeout=5)
+    assert served == ["waited", "arrived"]

@@ -145,3 +145,59 @@ def test_no_value_is_written_off_before_it_was_measured_in_a_good_context(space:
             assert any(c.features.get(key) == value for c in measured), (key, value)
     best = search.incumbent()
     assert best is not None and best[0].machine_type == "e2-highmem-4"
+
+
+def test_a_machine_type_is_explored_with_pods_as_large_as_the_best_s(space: Any) -> None:
+    """Exploring another machine type beside the best keeps the best's pod size, not its
+    pods per node: the best runs 2 pods on 8 vCPUs, so a 16-vCPU shape is tried with 4."""
+    from infra.sweep.search.strategies.bayesian import ModelStrategy  # noqa: PLC0415
+    from infra.sweep.search.strategies.geometry import choice, distance  # noqa: PLC0415
+
+    best = next(
+        c
+        for c in space.candidates
+        if c.machine_type == "e2-standard-8" and c.features["podsPerNode"] == 2
+    )
+    wanted = {key: choice(value) for key, value in best.features.items()}
+    wanted["machineType"] = "e2-standard-16"
+    larger = [c for c in space.candidates if c.machine_type == "e2-standard-16"]
+    strategy = ModelStrategy(space, 0)
+    chosen = min(larger, key=lambda c: strategy._apart(c, wanted, best))
+    assert chosen.features["podsPerNode"] == 4
+    assert chosen.pod_cores == best.pod_cores
+    assert {
+        k: v for k, v in chosen.features.items() if k not in ("machineType", "podsPerNode")
+    } == {k: v for k, v in best.features.items() if k not in ("machineType", "podsPerNode")}
+    # By the settings alone, it would have run pods twice as large.
+    assert min(larger, key=lambda c: distance(c, wanted, space)).features["podsPerNode"] == 2
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_last_tenth_of_the_trials_goes_to_the_best_s_neighbours(space: Any, seed: int) -> None:
+    """With a budget of 40 trials, each of the last 4 measures a configuration one setting
+    away from the best so far (a batch size with batching off being no setting), while
+    one is left to measure."""
+    from infra.sweep.search.strategies.geometry import choice, distance  # noqa: PLC0415
+    from infra.sweep.search.strategy import Outcome, Search  # noqa: PLC0415
+
+    search = Search(space, Goal(None), seed=seed, max_trials=40)
+    polished = 0
+    for trial in range(40):
+        best = search.incumbent()
+        chosen = search.next()
+        assert chosen is not None
+        if trial >= 36:
+            assert best is not None
+            wanted = {key: choice(value) for key, value in best[0].features.items()}
+            near = [
+                c
+                for c in space.candidates
+                if c.name not in search.measured
+                and distance(c, wanted, space, conditional=True) <= 1.0
+            ]
+            if near:
+                assert chosen in near, (chosen.name, best[0].name)
+                polished += 1
+        capacity = interacting(chosen)
+        search.record(Outcome(chosen.name, capacity * 0.98, capacity * 1.02))
+    assert polished >= 2

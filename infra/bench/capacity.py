@@ -13,13 +13,14 @@ The search has two phases (docs/bench.md says why):
   interval straddles the objective and more runs could still bring its upper end under it
   (projected from the pooled sample, infra.bench.confidence.projected_high_ms, once a few
   runs are in); when they cannot, the rate steps down (STEP_DOWN), at most CERTIFY_SPAN
-  under the located crossing. A rate's runs count with those just above it (POOL_ABOVE):
-  a server is no faster under more load, so they can pass it (never fail it). Once a rate
-  passes, the search climbs a step at a time while runs remain and the next rate is under
-  the lowest that did not pass (given up on, failed with confidence, or the bracket's
-  upper end when more than its one run missed there). A rate that fails with confidence
-  is part of the range. A run during which the server failed (a pod OOM-killed or
-  evicted) fails its rate with that reason.
+  under the located crossing, or under a rate below it that failed with confidence (one
+  run's point estimates located the crossing high). A rate's runs count with those just
+  above it (POOL_ABOVE): a server is no faster under more load, so they can pass it
+  (never fail it). Once a rate passes, the search climbs a step at a time while runs
+  remain and the next rate is under the lowest that did not pass (given up on, failed
+  with confidence, or the bracket's upper end when more than its one run missed there).
+  A rate that fails with confidence is part of the range. A run during which the server
+  failed (a pod OOM-killed or evicted) fails its rate with that reason.
 
 The range: `low` is the highest rate that passed with confidence, `high` the lowest that
 failed with confidence (null: none did, the range is open above). Rates that stayed
@@ -299,7 +300,6 @@ def _certify(
 ) -> tuple[float | None, str, str]:
     """Certify a rate under the located crossing, then climb while runs remain: (the
     highest rate certified or None, why the search stopped, why it stopped early or "")."""
-    floor = located * (1 - CERTIFY_SPAN)
     rate = round(located * (1 - AIM), 2)
     given_up: list[float] = []  # rates whose runs could not clear the objective
     while True:
@@ -329,6 +329,7 @@ def _certify(
                 return search.passing, "certified with confidence", ""
             rate = higher
             continue
+        floor = _floor(search, located)
         if kind == "out of runs":
             if search.passing is not None and search.passing >= floor:
                 return search.passing, "certified with confidence", ""
@@ -347,10 +348,20 @@ def _certify(
         if rate < floor:
             return (
                 None,
-                f"no rate within {CERTIFY_SPAN:.0%} under {located:g} requests/s passed "
-                "with confidence",
+                f"no rate within {CERTIFY_SPAN:.0%} under "
+                f"{min(located, search.failing or math.inf):g} requests/s passed with "
+                "confidence",
                 "",
             )
+
+
+def _floor(search: _Search, located: float) -> float:
+    """The lowest rate certification goes down to: CERTIFY_SPAN under the located crossing,
+    or under a rate below it that failed with confidence. One run's point estimates can
+    locate the crossing well over the capacity (a run at a rate the server cannot hold,
+    whose queue had not yet built up in its window, meets the objective on its point
+    estimates); the rates that then fail show where the capacity really lies."""
+    return min(located, search.failing or math.inf) * (1 - CERTIFY_SPAN)
 
 
 def _shown(search: _Search, above: float) -> list[float]:

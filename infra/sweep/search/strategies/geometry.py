@@ -15,13 +15,21 @@ def choice(value: Any) -> Any:
     return repr(value)
 
 
-def distance(candidate: Candidate, params: Mapping[str, Any], space: SearchSpace) -> float:
+def distance(
+    candidate: Candidate,
+    params: Mapping[str, Any],
+    space: SearchSpace,
+    *,
+    conditional: bool = False,
+) -> float:
     """How far a configuration is from the proposal: per dimension 0 when equal, else the
-    distance between the values' positions for numbers (as a fraction), 1 for the rest."""
+    distance between the values' positions for numbers (as a fraction), 1 for the rest.
+    With `conditional`, a dimension that has no effect in one of the two (None there, as a
+    batch size with batching off) is no difference."""
     total = 0.0
     for key, values in space.dimensions.items():
         mine, wanted = choice(candidate.features[key]), params.get(key)
-        if mine == wanted:
+        if mine == wanted or (conditional and (mine is None or wanted is None)):
             continue
         numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
         if mine in numbers and wanted in numbers and len(numbers) > 1:
