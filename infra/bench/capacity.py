@@ -18,7 +18,8 @@ The search has two phases (docs/bench.md says why):
   above it (POOL_ABOVE): a server is no faster under more load, so they can pass it
   (never fail it). Once a rate passes, the search climbs a step at a time while runs
   remain and the next rate is under the lowest that did not pass (given up on, failed
-  with confidence, or the bracket's upper end when more than its one run missed there).
+  with confidence, or the bracket's upper end when more than its one run missed there),
+  then half-way to that rate until the two are within FINEST.
   A rate that fails with confidence is part of the range. A run during which the server
   failed (a pod OOM-killed or evicted) fails its rate with that reason.
 
