@@ -167,6 +167,33 @@ def test_a_search_that_certified_climbs_while_runs_remain() -> None:
     assert found["runs"] < 28 and found["stopped"] == "certified with confidence"
 
 
+def test_a_rate_given_up_on_after_a_slow_streak_is_tried_again_while_runs_remain() -> None:
+    """The server meets the objective up to 214/s, but the first three runs at any rate
+    over 200/s come out slow (p99 108 ms, too few requests to fail with confidence): each
+    such rate is given up on. Once the climb has nowhere left to go, the lowest rate given
+    up on over the claim is run again, its slow runs pooled with the new ones; it passes,
+    and the climb goes on from there."""
+    offered: list[float] = []
+
+    def run_step(rate: float) -> dict[str, Any]:
+        offered.append(rate)
+        if 200 < rate <= 210 and offered.count(rate) <= 3:
+            return window(rate, 108.0, seed=len(offered), count=400)
+        return window(rate, 60.0 + 2000 * max(0.0, rate / 210 - 1), seed=len(offered))
+
+    found = find_capacity(run_step, OBJECTIVE, start_rate=50)
+    steps = {s["rate_per_s"]: s for s in found["steps"]}
+    again = [r for r in steps if 200 < r <= 210 and steps[r]["verdict"] == "pass"]
+    assert again, offered
+    first = offered.index(again[0])
+    # Given up after its three slow runs, other rates run, then back to it.
+    assert offered[first : first + 3] == [again[0]] * 3
+    assert offered[first + 3] != again[0] and offered.count(again[0]) > 3
+    assert steps[again[0]]["runs"] == offered.count(again[0])
+    assert found["stopped"] == "certified with confidence"
+    assert again[0] < found["rate_per_s"] <= 214.2
+
+
 def test_a_crossing_located_low_by_one_slow_run_does_not_stop_the_climb() -> None:
     """The first run at 200/s hits a slow burst (its point p99 over the objective, its
     interval undecided), so the crossing is located under 200 though the server meets the
