@@ -214,9 +214,10 @@ def test_a_crossing_located_low_by_one_slow_run_does_not_stop_the_climb() -> Non
 
 def test_a_crossing_located_high_by_one_fast_run_is_certified_under_what_failed() -> None:
     """The first run at 150/s looks fast (its queue had not built up), so the crossing is
-    located over 150 though the server meets the objective only up to 104/s: the
-    rates under it fail with confidence, and certification goes on under them instead of
-    stopping 15% under the located crossing with runs left."""
+    located over 150 though the server meets the objective only up to 104/s. The first
+    rate certification tries fails with confidence, so the crossing is located again
+    between it and the highest rate under it that met the objective (75/s), one run per
+    rate, instead of stepping down 2.5% a rate (27 runs to the claim that way)."""
     offered: list[float] = []
 
     def run_step(rate: float) -> dict[str, Any]:
@@ -228,8 +229,15 @@ def test_a_crossing_located_high_by_one_fast_run_is_certified_under_what_failed(
     found = find_capacity(run_step, OBJECTIVE, start_rate=75)
     assert offered[:3] == [75, 150, 300]
     assert found["stopped"] == "certified with confidence", found["stopped"]
-    assert 90 <= found["rate_per_s"] <= 104
+    assert 100 <= found["rate_per_s"] <= 104
     assert found["range"]["high"] is not None and found["range"]["high"] < 150 * 0.85
+    failed = next(r for r in offered if r < 150 and found_verdict(found, r) == "fail")
+    assert offered[offered.index(failed) + 1] < failed * 0.8
+    assert found["runs"] <= 20
+
+
+def found_verdict(found: dict[str, Any], rate: float) -> str:
+    return str(next(s["verdict"] for s in found["steps"] if s["rate_per_s"] == rate))
 
 
 def test_runs_at_faster_rates_can_pass_a_rate_never_fail_it() -> None:

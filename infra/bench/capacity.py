@@ -14,7 +14,10 @@ The search has two phases (docs/bench.md says why):
   (projected from the pooled sample, infra.bench.confidence.projected_high_ms, once a few
   runs are in); when they cannot, the rate steps down (STEP_DOWN), at most CERTIFY_SPAN
   under the located crossing, or under a rate below it that failed with confidence (one
-  run's point estimates located the crossing high). A rate's runs count with those just
+  run's point estimates located the crossing high). The first time a rate it tries fails
+  with confidence while the highest rate under it that met the objective on its point
+  estimates lies more than a step down, the crossing is located again between the two,
+  one run per rate (see _relocate). A rate's runs count with those just
   above it (POOL_ABOVE): a server is no faster under more load, so they can pass it
   (never fail it). Once a rate passes, the search climbs a step at a time while runs
   remain and the next rate is under the lowest that did not pass (given up on, failed
@@ -243,10 +246,7 @@ def find_capacity(
             break
         step = search.measure(rate)
         if step["verdict"] in (LIMITED, UNBALANCED):
-            stopped = (
-                f"the step at {rate:g} requests/s measured something else than the server "
-                f"({step['why']})"
-            )
+            stopped = _elsewhere(step)
             break
         if step["met_on_point"]:
             below = rate if below is None else max(below, rate)
@@ -274,9 +274,17 @@ def find_capacity(
             above if above is not None else math.inf,
             objective,
             max_repeats,
+            tolerance=tolerance,
             stop_when=stop_when,
         )
     return _block(search, objective, certified, stopped, early)
+
+
+def _elsewhere(step: dict[str, Any]) -> str:
+    return (
+        f"the step at {step['rate_per_s']:g} requests/s measured something else than the "
+        f"server ({step['why']})"
+    )
 
 
 def _between(search: _Search, below: float, above: float, objective: Objective) -> float:
@@ -300,6 +308,7 @@ def _certify(
     objective: Objective,
     max_repeats: int,
     *,
+    tolerance: float,
     stop_when: Callable[[float | None, float | None], str] | None,
 ) -> tuple[float | None, str, str]:
     """Certify a rate under the located crossing, then climb while runs remain: (the
@@ -307,6 +316,7 @@ def _certify(
     rate = round(located * (1 - AIM), 2)
     given_up: list[float] = []  # rates whose runs could not clear the objective
     retried: set[float] = set()
+    relocated = False
     while True:
         if search.passing is not None and search.passing >= rate:
             kind = PASS
@@ -314,12 +324,7 @@ def _certify(
             fresh = MIN_RUNS_TO_GIVE_UP if rate in retried else 0
             kind = _pool(search, rate, objective, max_repeats, fresh=fresh)
         if kind in (LIMITED, UNBALANCED):
-            return (
-                None,
-                f"the step at {rate:g} requests/s measured something else than the server "
-                f"({search.steps[rate]['why']})",
-                "",
-            )
+            return None, _elsewhere(search.steps[rate]), ""
         if kind not in (PASS, "out of runs"):
             given_up.append(rate)
         floor = _floor(search, located)
@@ -351,15 +356,70 @@ def _certify(
         early = stop_when(search.passing, search.failing) if stop_when else ""
         if early:
             return None, f"stopped early: {early}", early
-        rate = round(rate * (1 - STEP_DOWN), 2)
+        again, stopped, early = (
+            (None, "", "")
+            if relocated
+            else _relocate(search, rate, objective, tolerance, stop_when=stop_when)
+        )
+        if stopped:
+            return None, stopped, early
+        if again is not None:
+            relocated = True
+            located = again
+            rate = round(located * (1 - AIM), 2)
+            floor = _floor(search, located)
+        else:
+            rate = round(rate * (1 - STEP_DOWN), 2)
         if rate < floor:
             return (
                 None,
                 f"no rate within {CERTIFY_SPAN:.0%} under "
-                f"{min(located, search.failing or math.inf):g} requests/s passed with "
+                f"{_crossing(search, located):g} requests/s passed with "
                 "confidence",
                 "",
             )
+
+
+def _relocate(
+    search: _Search,
+    missed: float,
+    objective: Objective,
+    tolerance: float,
+    *,
+    stop_when: Callable[[float | None, float | None], str] | None,
+) -> tuple[float | None, str, str]:
+    """The crossing located again under a rate certification tried that failed with
+    confidence, when the highest rate under it that met the objective on its point
+    estimates lies more than a step down from it: one run at a rate the server cannot
+    hold can look fast (its queue had not built up in the window) and locate the crossing
+    well over the capacity, and stepping down 2.5% at a time from there, a few runs a
+    rate, spent a busy loopback search's budget on the way back (docs/testing.md). As the
+    first phase does: one run per rate, between the two, until they are within the
+    tolerance. (the new crossing or None, why the search stopped or "", why it stopped
+    early or ""); None with nothing stopped: no such rate, or the runs ran out."""
+    if search.steps[missed]["verdict"] != FAIL:
+        return None, "", ""
+    met = [rate for rate, step in search.steps.items() if step["met_on_point"] and rate < missed]
+    if not met:
+        return None, "", ""
+    below, above = max(met), missed
+    if below * (1 - AIM) >= missed * (1 - STEP_DOWN):
+        return None, "", ""
+    while (above - below) / below > tolerance:
+        if not search.has_runs_left():
+            return None, "", ""
+        rate = _between(search, below, above, objective)
+        step = search.measure(rate)
+        if step["verdict"] in (LIMITED, UNBALANCED):
+            return None, _elsewhere(step), ""
+        early = stop_when(search.passing, search.failing) if stop_when else ""
+        if early:
+            return None, f"stopped early: {early}", early
+        if step["met_on_point"]:
+            below = rate
+        else:
+            above = rate
+    return below, "", ""
 
 
 def _up(search: _Search, passing: float, bounds: list[float]) -> float | None:
@@ -418,7 +478,12 @@ def _floor(search: _Search, located: float) -> float:
     locate the crossing well over the capacity (a run at a rate the server cannot hold,
     whose queue had not yet built up in its window, meets the objective on its point
     estimates); the rates that then fail show where the capacity really lies."""
-    return min(located, search.failing or math.inf) * (1 - CERTIFY_SPAN)
+    return _crossing(search, located) * (1 - CERTIFY_SPAN)
+
+
+def _crossing(search: _Search, located: float) -> float:
+    """The located crossing, or the rate under it that failed with confidence."""
+    return min(located, search.failing or math.inf)
 
 
 def _shown(search: _Search, above: float) -> list[float]:
