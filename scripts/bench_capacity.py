@@ -24,7 +24,7 @@ within -6%..+1% of the truth, and whether every two searches' ranges overlap (th
 server measured twice must not name a winner).
 
 Nothing leaves 127.0.0.1.
-Run: venv/bin/python scripts/bench_capacity.py [--searches 5] [--busy 1] [--simulated]
+Run: venv/bin/python scripts/bench_capacity.py [--searches 5] [--busy 1] [--simulated] [--trail]
 (a loopback search takes 6-12 minutes at the defaults).
 """
 
@@ -144,6 +144,11 @@ def main() -> int:
     parser.add_argument("--busy", type=int, default=0, help="processes spinning beside it")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, help="also write every search's block as JSON")
+    parser.add_argument(
+        "--trail",
+        action="store_true",
+        help="print every rate each search tried (in the order first tried) with all its runs",
+    )
     args = parser.parse_args()
     nominal = queues.capacity(OBJECTIVE.p99_ms)
     print(
@@ -173,12 +178,14 @@ def main() -> int:
                     block = loopback_search(url, seed)
                 truth = as_ran(server, block)
             outcomes.append(_report(index, block, truth, nominal, time.monotonic() - began))
+            if args.trail:
+                _trail(block, truth)
+            if args.out:  # after every search: a long run stopped half-way keeps what it did
+                args.out.write_text(json.dumps(outcomes, indent=1))
     finally:
         for spinner in spinners:
             spinner.terminate()
     _summary(outcomes)
-    if args.out:
-        args.out.write_text(json.dumps(outcomes, indent=1))
     return 0
 
 
@@ -203,6 +210,21 @@ def _report(
         flush=True,
     )
     return {"block": block, "truth": truth, "claim": rate, "limited": limited, "holds": holds}
+
+
+def _trail(block: dict[str, Any], truth: float) -> None:
+    """Each step of a search as it ran: the rate against the truth, the verdict on the runs
+    pooled there so far, and their p99 with its interval."""
+    for step in block["steps"]:
+        figures = step.get("confidence") or {}
+        low, high = figures.get("p99_ci_ms") or (None, None)
+        print(
+            f"    {step['rate_per_s']:8.2f}/s ({step['rate_per_s'] / truth - 1:+6.1%}) "
+            f"{step['verdict']:10} runs {step['runs']:2}, p99 {figures.get('p99_ms')} ms "
+            f"[{low}, {'open' if high is None else high}]"
+            f"{'' if step['met_on_point'] else ', over on its point estimates'}",
+            flush=True,
+        )
 
 
 def _summary(outcomes: list[dict[str, Any]]) -> None:
