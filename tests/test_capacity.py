@@ -236,6 +236,37 @@ def test_a_crossing_located_high_by_one_fast_run_is_certified_under_what_failed(
     assert found["runs"] <= 20
 
 
+def test_a_crossing_located_high_is_located_again_under_a_rate_given_up_over_the_objective() -> (
+    None
+):
+    """As above, but over the capacity the runs are too short to fail with confidence: each
+    rate certification tries is given up on after 3 runs whose pooled p99 is over the
+    objective. That shows the rate over the capacity as well as a failure would, so the
+    crossing is located again under the first one, one run per rate, instead of stepping
+    down 2.5% a rate (which reached 15% under 150/s with nothing passed)."""
+    offered: list[float] = []
+
+    def run_step(rate: float) -> dict[str, Any]:
+        offered.append(rate)
+        if rate == 150 and offered.count(150) == 1:
+            return window(rate, 40.0, seed=1, count=300)  # one fast run
+        if rate > 104:  # 1.3% of requests slow: over on its point estimates, not failed
+            samples = [Sample(i / 30, 200.0 if i % 75 == 7 else 50.0) for i in range(300)]
+            document = merge([worker_result(samples, 0.0, DURATION_S, 1.0, DURATION_S)], 10.0)
+            return {**document, "settings": {"protocol": "rest", "mode": "open"}}
+        return window(rate, 20.0, seed=len(offered))
+
+    found = find_capacity(run_step, OBJECTIVE, start_rate=75)
+    assert offered[:3] == [75, 150, 300]
+    assert found["stopped"] == "certified with confidence", found["stopped"]
+    assert 100 <= found["rate_per_s"] <= 104
+    first = next(r for r in offered if 104 < r < 150 and offered.count(r) >= 3)
+    assert found_verdict(found, first) == "undecided"
+    # One run per rate under it until the crossing is within 5%.
+    after = offered[offered.index(first) + offered.count(first) :]
+    assert after[0] < first and offered.count(after[0]) == 1
+
+
 def found_verdict(found: dict[str, Any], rate: float) -> str:
     return str(next(s["verdict"] for s in found["steps"] if s["rate_per_s"] == rate))
 

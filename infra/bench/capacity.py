@@ -14,10 +14,12 @@ The search has two phases (docs/bench.md says why):
   (projected from the pooled sample, infra.bench.confidence.projected_high_ms, once a few
   runs are in); when they cannot, the rate steps down (STEP_DOWN), at most CERTIFY_SPAN
   under the located crossing, or under a rate below it that failed with confidence (one
-  run's point estimates located the crossing high). The first time a rate it tries fails
-  with confidence while the highest rate under it that met the objective on its point
-  estimates lies more than a step down, the crossing is located again between the two,
-  one run per rate (see _relocate). A rate's runs count with those just
+  run's point estimates located the crossing high). The first time a rate it tries shows
+  itself over the capacity (it fails with confidence, or is given up on over the objective
+  on its pooled point estimates with no rate above it met over more than one run) while
+  the highest rate under it that met the objective on its point estimates lies more than
+  a step down, the crossing is located again between the two, one run per rate (see
+  _relocate). A rate's runs count with those just
   above it (POOL_ABOVE): a server is no faster under more load, so they can pass it
   (never fail it). Once a rate passes, the search climbs a step at a time while runs
   remain and the next rate is under the lowest that did not pass (given up on, failed
@@ -388,16 +390,17 @@ def _relocate(
     *,
     stop_when: Callable[[float | None, float | None], str] | None,
 ) -> tuple[float | None, str, str]:
-    """The crossing located again under a rate certification tried that failed with
-    confidence, when the highest rate under it that met the objective on its point
-    estimates lies more than a step down from it: one run at a rate the server cannot
-    hold can look fast (its queue had not built up in the window) and locate the crossing
-    well over the capacity, and stepping down 2.5% at a time from there, a few runs a
-    rate, spent a busy loopback search's budget on the way back (docs/testing.md). As the
-    first phase does: one run per rate, between the two, until they are within the
+    """The crossing located again under a rate certification tried that showed itself
+    over the capacity (_over), when the highest rate under it that met the objective on
+    its point estimates lies more than a step down from it: one run at a rate the server
+    cannot hold can look fast (its queue had not built up in the window) and locate the
+    crossing well over the capacity, and stepping down 2.5% at a time from there, a few
+    runs a rate, spent a busy loopback search's budget on the way back, and a quiet one's
+    when the rates over the capacity were given up on rather than failed (docs/testing.md).
+    As the first phase does: one run per rate, between the two, until they are within the
     tolerance. (the new crossing or None, why the search stopped or "", why it stopped
     early or ""); None with nothing stopped: no such rate, or the runs ran out."""
-    if search.steps[missed]["verdict"] != FAIL:
+    if not _over(search, missed):
         return None, "", ""
     met = [rate for rate, step in search.steps.items() if step["met_on_point"] and rate < missed]
     if not met:
@@ -420,6 +423,26 @@ def _relocate(
         else:
             above = rate
     return below, "", ""
+
+
+def _over(search: _Search, rate: float) -> bool:
+    """Whether a rate's runs show it over the capacity: failed with confidence, or given up
+    on with its pooled point estimates over the objective after MIN_RUNS_TO_GIVE_UP runs
+    while no rate above it met the objective over more than one run (then the slow runs
+    here were more likely bad luck than the capacity)."""
+    step = search.steps[rate]
+    if step["verdict"] == FAIL:
+        return True
+    return (
+        step["verdict"] == UNDECIDED
+        and not step["met_on_point"]
+        and step["runs"] >= MIN_RUNS_TO_GIVE_UP
+        and not any(
+            other["met_on_point"] and other["runs"] > 1
+            for higher, other in search.steps.items()
+            if higher > rate
+        )
+    )
 
 
 def _up(search: _Search, passing: float, bounds: list[float]) -> float | None:
