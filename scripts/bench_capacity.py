@@ -150,6 +150,10 @@ def main() -> int:
         help="print every rate each search tried (in the order first tried) with all its runs",
     )
     args = parser.parse_args()
+    if args.searches < 1 or args.busy < 0:
+        parser.error("--searches takes a whole number from 1, --busy one from 0")
+    if args.out and not args.out.parent.is_dir():
+        parser.error(f"--out {args.out}: the folder {args.out.parent} does not exist")
     nominal = queues.capacity(OBJECTIVE.p99_ms)
     print(
         f"Machine: {os.cpu_count()} cores, {args.busy} busy processes beside the generator. "
