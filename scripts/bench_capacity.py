@@ -217,8 +217,8 @@ def _report(
 
 
 def _trail(block: dict[str, Any], truth: float) -> None:
-    """Each step of a search as it ran: the rate against the truth, the verdict on the runs
-    pooled there so far, and their p99 with its interval."""
+    """Each rate a search tried, in the order first tried: the rate against the truth, the
+    verdict on all its runs pooled, and their p99 with its interval."""
     for step in block["steps"]:
         figures = step.get("confidence") or {}
         low, high = figures.get("p99_ci_ms") or (None, None)
