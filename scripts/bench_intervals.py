@@ -15,7 +15,7 @@ Cases:
   step starts from an empty queue, is warmed up 5 s and measured 20 s, as a capacity
   search's step is (`--stationary`: 20 s windows cut from one long run instead);
 - pooled: three, and ten, such steps at one rate pooled, as the search pools an
-  undecided rate (ten pooled near 95% of the capacity is where its claims are certified).
+  undecided rate (about ten, at 75-78% load, is how the search certifies its claims).
 
 Besides the shares, each row gives the median of the upper end over the true p99 among
 the steps it bounds: how much the interval gives away to hold what it says.
@@ -43,7 +43,7 @@ from tests import queues  # noqa: E402
 WARMUP_S = 5.0
 WINDOW_S = 20.0
 QUANTILE = 0.99
-# (load, runs): pooled cases. The capacity search certifies its claims near 95% of the
+# (load, runs): pooled cases. The capacity search certifies its claims at 91-95% of the
 # queue's capacity under the objective (75-78% load), pooling about ten runs there.
 POOLED = ((0.75, 3), (0.80, 3), (0.75, 10), (0.775, 10), (0.80, 10))
 
