@@ -106,6 +106,8 @@ def main() -> int:
     parser.add_argument("--stationary", action="store_true", help="queue windows of a long run")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
+    if args.trials < 1:
+        parser.error(f"--trials {args.trials}: give a whole number of steps per case from 1")
     print(
         "| case | steps | upper end holds | whole interval holds | open above "
         "| upper end / true p99 (median) |"
