@@ -55,8 +55,9 @@ class ModelStrategy:
         self.space = space
         self._numbers = np.random.default_rng(seed)
         self._model = CapacityModel(space)
-        # Each value explored: the best configuration it was tried beside, and how often.
-        self._explored: dict[tuple[str, Any, bool], tuple[str, int]] = {}
+        # Each value explored (on each kind of hardware): the best configuration it was
+        # tried beside each time, and that configuration's score then.
+        self._explored: dict[tuple[str, Any, bool], list[tuple[str, float]]] = {}
         self._mixed = len({bool(c.gpus_per_pod) for c in space.candidates}) > 1
 
     def propose(self, search: Search, left: list[Candidate]) -> Candidate:
@@ -112,7 +113,9 @@ class ModelStrategy:
         (near the best so far, or with the best so far's other settings): the unmeasured
         configuration nearest to the best so far with that value swapped in, or, before any
         configuration passed, every one that holds it. Empty when no value is left. A new
-        best is a new context: what was tried beside the old one is tried again.
+        best is a new context: what was tried beside the old one is tried again, first
+        what was tried only beside configurations far worse than the best now. A
+        conditional setting's absence (a batch size with batching off) is not a value.
 
         Where a space mixes CPU machines and GPU hosts, each kind of hardware is explored in
         its own context (a GPU server's best settings are not a CPU's: one pod per GPU,
@@ -120,10 +123,10 @@ class ModelStrategy:
         configuration of that kind near that kind's best holds it."""
         candidates = self.space.by_name()
         kinds = sorted({bool(c.gpus_per_pod) for c in self.space.candidates})
-        starved: list[tuple[bool, str, Any, str]] = []
+        starved: list[tuple[bool, str, Any, str, float]] = []
         for kind in kinds:
             best = self._best_of(search, kind if len(kinds) > 1 else None)
-            context = best[1].name if best else ""
+            context, score = (best[1].name, best[0]) if best else ("", math.inf)
             good: set[tuple[str, Any]] = set()
             for outcome in search.outcomes:
                 candidate = candidates[outcome.candidate]
@@ -135,8 +138,12 @@ class ModelStrategy:
                 if len(values) < 2:
                     continue
                 for value in values:
+                    if value is None:
+                        # A conditional dimension's absence (no batch size with batching
+                        # off) is its parent's value, explored as that.
+                        continue
                     mark = (key, choice(value), kind)
-                    tried = self._explored.get(mark, ("", 0))[0] == context
+                    tried = self._explored.get(mark, [("", 0.0)])[-1][0] == context
                     if (key, choice(value)) in good or tried:
                         continue
                     if any(
@@ -144,19 +151,26 @@ class ModelStrategy:
                         and bool(c.gpus_per_pod) == kind
                         for c in left
                     ):
-                        starved.append((kind, key, value, context))
-        # The least explored value first, and between kinds of hardware, the kind explored
-        # least so far (each gets its turn).
+                        starved.append((kind, key, value, context, score))
+        # The value least often explored beside a configuration about as good as its kind's
+        # best now (one explored only beside a configuration since far outdone, as a batch
+        # timeout tried on the slowest GPU host before the fastest was measured, counts as
+        # not explored), and between kinds of hardware, the kind explored least so far
+        # (each gets its turn).
         turns = {
-            kind: sum(n for (_, _, k), (_, n) in self._explored.items() if k == kind)
+            kind: sum(len(beside) for (_, _, k), beside in self._explored.items() if k == kind)
             for kind in kinds
         }
-        starved.sort(
-            key=lambda k: (self._explored.get((k[1], choice(k[2]), k[0]), ("", 0))[1], turns[k[0]])
-        )
-        for kind, key, value, context in starved:
+
+        def explored(entry: tuple[bool, str, Any, str, float]) -> int:
+            kind, key, value, _, now = entry
+            beside = self._explored.get((key, choice(value), kind), [])
+            return sum(then <= now * GOOD_CONTEXT for _, then in beside)
+
+        starved.sort(key=lambda entry: (explored(entry), turns[entry[0]]))
+        for kind, key, value, context, score in starved:
             mark = (key, choice(value), kind)
-            self._explored[mark] = (context, self._explored.get(mark, ("", 0))[1] + 1)
+            self._explored.setdefault(mark, []).append((context, score))
             holding = [
                 c
                 for c in left
