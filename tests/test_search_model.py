@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -121,10 +122,23 @@ def test_the_first_choice_needs_no_trial(space: Any) -> None:
     assert chosen in space.candidates
 
 
+def searched(space: Any, truth: Callable[[Candidate], float], *, seed: int, trials: int) -> Any:
+    """A search with a budget of 80 trials, `trials` of them measured against a known
+    capacity, each range within 2% of it."""
+    from infra.sweep.search.strategy import Outcome, Search  # noqa: PLC0415
+
+    search = Search(space, Goal(None), seed=seed, max_trials=80)
+    for _ in range(trials):
+        chosen = search.next()
+        assert chosen is not None
+        capacity = truth(chosen)
+        search.record(Outcome(chosen.name, capacity * 0.98, capacity * 1.02))
+    return search
+
+
 def test_no_value_is_written_off_before_it_was_measured_in_a_good_context(space: Any) -> None:
     """A landscape where one machine type looks bad in most contexts but is the best in
     one: the search measures every value in a context the model rates well, and finds it."""
-    from infra.sweep.search.strategy import Outcome, Search  # noqa: PLC0415
 
     def truth(c: Candidate) -> float:
         capacity = interacting(c)
@@ -133,12 +147,7 @@ def test_no_value_is_written_off_before_it_was_measured_in_a_good_context(space:
             capacity *= 3.0 if good else 0.3
         return capacity
 
-    search = Search(space, Goal(None), seed=2, max_trials=80)
-    for _ in range(80):
-        chosen = search.next()
-        assert chosen is not None
-        capacity = truth(chosen)
-        search.record(Outcome(chosen.name, capacity * 0.98, capacity * 1.02))
+    search = searched(space, truth, seed=2, trials=80)
     measured = [c for c in space.candidates if c.name in search.measured]
     for key, values in space.dimensions.items():
         for value in values:
@@ -176,14 +185,8 @@ def test_a_conditional_settings_absence_is_never_explored_as_a_value(space: Any)
     """A batch size with batching off is not a value to explore: batching off is, as the
     value of enableBatching. Exploring it took turns that other values never got."""
     from infra.sweep.search.strategies.bayesian import ModelStrategy  # noqa: PLC0415
-    from infra.sweep.search.strategy import Outcome, Search  # noqa: PLC0415
 
-    search = Search(space, Goal(None), seed=0, max_trials=80)
-    for _ in range(60):
-        chosen = search.next()
-        assert chosen is not None
-        capacity = interacting(chosen)
-        search.record(Outcome(chosen.name, capacity * 0.98, capacity * 1.02))
+    search = searched(space, interacting, seed=0, trials=60)
     assert isinstance(search.strategy, ModelStrategy)
     explored = search.strategy._explored
     assert explored  # the budget allows exploring, and the search did
