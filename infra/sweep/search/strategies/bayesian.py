@@ -102,7 +102,12 @@ class ModelStrategy:
 
     def _explores(self, search: Search, taken: int) -> bool:
         """Whether this trial is one of the exploring ones (see EXPLORE_EVERY)."""
-        values = sum(len(v) for v in self.space.dimensions.values() if len(v) > 1)
+        # The values there are to explore (a conditional setting's absence is none).
+        values = sum(
+            sum(value is not None for value in v)
+            for v in self.space.dimensions.values()
+            if len(v) > 1
+        )
         affordable = search.max_trials is None or search.max_trials >= EXPLORE_BUDGET * values
         # Two kinds of hardware take turns exploring: each then gets its turn as often.
         every = EXPLORE_EVERY_MIXED if self._mixed else EXPLORE_EVERY
