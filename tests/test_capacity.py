@@ -337,7 +337,7 @@ def find(tmp_path: Path, url: str, outputs: dict[str, Any]) -> dict[str, Any]:
     outputs_file.write_text(json.dumps(outputs))
     run = subprocess.run(
         [sys.executable, "-m", "infra", "bench", url, "--model", "toy", "--find-capacity",
-         "--p99-ms", "100", "--rate", "50", "--warmup", "0.5", "--duration", "4",
+         "--p99-ms", "200", "--rate", "50", "--warmup", "0.5", "--duration", "4",
          "--arrivals", "uniform",
          "--outputs", str(outputs_file), "--out", str(out)],
         cwd=ROOT, capture_output=True, text=True, check=False, timeout=300,
@@ -351,13 +351,15 @@ def find(tmp_path: Path, url: str, outputs: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_capacity_of_a_known_server_is_found_within_ten_percent(tmp_path: Path) -> None:
-    # 4 workers of 20 ms: 200 requests per second at most.
-    with rest_server(Capacity(4, 0.02)) as url:
+    # 4 workers of 40 ms: 100 requests per second at most. (At 200/s on this 2-core
+    # machine the load generator sometimes fell behind its schedule, rightly stopping the
+    # search as limited: the server and the generator share the cores.)
+    with rest_server(Capacity(4, 0.04)) as url:
         result = find(tmp_path, url, {"experiment": "small", "costUsdPerHour": 0.5})
     capacity = result["capacity"]
-    assert 180 <= capacity["rate_per_s"] <= 220
-    assert 180 <= capacity["rps"] <= 220
-    assert capacity["objective"] == {"p99_ms": 100.0, "max_error_rate": 0.01}
+    assert 90 <= capacity["rate_per_s"] <= 110
+    assert 90 <= capacity["rps"] <= 110
+    assert capacity["objective"] == {"p99_ms": 200.0, "max_error_rate": 0.01}
     # Every step kept, with its figures; the top level is the capacity step's result.
     assert all("summary" in step["result"] for step in capacity["steps"])
     assert result["summary"] == capacity["steps"][capacity["step"]]["result"]["summary"]
