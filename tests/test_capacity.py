@@ -270,6 +270,29 @@ def test_a_crossing_located_high_is_located_again_under_a_rate_given_up_over_the
     assert after[0] < first and offered.count(after[0]) == 1
 
 
+def test_a_claim_resting_on_one_fast_run_is_run_once_more() -> None:
+    """The first run at 150/s looks fast enough to pass with confidence on its own (its
+    queue had not built up), though the server meets the objective only up to 104/s: the
+    rates over it fail, and the climb stops at 150/s. A claim resting on one run is run
+    once more before it is made: pooled, 150/s fails, and the capacity is certified under
+    104/s."""
+    offered: list[float] = []
+
+    def run_step(rate: float) -> dict[str, Any]:
+        offered.append(rate)
+        if rate == 150 and offered.count(150) == 1:
+            return window(rate, 40.0, seed=1, count=3000)
+        return window(rate, 20.0 + 2000 * max(0.0, rate / 100 - 1), seed=len(offered))
+
+    found = find_capacity(run_step, OBJECTIVE, start_rate=75)
+    assert offered[:3] == [75, 150, 300]
+    assert offered.count(150) >= 2 and found_verdict(found, 150) == "fail"
+    assert found["stopped"] == "certified with confidence", found["stopped"]
+    assert 95 <= found["rate_per_s"] <= 104
+    claimed = next(s for s in found["steps"] if s["rate_per_s"] == found["rate_per_s"])
+    assert claimed["runs"] > 1 or claimed.get("pooled_with")
+
+
 def found_verdict(found: dict[str, Any], rate: float) -> str:
     return str(next(s["verdict"] for s in found["steps"] if s["rate_per_s"] == rate))
 
