@@ -272,3 +272,43 @@ def _polished(space: Any, seed: int) -> int:
         capacity = interacting(chosen)
         search.record(Outcome(chosen.name, capacity * 0.98, capacity * 1.02))
     return polished
+
+
+def test_a_value_held_only_settings_away_from_the_best_is_explored_beside_it(space: Any) -> None:
+    """A configuration about as good as the best but three settings from it does not make
+    its values tried in a good context (a 5 ms batch timeout as good at two pods per node
+    says nothing of it at one): the value is explored with the best's other settings. One
+    setting from the best and about as good, it does count."""
+    from infra.sweep.search.strategies.bayesian import ModelStrategy  # noqa: PLC0415
+    from infra.sweep.search.strategies.geometry import choice  # noqa: PLC0415
+    from infra.sweep.search.strategy import Outcome, Search  # noqa: PLC0415
+
+    def pick(per_node: int, batching: bool, inter: int) -> Candidate:
+        found: Candidate = next(
+            c
+            for c in space.candidates
+            if c.machine_type == "e2-standard-8"
+            and c.features["podsPerNode"] == per_node
+            and c.features["enableBatching"] == batching
+            and c.features.get("maxBatchSize") in ((16,) if batching else (None,))
+            and c.features["tensorflowInterOpParallelism"] == inter
+        )
+        return found
+
+    best = pick(2, True, 2)
+    apart = pick(1, False, 4)  # pods, batching and threads differ: 360/s
+    beside = pick(2, True, 1)  # threads differ: 390/s
+    search = Search(space, Goal(None), seed=0, max_trials=80)
+    for candidate, capacity in ((best, 400.0), (apart, 360.0), (beside, 390.0)):
+        search.record(Outcome(candidate.name, capacity, capacity * 1.02))
+    strategy = search.strategy
+    assert isinstance(strategy, ModelStrategy)
+    now = Outcome(best.name, 400.0, 408.0).score(Goal(None), best)
+    for key, values in space.dimensions.items():
+        for value in values:
+            if key != "tensorflowInterOpParallelism" and value is not None:
+                strategy._explored[(key, choice(value), False)] = [(best.name, now)]
+    left = [c for c in space.candidates if c.name not in search.measured]
+    (chosen,) = strategy._starved(search, left)
+    assert chosen.features == {**best.features, "tensorflowInterOpParallelism": 4}
+    assert strategy._starved(search, [c for c in left if c is not chosen]) == []
