@@ -20,7 +20,7 @@ import numpy as np
 
 from infra.sweep.search.model import CapacityModel
 from infra.sweep.search.space import Candidate, SearchSpace
-from infra.sweep.search.strategies.geometry import choice, distance
+from infra.sweep.search.strategies.geometry import choice, distance, settings
 
 if TYPE_CHECKING:
     from infra.sweep.search.strategy import Outcome, Search
@@ -98,7 +98,7 @@ class ModelStrategy:
         best = search.incumbent()
         if best is None:
             return []
-        wanted = {key: choice(value) for key, value in best[0].features.items()}
+        wanted = settings(best[0])
         on_gpu = bool(best[0].gpus_per_pod)
         return [
             c
@@ -141,7 +141,7 @@ class ModelStrategy:
         for kind in kinds:
             best = self._best_of(search, kind if len(kinds) > 1 else None)
             context, score = (best[1].name, best[0]) if best else ("", math.inf)
-            settings = {k: choice(v) for k, v in best[1].features.items()} if best else {}
+            around = settings(best[1]) if best else {}
             good: set[tuple[str, Any]] = set()
             for outcome in search.outcomes:
                 candidate = candidates[outcome.candidate]
@@ -150,9 +150,9 @@ class ModelStrategy:
                 if (
                     best
                     and outcome.score(search.goal, candidate) <= best[0] * GOOD_CONTEXT
-                    and distance(candidate, settings, self.space, conditional=True) <= NEAR_CONTEXT
+                    and distance(candidate, around, self.space, conditional=True) <= NEAR_CONTEXT
                 ):
-                    good |= {(key, choice(value)) for key, value in candidate.features.items()}
+                    good |= set(settings(candidate).items())
             for key, values in self.space.dimensions.items():
                 if len(values) < 2:
                     continue
@@ -197,7 +197,7 @@ class ModelStrategy:
             ]
             best = self._best_of(search, kind if len(kinds) > 1 else None)
             if best is not None:
-                wanted = {k: choice(v) for k, v in best[1].features.items()}
+                wanted = settings(best[1])
                 wanted[key] = choice(value)
                 return [min(holding, key=lambda c: self._apart(c, wanted, best[1]))]
             return holding

@@ -15,6 +15,11 @@ def choice(value: Any) -> Any:
     return repr(value)
 
 
+def settings(candidate: Candidate) -> dict[str, Any]:
+    """A configuration's settings as `distance` compares them (each feature a choice)."""
+    return {key: choice(value) for key, value in candidate.features.items()}
+
+
 def distance(
     candidate: Candidate,
     params: Mapping[str, Any],
