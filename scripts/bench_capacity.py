@@ -39,7 +39,6 @@ import statistics
 import sys
 import time
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from infra.bench.capacity import Objective, find_capacity  # noqa: E402
-from infra.bench.fanout import run_local  # noqa: E402
-from infra.bench.results import result_document  # noqa: E402
+from infra.bench.session import local_runs, run_once  # noqa: E402
 from infra.loadgen.spec import WorkerSpec  # noqa: E402
 from infra.loadgen.stats import max_send_lag_ms  # noqa: E402
 from infra.sweep.durations import DEFAULT_SEARCH  # noqa: E402
@@ -83,12 +81,13 @@ def loopback_search(url: str, seed: int) -> dict[str, Any]:
         max_send_lag_ms=max_send_lag_ms(OBJECTIVE.p99_ms),
     )
     runs = {"n": 0}
+    generator = local_runs(1)
 
     def step(rate: float) -> dict[str, Any]:
         runs["n"] += 1
         spec = replace(base, rate=rate, seed=seed * 1000 + runs["n"])
-        now = datetime.now(UTC).isoformat()
-        return result_document(spec, run_local(spec, 1), {}, now, "local")
+        # As `bench --local` runs it: a run the generator limited is run again once.
+        return run_once(generator, spec, {})
 
     return _search(step)
 

@@ -27,6 +27,7 @@ from infra.bench.capacity import Objective
 from infra.bench.cluster import ClusterRunError
 from infra.bench.session import BenchError, Runs, capacity_search
 from infra.loadgen.spec import WorkerSpec
+from infra.loadgen.stats import Sample, worker_result
 from tests.test_cluster_run import runner
 from tests.test_sweep import Clock, synthetic_run
 
@@ -329,3 +330,54 @@ def test_disruptions_past_the_limit_end_the_search_with_advice() -> None:
         capacity_search(
             runs, SPEC, {"replicas": 1}, Objective(300.0, 0.01), max_steps=20, say=print
         )
+
+
+def stalling(where: str, stalls: int, max_processes: int) -> tuple[Runs, list[tuple[float, int]]]:
+    """Runs of a server good for 50 requests/s whose load generator, at 40/s, sends its
+    first `stalls` runs' requests 40 ms late (a stall of its machine); every run's (rate,
+    processes)."""
+    calls: list[tuple[float, int]] = []
+
+    def execute(spec: WorkerSpec, processes: int) -> tuple[list[dict[str, Any]], None]:
+        calls.append((spec.rate, processes))
+        late = spec.rate == 40.0 and sum(rate == 40.0 for rate, _ in calls) <= stalls
+        latency = 40.0 if spec.rate <= 50.0 else 900.0
+        samples = [
+            Sample(i / spec.rate, latency, None, 40.0 if late else 0.2)
+            for i in range(int(spec.rate * 20))
+        ]
+        result = {
+            "index": 0, "processes": processes, "payload": "image_input DT_FLOAT (1, 4)",
+            "payload_bytes": 100, "signature": "serving_default", "server": None,
+            **worker_result(samples, 0.0, 20.0, 0.2, 25.0),
+        }  # fmt: skip
+        return [result], None
+
+    return Runs(where, execute, max_processes=max_processes, fixed_processes=None), calls
+
+
+def test_a_run_a_stall_of_the_generators_machine_limited_is_run_again_once() -> None:
+    runs, calls = stalling("local", stalls=1, max_processes=1)
+    said: list[str] = []
+    result = capacity_search(runs, SPEC, {}, Objective(300.0, 0.01), max_steps=20, say=said.append)
+    assert calls.count((40.0, 1)) == 2
+    assert any(
+        "40.00/s  the load generator was the limit (p99 send lag 40.03 ms is over 5 ms); run "
+        "again once over the same 1 process, its figures dropped" in line
+        for line in said
+    )
+    at_40 = next(s for s in result["capacity"]["steps"] if s["rate_per_s"] == 40.0)
+    assert at_40["runs"] == 1 and at_40["verdict"] == "pass"
+    assert not at_40["result"]["summary"]["load_generator_limited"]
+    assert result["capacity"]["rate_per_s"] is not None
+
+
+def test_a_generator_limited_twice_over_its_most_processes_ends_the_search() -> None:
+    runs, calls = stalling("cluster", stalls=99, max_processes=4)
+    result = capacity_search(runs, SPEC, {}, Objective(300.0, 0.01), max_steps=20, say=print)
+    # Twice the processes while the pool has them, then once more over as many: no more.
+    assert [processes for rate, processes in calls if rate == 40.0] == [1, 2, 4, 4]
+    capacity = result["capacity"]
+    assert capacity["steps"][-1]["verdict"] == "limited"
+    assert "measured something else than the server" in capacity["stopped"]
+    assert capacity["rate_per_s"] is None

@@ -119,8 +119,12 @@ def run_once(
     runs: Runs, spec: WorkerSpec, outputs: dict[str, Any], say: Say = print
 ) -> dict[str, Any]:
     """One run of the spec's load: its results document. In the cluster, a run its load
-    generator limited is run again over twice the processes, while the pool has them."""
+    generator limited is run again over twice the processes, while the pool has them;
+    then (and from this machine, or over --processes) once more over as many: a stall of
+    the machine the generator runs on (another program, a noisy neighbour) passes, a
+    generator too small for the load does not. What a limited run measured is dropped."""
     processes = runs.processes(spec)
+    stalled = False
     while True:
         started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         try:
@@ -154,11 +158,22 @@ def run_once(
         if (extra or {}).get("server_failure"):
             document["server_failure"] = extra["server_failure"] if extra else ""
         runs.payload_bytes = int(document["settings"]["payload_bytes"])
-        limited = document["summary"]["load_generator_limited"]
-        if not limited or runs.fixed_processes or processes >= runs.max_processes:
+        summary = document["summary"]
+        if not summary["load_generator_limited"] or document.get("server_failure"):
             return document
-        processes = min(runs.max_processes, processes * 2)
-        say(f"  the load generator was the limit; again over {processes} processes")
+        if not runs.fixed_processes and processes < runs.max_processes:
+            processes = min(runs.max_processes, processes * 2)
+            say(f"  the load generator was the limit; again over {processes} processes")
+            continue
+        if stalled:
+            return document
+        stalled = True
+        say(
+            f"  {spec.rate:>9.2f}/s  the load generator was the limit "
+            f"({str(summary['load_generator_limited_reason']).split(':')[0]}); run again "
+            "once over the same "
+            f"{processes} process{'es' if processes > 1 else ''}, its figures dropped"
+        )
 
 
 def summary_line(summary: dict[str, Any]) -> str:
