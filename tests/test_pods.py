@@ -27,7 +27,6 @@ from infra.bench.capacity import Objective
 from infra.bench.cluster import ClusterRunError
 from infra.bench.session import BenchError, Runs, capacity_search
 from infra.loadgen.spec import WorkerSpec
-from infra.loadgen.stats import Sample, worker_result
 from tests.test_cluster_run import runner
 from tests.test_sweep import Clock, synthetic_run
 
@@ -334,24 +333,20 @@ def test_disruptions_past_the_limit_end_the_search_with_advice() -> None:
 
 def stalling(where: str, stalls: int, max_processes: int) -> tuple[Runs, list[tuple[float, int]]]:
     """Runs of a server good for 50 requests/s whose load generator, at 40/s, sends its
-    first `stalls` runs' requests 40 ms late (a stall of its machine); every run's (rate,
+    first `stalls` runs' requests late (a stall of its machine); every run's (rate,
     processes)."""
     calls: list[tuple[float, int]] = []
 
-    def execute(spec: WorkerSpec, processes: int) -> tuple[list[dict[str, Any]], None]:
+    def late(spec: WorkerSpec) -> bool:
+        return spec.rate == 40.0 and sum(rate == 40.0 for rate, _ in calls) <= stalls
+
+    good = synthetic_run(50.0, Clock(), late)
+
+    def execute(
+        spec: WorkerSpec, processes: int
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
         calls.append((spec.rate, processes))
-        late = spec.rate == 40.0 and sum(rate == 40.0 for rate, _ in calls) <= stalls
-        latency = 40.0 if spec.rate <= 50.0 else 900.0
-        samples = [
-            Sample(i / spec.rate, latency, None, 40.0 if late else 0.2)
-            for i in range(int(spec.rate * 20))
-        ]
-        result = {
-            "index": 0, "processes": processes, "payload": "image_input DT_FLOAT (1, 4)",
-            "payload_bytes": 100, "signature": "serving_default", "server": None,
-            **worker_result(samples, 0.0, 20.0, 0.2, 25.0),
-        }  # fmt: skip
-        return [result], None
+        return good.execute(spec, processes)
 
     return Runs(where, execute, max_processes=max_processes, fixed_processes=None), calls
 

@@ -480,15 +480,18 @@ class FakeStack:
         return [name for name, _ in self.calls]
 
 
-def synthetic_run(capacity: float, clock: Clock) -> Runs:
+def synthetic_run(
+    capacity: float, clock: Clock, late: Callable[[WorkerSpec], bool] = lambda spec: False
+) -> Runs:
     """Runs whose server meets the objective up to `capacity` requests/s, 1 min a step
-    (20 s measured)."""
+    (20 s measured); a run `late` holds sends its requests 40 ms late (a stalled generator)."""
 
     def execute(spec: WorkerSpec, processes: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         clock.now += 60
         latency = 40.0 if spec.rate <= capacity else 900.0
         count = int(spec.rate * 20)
-        samples = [Sample(i / spec.rate, latency, None, 0.2) for i in range(count)]
+        lag = 40.0 if late(spec) else 0.2
+        samples = [Sample(i / spec.rate, latency, None, lag) for i in range(count)]
         result = {
             "index": 0, "processes": processes, "payload": "image_input DT_FLOAT (1, 224, 224, 3)",
             "payload_bytes": 1_288_534, "signature": "serving_default", "server": None,
