@@ -417,7 +417,8 @@ def test_compare_command_writes_table_and_chart(tmp_path: Path) -> None:
 def bench_run(tmp_path: Path, target: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "infra", "bench", target, "--model", "toy", "--warmup", "0.2",
-         "--duration", "1", "--rate", "20", "--out", str(tmp_path / "r.json"), *args],
+         "--duration", "1", "--rate", "20", "--max-send-lag-ms", "25",
+         "--out", str(tmp_path / "r.json"), *args],
         cwd=ROOT, capture_output=True, text=True, check=False, timeout=120,
     )  # fmt: skip
 

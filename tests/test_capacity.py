@@ -361,7 +361,7 @@ def find(tmp_path: Path, url: str, outputs: dict[str, Any]) -> dict[str, Any]:
     run = subprocess.run(
         [sys.executable, "-m", "infra", "bench", url, "--model", "toy", "--find-capacity",
          "--p99-ms", "200", "--rate", "50", "--warmup", "0.5", "--duration", "4",
-         "--arrivals", "uniform",
+         "--arrivals", "uniform", "--max-send-lag-ms", "25",
          "--outputs", str(outputs_file), "--out", str(out)],
         cwd=ROOT, capture_output=True, text=True, check=False, timeout=300,
     )  # fmt: skip

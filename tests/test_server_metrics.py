@@ -57,12 +57,19 @@ def test_a_run_reports_the_server_s_figures_beside_the_client_s(tmp_path: Path) 
     out = tmp_path / "run.json"
     capacity = Capacity(4, 0.02)
     with rest_server(capacity) as url:
-        run = subprocess.run(
-            [sys.executable, "-m", "infra", "bench", url, "--model", "toy", "--rate", "100",
-             "--warmup", "0.5", "--duration", "2", "--processes", "2",
-             "--server-metrics", url, "--out", str(out)],
-            cwd=ROOT, capture_output=True, text=True, check=False, timeout=120,
-        )  # fmt: skip
+        # The server shares this machine's cores with the generator and with whatever else
+        # runs: its scheduling jitter is not what this test measures (the lag verdict has
+        # its own tests), so the lag allowed is wide and a stalled run is run once more,
+        # as bench's own searches do.
+        for _ in range(2):
+            run = subprocess.run(
+                [sys.executable, "-m", "infra", "bench", url, "--model", "toy", "--rate", "100",
+                 "--warmup", "0.5", "--duration", "2", "--processes", "2",
+                 "--max-send-lag-ms", "25", "--server-metrics", url, "--out", str(out)],
+                cwd=ROOT, capture_output=True, text=True, check=False, timeout=120,
+            )  # fmt: skip
+            if "the load generator was the limit" not in run.stderr:
+                break
     assert run.returncode == 0, run.stderr
     result = json.loads(out.read_text())
     server = result["server"]["servers"][url]
