@@ -68,9 +68,9 @@ CERTIFY_SPAN = 0.15
 # A claim within 6% of the truth needs 10-20 runs pooled near it (a queue's slow requests
 # come in clusters, so one 20 s run is worth about 85 independent samples for its p99),
 # besides the 8-10 that locate the crossing: scripts/bench_capacity.py --simulated puts 16
-# of 20 searches within -6%..+1% at 40 runs and 20 repeats, 11 of 20 at 28 and 12, while
-# the median search takes 28.5 runs against 25 (it stops once its climb meets a rate that
-# did not pass).
+# of 20 searches within -6%..+1% at 40 runs and 20 repeats, 11 of 20 at 28 and 12, with
+# 20 s windows (the sweep's are 40 s since: 37 of 40, a search taking 29 runs a mean; it
+# stops once its climb meets a rate that did not pass).
 MAX_STEPS = 40
 MAX_REPEATS = 20  # runs pooled at one rate to certify it, besides its first
 MIN_RATE = 0.5
