@@ -65,6 +65,7 @@ def modelled(capacity: float, limit: float = 1e9) -> Any:
             document["summary"]["load_generator_limited_reason"] = (
                 "p99 send lag 40 ms is over 10 ms"
             )
+            document["summary"]["send_lag_p99_ms"] = 40.0
         return document
 
     run_step.offered = offered  # type: ignore[attr-defined]
@@ -104,6 +105,51 @@ def test_a_generator_that_cannot_offer_the_rate_ends_the_search() -> None:
     assert found["range"]["low"] == 400  # the last rate the server, not the generator, met
     assert found["steps"][-1]["verdict"] == "limited"
     assert "measured something else than the server" in found["stopped"]
+
+
+def test_a_rate_far_over_the_capacity_fails_though_its_generator_lagged() -> None:
+    # From 300/s the generator lags (thousands of requests in flight slow a generator that
+    # shares its machine), but the server holds 200/s: at 400/s most requests wait far
+    # longer than 40 ms of lag explains, so that rate fails and the search goes on under it.
+    run_step = modelled(200, limit=300)
+    found = find_capacity(run_step, OBJECTIVE, start_rate=50)
+    assert run_step.offered[:4] == [50, 100, 200, 400]
+    ramp = next(step for step in found["steps"] if step["rate_per_s"] == 400)
+    assert ramp["verdict"] == "fail"
+    assert (
+        "took over 180 ms (the objective plus twice the load generator's own delay of 40 ms)"
+        in (ramp["why"])
+    )
+    assert found["converged"] and found["stopped"] == "certified with confidence"
+    assert 200 * 0.9 <= found["rate_per_s"] <= 208
+    assert not any(step["verdict"] == "limited" for step in found["steps"])
+
+
+def test_a_limited_run_fails_its_rate_only_when_the_lag_cannot_explain_it() -> None:
+    def limited(p99_ms: float, **delays: float) -> dict[str, Any]:
+        document = window(100, p99_ms)
+        document["summary"].update(load_generator_limited=True, **delays)
+        return document
+
+    # Exponential latencies of p99 2 s: about 2 in 3 requests over 100 + 2 x 40 ms.
+    kind, why = judge([limited(2000, send_lag_p99_ms=40.0)], OBJECTIVE)
+    assert kind == "fail" and why.startswith("6") and "whatever the generator added" in why
+    # A CPU wait counts as the generator's delay as well (the larger of the two).
+    assert judge([limited(2000, generator_cpu_wait_ms=40.0)], OBJECTIVE)[0] == "fail"
+    # A lag of a second could explain most of those latencies; and with no figure of the
+    # generator's own delay, nothing shows what it added.
+    assert judge([limited(2000, send_lag_p99_ms=1000.0)], OBJECTIVE)[0] == "limited"
+    assert (
+        judge([limited(2000, send_lag_p99_ms=40.0, generator_cpu_wait_ms=900.0)], OBJECTIVE)[0]
+        == "limited"
+    )
+    assert judge([limited(2000)], OBJECTIVE)[0] == "limited"
+    # Within the objective on its latencies, a limited run is never judged on the server.
+    assert judge([limited(60, send_lag_p99_ms=40.0)], OBJECTIVE)[0] == "limited"
+    # Nor is an overwhelmed one whose load missed a pod: it stays limited, as before.
+    unbalanced = limited(2000, send_lag_p99_ms=40.0)
+    unbalanced["server"] = {"balance": {"unbalanced": True, "why": "x"}}
+    assert judge([unbalanced], OBJECTIVE)[0] == "limited"
 
 
 def test_a_server_that_never_meets_the_objective_has_no_capacity() -> None:
